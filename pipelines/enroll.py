@@ -1,0 +1,13 @@
+"""Video enrolment: one cooperative subject; stop once enough good, pose-diverse crops are collected."""
+from streamfiqa import compose
+
+DEFAULTS = {
+    "pipeline": "enroll",
+    "detector.max_faces": 1,
+    "selection.emit_updates": False,
+}
+
+
+def run(sources, cfg, stop=None) -> int:
+    """Run enrolment; exit code 0 when enrolled, 3 when it timed out or the source ended first."""
+    return compose.run(sources, cfg, stop)

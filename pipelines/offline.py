@@ -1,0 +1,15 @@
+"""Offline processing of files and folders: every frame, as fast as the machine allows, plus a contact sheet."""
+from streamfiqa import compose
+
+DEFAULTS = {
+    "pipeline": "offline",
+    "sources.live": "false",
+    "sources.queue_size": 8,
+    "output.contact_sheet": True,
+    "selection.emit_updates": False,
+}
+
+
+def run(sources, cfg, stop=None) -> int:
+    """Process every source to its end; ``best`` event per track, contact sheet in ``--out``."""
+    return compose.run(sources, cfg, stop)

@@ -1,0 +1,254 @@
+"""Configuration: YAML files and ``--set key=value`` overrides → validated dataclasses."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is not what was expected."""
+
+
+def choice(default: Any, *allowed: Any) -> Any:
+    """A dataclass field whose value must be one of ``allowed``."""
+    return field(default=default, metadata={"choices": allowed})
+
+
+@dataclass
+class SourcesConfig:
+    """How sources are opened and read."""
+
+    live: str = choice("auto", "auto", "true", "false")
+    rtsp_transport: str = choice("tcp", "tcp", "udp")
+    rtsp_listen: bool = False
+    stride: int = 1
+    max_fps: float = 0.0
+    queue_size: int = 4
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 10.0
+    max_reconnects: int = 0
+    folder_fps: float = 1.0
+
+
+@dataclass
+class DetectorConfig:
+    """Face detector; ``name`` is one of the registered detectors."""
+
+    name: str = choice("mtcnn", "mtcnn", "scrfd", "yunet")
+    model_path: str | None = None
+    min_face: int = 20
+    score_threshold: float = 0.7
+    max_faces: int = 0
+    max_side: int = 1280
+    providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
+
+
+@dataclass
+class AlignConfig:
+    """Display crop geometry (aligned crops are always 112×112 ArcFace)."""
+
+    display_margin: float = 0.4
+    display_size: int = 0
+
+
+@dataclass
+class TrackerConfig:
+    """ByteTrack-style tracker thresholds (detector-score scale)."""
+
+    high_thresh: float = 0.9
+    low_thresh: float = 0.7
+    new_track_thresh: float = 0.95
+    match_iou: float = 0.2
+    max_age: int = 15
+    min_hits: int = 3
+
+
+@dataclass
+class QualityConfig:
+    """Tier-0 gates and the optional learned scorer."""
+
+    min_inter_eye: float = 12.0
+    max_yaw: float = 60.0
+    max_pitch: float = 50.0
+    max_roll: float = 60.0
+    min_det_score: float = 0.0
+    min_sharpness: float = 0.0
+    max_clipped: float = 0.5
+    scorer: str | None = None
+    scorer_args: dict = field(default_factory=dict)
+
+
+@dataclass
+class SelectionConfig:
+    """Best-crop selection per track."""
+
+    top_k: int = 3
+    emit_updates: bool = False
+    min_dwell_s: float = 1.0
+    update_margin: float = 0.05
+
+
+@dataclass
+class EnrollConfig:
+    """Enrolment: stop once ``count`` pose-diverse crops score at least ``threshold``."""
+
+    count: int = 3
+    threshold: float = 0.6
+    min_pose_delta: float = 8.0
+    timeout_s: float = 30.0
+
+
+@dataclass
+class PublishConfig:
+    """ZeroMQ publishing (disabled while ``endpoint`` is null)."""
+
+    endpoint: str | None = None
+    socket: str = choice("pub", "pub", "push")
+    bind: bool = True
+    hwm: int = 100
+    queue_size: int = 64
+    send_timeout_ms: int = 1000
+    jpeg_quality: int = 90
+
+
+@dataclass
+class OutputConfig:
+    """File sink (disabled while ``dir`` is null)."""
+
+    dir: str | None = None
+    contact_sheet: bool = False
+    save_aligned: bool = True
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    pipeline: str = choice("offline", "cctv", "enroll", "offline")
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    enroll: EnrollConfig = field(default_factory=EnrollConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    stats_interval_s: float = 5.0
+    progress: str = choice("auto", "auto", "true", "false")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif tp is list or typing.get_origin(tp) is list:
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            return [v for v in value.split(",") if v]
+    elif tp is dict:
+        if isinstance(value, dict):
+            return value
+    name = getattr(tp, "__name__", str(tp))
+    raise ConfigError(f"config key {key!r}: expected {name}, found {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {prefix.rstrip('.') or '<top>'!r}: expected a mapping, found {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        full = prefix + str(key)
+        if key not in fields:
+            raise ConfigError(f"unknown config key {full!r}; allowed keys here: {', '.join(fields)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, full + ".")
+            continue
+        value = _coerce(value, tp, full)
+        allowed = fields[key].metadata.get("choices")
+        if allowed and value not in allowed:
+            raise ConfigError(f"config key {full!r}: expected one of {', '.join(map(str, allowed))}, "
+                              f"found {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _set(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict | None = None) -> Config:
+    """Read a YAML config, apply ``key=value`` overrides (dotted keys, YAML values) and validate.
+
+    Args:
+        path: YAML file, or None for the defaults.
+        overrides: strings like ``"tracker.max_age=30"``.
+        base: a mapping applied before the file (a pipeline's own defaults).
+
+    Raises:
+        ConfigError: naming the bad key and the allowed keys or values.
+    """
+    data: dict = {}
+    for layer in (base or {},):
+        for k, v in layer.items():
+            _set(data, k, v)
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a YAML mapping at the top, found {type(loaded).__name__}")
+        _merge(data, loaded)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set: expected key=value, found {item!r}")
+        _set(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    return _build(Config, data, "")
+
+
+def _merge(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def as_dict(cfg: Config) -> dict:
+    """Plain-dict view of a config (for logging and the file sink)."""
+    return dataclasses.asdict(cfg)

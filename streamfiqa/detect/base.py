@@ -1,0 +1,97 @@
+"""The detector interface: ``detect(image) -> Faces`` with shared pre/post-processing."""
+from __future__ import annotations
+
+import abc
+
+import cv2
+import numpy as np
+
+from streamfiqa.registry import Registry
+from streamfiqa.types import Faces
+
+DETECTORS: Registry["Detector"] = Registry("detector")
+
+
+class Detector(abc.ABC):
+    """Base class: downscales large frames, filters by size/score and keeps the largest faces.
+
+    Args:
+        min_face: smallest face (shorter box side, full-frame pixels) to report.
+        score_threshold: lowest detector confidence to report.
+        max_faces: keep at most this many faces (highest score × size first); 0 = all.
+        max_side: frames whose longer side exceeds this are detected on a downscaled copy.
+    """
+
+    def __init__(self, min_face: int = 20, score_threshold: float = 0.5,
+                 max_faces: int = 0, max_side: int = 1280) -> None:
+        self.min_face = int(min_face)
+        self.score_threshold = float(score_threshold)
+        self.max_faces = int(max_faces)
+        self.max_side = int(max_side)
+
+    def detect(self, image: np.ndarray) -> Faces:
+        """Find faces in a BGR uint8 image; coordinates refer to ``image``."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"detect: expected an (H, W, 3) uint8 BGR image, found "
+                             f"{image.shape} {image.dtype}")
+        scale = 1.0
+        longest = max(image.shape[:2])
+        if self.max_side and longest > self.max_side:
+            scale = self.max_side / longest
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        faces = self._detect(image, max(self.min_face * scale, 1.0))
+        if scale != 1.0:
+            faces = faces.scaled(1.0 / scale)
+        keep = (faces.scores >= self.score_threshold) & (faces.sizes >= self.min_face)
+        faces = faces[keep]
+        if self.max_faces and len(faces) > self.max_faces:
+            order = np.argsort(-(faces.scores * faces.sizes))[: self.max_faces]
+            faces = faces[np.sort(order)]
+        return faces
+
+    @abc.abstractmethod
+    def _detect(self, image: np.ndarray, min_face: float) -> Faces:
+        """Detect on an image already scaled; ``min_face`` is in its pixels."""
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, mode: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression.
+
+    Args:
+        boxes: ``(N, 4)`` xyxy boxes.
+        scores: ``(N,)`` scores.
+        iou: overlap above which the lower-scored box is suppressed.
+        mode: ``"union"`` (IoU) or ``"min"`` (intersection over the smaller box).
+
+    Returns:
+        Indices of the kept boxes, best first.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        denom = np.minimum(area[i], area[rest]) if mode == "min" else area[i] + area[rest] - inter
+        order = rest[inter / denom <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def onnx_session(path: str, providers: list[str] | None = None, threads: int = 0):
+    """Open an ONNX Runtime session, CPU unless other providers are given and present."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    available = ort.get_available_providers()
+    wanted = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
+    return ort.InferenceSession(str(path), sess_options=opts,
+                                providers=wanted or ["CPUExecutionProvider"])

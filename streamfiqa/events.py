@@ -1,0 +1,111 @@
+"""Candidates (one scored face) and the events published about tracks (schema version 1)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+SCHEMA_VERSION = 1
+EVENT_KINDS = ("best", "update", "enrolled", "enroll_timeout")
+
+
+@dataclass
+class Candidate:
+    """One face of one frame with its crops and scores.
+
+    Attributes:
+        score: the score selection ranks by (higher = better).
+        decided_by: name of the scorer that produced ``score`` (``tier0`` or a learned one).
+        scores: every scorer's raw score by name.
+        components: tier-0 components by name.
+        passed: True when every tier-0 gate held.
+        failed_gates: names of the gates that failed.
+    """
+
+    score: float
+    decided_by: str
+    scores: dict
+    components: dict
+    passed: bool
+    failed_gates: list
+    frame_index: int
+    pts: float
+    wallclock: float
+    box: np.ndarray
+    landmarks: np.ndarray
+    det_score: float
+    aligned: np.ndarray
+    display: np.ndarray
+
+    def summary(self) -> dict:
+        """Short description used in candidate lists."""
+        return {"frame_index": self.frame_index, "pts": round(self.pts, 4), "score": round(self.score, 5)}
+
+
+@dataclass
+class Event:
+    """Something worth telling subscribers about a track.
+
+    Attributes:
+        kind: one of :data:`EVENT_KINDS`.
+        source_id: source the track belongs to.
+        track_id: id of the track, unique within its source (None for source-level events).
+        candidate: the crop the event carries (None for ``enroll_timeout``).
+        track: track facts (first/last pts, hits, end reason).
+        extra: kind-specific fields (candidates list, enrolment index, message).
+    """
+
+    kind: str
+    source_id: str
+    track_id: int | None
+    candidate: Candidate | None
+    track: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    _encoded: tuple | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"Event.kind: expected one of {', '.join(EVENT_KINDS)}, found {self.kind!r}")
+
+    @property
+    def topic(self) -> str:
+        return f"face.{self.kind}.{self.source_id}"
+
+    def metadata(self) -> dict:
+        """The JSON metadata frame of the message (schema version 1, see README)."""
+        meta = {"schema": SCHEMA_VERSION, "event": self.kind, "source": self.source_id,
+                "track_id": self.track_id, "created": round(self.created, 3)}
+        c = self.candidate
+        if c is not None:
+            h, w = c.display.shape[:2]
+            meta.update({
+                "frame_index": c.frame_index, "pts": round(c.pts, 4), "wallclock": round(c.wallclock, 3),
+                "box": [round(float(v), 1) for v in c.box],
+                "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in c.landmarks],
+                "det_score": round(float(c.det_score), 4),
+                "quality": {"score": round(float(c.score), 5), "decided_by": c.decided_by,
+                            "scores": {k: round(float(v), 5) for k, v in c.scores.items()},
+                            "components": c.components, "gates_passed": bool(c.passed),
+                            "failed_gates": list(c.failed_gates)},
+                "crops": {"display": [w, h], "aligned": [112, 112]},
+            })
+        if self.track:
+            meta["track"] = self.track
+        meta.update(self.extra)
+        return meta
+
+    def encoded_crops(self, jpeg_quality: int = 90) -> tuple[bytes, bytes]:
+        """Display crop as JPEG and aligned crop as PNG (empty bytes when there is no crop)."""
+        if self._encoded is None:
+            if self.candidate is None:
+                self._encoded = (b"", b"")
+            else:
+                ok1, jpg = cv2.imencode(".jpg", self.candidate.display, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+                ok2, png = cv2.imencode(".png", self.candidate.aligned)
+                if not (ok1 and ok2):
+                    raise RuntimeError("could not encode the crops of an event")
+                self._encoded = (jpg.tobytes(), png.tobytes())
+        return self._encoded

@@ -1,0 +1,251 @@
+"""The frame loop: sources → detect → align → quality → track → select → sinks."""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamfiqa.align import Aligner
+from streamfiqa.config import Config
+from streamfiqa.detect import create_detector
+from streamfiqa.events import Candidate, Event
+from streamfiqa.quality import QualityAssessor, create_scorer
+from streamfiqa.select import BestSelector, EnrollSelector
+from streamfiqa.sources import Source, SourceSpec
+from streamfiqa.track import Tracker, TrackState
+from streamfiqa.types import Frame
+
+log = logging.getLogger(__name__)
+STAGES = ("detect", "align", "quality", "track", "select")
+
+
+@dataclass
+class _SourceState:
+    source: Source
+    tracker: Tracker
+    selector: BestSelector
+    enroll: EnrollSelector | None = None
+    first_pts: float | None = None
+    processed: int = 0
+    faces: int = 0
+    events: int = 0
+    done: bool = False
+    progress: object = None
+    window: list = field(default_factory=lambda: [0, 0, time.perf_counter()])  # frames, faces, t0
+
+
+class Runner:
+    """Runs one pipeline over several sources in the calling thread.
+
+    Decoding happens in one thread per source and publishing in the publisher's thread;
+    everything else runs here, round-robin over the sources that have a frame ready.
+
+    Args:
+        cfg: the run's configuration.
+        specs: sources to open.
+        sinks: objects with ``emit(event)`` and ``close()``.
+    """
+
+    def __init__(self, cfg: Config, specs: list[SourceSpec], sinks: list) -> None:
+        if not specs:
+            raise ValueError("expected at least one source, found none")
+        self.cfg, self.specs, self.sinks = cfg, specs, sinks
+        d = cfg.detector
+        self.detector = create_detector(d.name, model_path=d.model_path, min_face=d.min_face,
+                                        score_threshold=d.score_threshold, max_faces=d.max_faces,
+                                        max_side=d.max_side, providers=d.providers)
+        self.aligner = Aligner(cfg.align.display_margin, cfg.align.display_size)
+        q = cfg.quality
+        self.assessor = QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score,
+                                        q.min_sharpness, q.max_clipped)
+        self.scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
+        self.wake = threading.Event()
+        self.stage_s = dict.fromkeys(STAGES, 0.0)
+        self.states: list[_SourceState] = []
+        self.exit_code = 0
+
+    def run(self, stop: threading.Event | None = None) -> int:
+        """Process until every source ends or ``stop`` is set; flushes every track either way.
+
+        Returns:
+            0 on success, 1 if a source failed, 3 if an enrolment timed out.
+        """
+        stop = stop or threading.Event()
+        self.states = [self._open(spec) for spec in self.specs]
+        next_stats = time.monotonic() + self.cfg.stats_interval_s
+        try:
+            while not stop.is_set():
+                active = [s for s in self.states if not s.done]
+                if not active:
+                    break
+                self.wake.clear()
+                busy = False
+                for st in active:
+                    frame = st.source.read()
+                    if frame is not None:
+                        busy = True
+                        self._process(st, frame)
+                    elif st.source.finished:
+                        self._finish(st, "eof")
+                if not busy:
+                    self.wake.wait(0.05)
+                if self.cfg.stats_interval_s > 0 and time.monotonic() >= next_stats:
+                    self.log_stats()
+                    next_stats = time.monotonic() + self.cfg.stats_interval_s
+        finally:
+            for st in self.states:
+                if not st.done:
+                    self._finish(st, "shutdown")
+            for sink in self.sinks:
+                sink.close()
+            self.log_stats()
+        return self.exit_code
+
+    def _open(self, spec: SourceSpec) -> _SourceState:
+        t = self.cfg.tracker
+        s = self.cfg.selection
+        st = _SourceState(
+            Source(spec, self.cfg.sources, self.wake).start(),
+            Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits),
+            BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin))
+        if self.cfg.pipeline == "enroll":
+            e = self.cfg.enroll
+            st.enroll = EnrollSelector(e.count, e.threshold, e.min_pose_delta)
+        show = self.cfg.progress == "true" or (self.cfg.progress == "auto" and sys.stderr.isatty())
+        if show and not spec.live:
+            from tqdm import tqdm
+            st.progress = tqdm(desc=spec.id, unit="frame", position=len(self.states), leave=True)
+        return st
+
+    def _process(self, st: _SourceState, frame: Frame) -> None:
+        timer = _Timer(self.stage_s)
+        with timer("detect"):
+            faces = self.detector.detect(frame.image)
+        with timer("align"):
+            crops = self.aligner.align(frame.image, faces)
+        with timer("quality"):
+            quality = self.assessor.assess(faces, crops.aligned)
+            scores = {"tier0": quality.score}
+            if self.scorer is not None and len(faces):
+                scores[self.scorer.name] = np.asarray(self.scorer.score(crops.aligned), np.float32)
+            decided_by = self.scorer.name if self.scorer is not None else "tier0"
+        with timer("track"):
+            update = st.tracker.update(faces)
+            confirmed = {t.track_id for t in st.tracker.tracks if t.state is TrackState.CONFIRMED}
+        with timer("select"):
+            def candidate(d: int) -> Candidate:
+                return Candidate(
+                    float(scores[decided_by][d]), decided_by, {k: float(v[d]) for k, v in scores.items()},
+                    quality.row(d), bool(quality.passed[d]), quality.reasons[d], frame.index, frame.pts,
+                    frame.wallclock, faces.boxes[d], faces.landmarks[d], float(faces.scores[d]),
+                    crops.aligned[d], crops.display[d])
+
+            assigned = {tid: candidate(d) for tid, d in update.assignments}
+            events = st.selector.select(st.source.spec.id, frame.pts, assigned, confirmed, update.ended,
+                                        update.dropped)
+            if st.enroll is not None:
+                events += self._enroll(st, frame, faces, update.assignments, candidate)
+        self._emit(st, events)
+        st.processed += 1
+        st.faces += len(faces)
+        st.window[0] += 1
+        st.window[1] += len(faces)
+        if st.progress is not None:
+            st.progress.total = st.source.total_frames or None
+            st.progress.update(1)
+
+    def _enroll(self, st: _SourceState, frame: Frame, faces, assignments, candidate) -> list[Event]:
+        if st.first_pts is None:
+            st.first_pts = frame.pts
+        events = []
+        if len(faces):
+            subject = int(np.argmax(faces.sizes))
+            tid = next((t for t, d in assignments if d == subject), None)
+            events = st.enroll.select(st.source.spec.id, tid, candidate(subject))
+        if st.enroll.done:
+            log.info("%s: enrolled %d crops", st.source.spec.id, st.enroll.count)
+            st.source.close()
+            self._finish(st, "enrolled", events)
+            return []
+        waited = frame.pts - st.first_pts
+        if waited >= self.cfg.enroll.timeout_s:
+            events.append(st.enroll.timeout_event(st.source.spec.id, waited))
+            self.exit_code = max(self.exit_code, 3)
+            st.source.close()
+            self._finish(st, "timeout", events)
+            return []
+        return events
+
+    def _finish(self, st: _SourceState, reason: str, pending: list[Event] | None = None) -> None:
+        if st.done:
+            return
+        st.done = True
+        events = list(pending or [])
+        if st.enroll is not None and not st.enroll.done and reason in ("eof", "shutdown"):
+            waited = 0.0 if st.first_pts is None else st.source._last_pts - st.first_pts
+            events.append(st.enroll.timeout_event(st.source.spec.id, waited))
+            self.exit_code = max(self.exit_code, 3)
+        ended = st.tracker.flush(reason if reason != "enrolled" else "shutdown")
+        events += st.selector.select(st.source.spec.id, 0.0, {}, set(), ended, [])
+        self._emit(st, events)
+        st.source.close()
+        if st.source.error:
+            self.exit_code = max(self.exit_code, 1)
+        if st.progress is not None:
+            st.progress.close()
+        log.info("%s: finished (%s): %d frames, %d faces, %d events, %d dropped%s", st.source.spec.id, reason,
+                 st.processed, st.faces, st.events, st.source.dropped,
+                 f", error: {st.source.error}" if st.source.error else "")
+
+    def _emit(self, st: _SourceState, events: list[Event]) -> None:
+        for event in events:
+            st.events += 1
+            for sink in self.sinks:
+                sink.emit(event)
+
+    def stats(self) -> dict:
+        """Counters of the run so far, per source and per stage."""
+        out = {"stages_ms": {k: round(1000 * v / max(sum(s.processed for s in self.states), 1), 2)
+                             for k, v in self.stage_s.items()}, "sources": {}}
+        for st in self.states:
+            src = st.source
+            out["sources"][src.spec.id] = {
+                "processed": st.processed, "faces": st.faces, "events": st.events, "decoded": src.decoded,
+                "dropped": src.dropped, "skipped": src.skipped, "reconnects": src.reconnects,
+                "queue": src.depth, "decode_ms": round(1000 * src.decode_s / max(src.decoded, 1), 2),
+                "done": st.done}
+        out["publish_dropped"] = sum(getattr(s, "dropped", 0) for s in self.sinks)
+        return out
+
+    def log_stats(self) -> None:
+        """Log one line: fps and faces/s per source since the last line, queue depth, drops."""
+        parts = []
+        for st in self.states:
+            frames, faces, t0 = st.window
+            dt = max(time.perf_counter() - t0, 1e-6)
+            src = st.source
+            parts.append(f"{src.spec.id}: {frames / dt:.1f} fps, {faces / dt:.1f} faces/s, "
+                         f"queue {src.depth}/{self.cfg.sources.queue_size}, dropped {src.dropped}, "
+                         f"reconnects {src.reconnects}")
+            st.window = [0, 0, time.perf_counter()]
+        pub = sum(getattr(s, "dropped", 0) for s in self.sinks)
+        log.info("stats | %s | publish dropped %d", " | ".join(parts), pub)
+
+
+class _Timer:
+    def __init__(self, acc: dict) -> None:
+        self.acc = acc
+
+    def __call__(self, stage: str) -> "_Timer":
+        self.stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.acc[self.stage] += time.perf_counter() - self.t0

@@ -1,0 +1,274 @@
+"""Frame sources: files, RTSP, HTTP/HLS, webcams (PyAV) and image folders.
+
+Each source decodes in its own thread into a small bounded queue. Live sources drop the
+oldest queued frame when processing falls behind and reconnect with capped exponential
+backoff; files and folders never drop and end at EOF.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from streamfiqa.config import SourcesConfig
+from streamfiqa.types import Frame
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".ts", ".flv")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+KINDS = ("file", "rtsp", "http", "webcam", "folder")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open.
+
+    Attributes:
+        uri: path, URL or device.
+        id: short id used in topics and file names (letters, digits, ``_``, ``-``).
+        kind: one of :data:`KINDS`.
+        live: live sources drop frames under load and reconnect; others do neither.
+    """
+
+    uri: str
+    id: str
+    kind: str
+    live: bool
+
+
+def _kind(uri: str) -> str:
+    low = uri.lower()
+    if low.startswith(("rtsp://", "rtsps://")):
+        return "rtsp"
+    if low.startswith(("http://", "https://")):
+        return "http"
+    if low.startswith("/dev/video") or re.fullmatch(r"v4l2:.*", low):
+        return "webcam"
+    path = Path(uri)
+    if path.is_dir():
+        return "folder"
+    if path.is_file():
+        return "file"
+    raise FileNotFoundError(f"source {uri!r}: expected a video file, an image folder, rtsp://, http(s):// "
+                            f"or /dev/videoN, found nothing at that path")
+
+
+def parse_sources(args: list[str], live: str = "auto") -> list[SourceSpec]:
+    """Turn CLI arguments (``URI`` or ``ID=URI``) into specs with unique ids.
+
+    Args:
+        args: the source arguments.
+        live: ``auto`` (network and webcams are live), ``true`` or ``false``.
+    """
+    specs, seen = [], set()
+    for i, arg in enumerate(args):
+        m = re.match(r"^([A-Za-z0-9_.-]+)=(.+)$", arg)
+        sid, uri = (m.group(1), m.group(2)) if m and not Path(arg).exists() else (None, arg)
+        kind = _kind(uri)
+        if sid is None:
+            sid = Path(uri.rstrip("/")).stem if kind in ("file", "folder", "webcam") else f"{kind}{i}"
+        sid = re.sub(r"[^A-Za-z0-9_-]", "_", sid) or f"src{i}"
+        base, n = sid, 2
+        while sid in seen:
+            sid, n = f"{base}-{n}", n + 1
+        seen.add(sid)
+        is_live = kind in ("rtsp", "http", "webcam") if live == "auto" else live == "true"
+        specs.append(SourceSpec(uri, sid, kind, is_live))
+    return specs
+
+
+class Source:
+    """Decodes one source in a background thread; :meth:`read` hands frames out.
+
+    Args:
+        spec: what to open.
+        cfg: reading options (queue size, stride, timeouts, backoff, RTSP transport).
+        wake: event set whenever a frame is queued or the source finishes.
+    """
+
+    def __init__(self, spec: SourceSpec, cfg: SourcesConfig, wake: threading.Event | None = None) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.wake = wake or threading.Event()
+        self._queue: collections.deque[Frame] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"decode-{spec.id}", daemon=True)
+        self._done = False
+        self.error: str | None = None
+        self.total_frames = 0
+        self.decoded = self.dropped = self.skipped = self.reconnects = 0
+        self.decode_s = 0.0
+        self._pts_offset = 0.0
+        self._last_pts = -np.inf
+        self._last_kept = -np.inf
+
+    def start(self) -> "Source":
+        """Start decoding."""
+        self._thread.start()
+        return self
+
+    def read(self) -> Frame | None:
+        """The oldest queued frame, or None when none is ready (never blocks)."""
+        with self._cond:
+            if not self._queue:
+                return None
+            frame = self._queue.popleft()
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def finished(self) -> bool:
+        """True once decoding has ended for good and the queue is empty."""
+        with self._cond:
+            return self._done and not self._queue
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def close(self) -> None:
+        """Stop decoding and wait for the thread."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _put(self, frame: Frame) -> None:
+        with self._cond:
+            if self.spec.live:
+                if len(self._queue) >= self.cfg.queue_size:
+                    self._queue.popleft()
+                    self.dropped += 1
+            else:
+                while len(self._queue) >= self.cfg.queue_size and not self._stop.is_set():
+                    self._cond.wait(0.1)
+            self._queue.append(frame)
+        self.wake.set()
+
+    def _keep(self, pts: float) -> bool:
+        self.decoded += 1
+        if (self.decoded - 1) % max(self.cfg.stride, 1):
+            self.skipped += 1
+            return False
+        if self.cfg.max_fps > 0 and pts - self._last_kept < 1.0 / self.cfg.max_fps - 1e-6:
+            self.skipped += 1
+            return False
+        self._last_kept = pts
+        return True
+
+    def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    for frame in self._frames():
+                        attempt = 0
+                        if self._stop.is_set():
+                            return
+                        self._put(frame)
+                    if not self.spec.live:
+                        return
+                    log.warning("%s: stream ended; reconnecting", self.spec.id)
+                except Exception as exc:  # noqa: BLE001 - any decode error ends or retries this source only
+                    if not self.spec.live:
+                        self.error = f"{type(exc).__name__}: {exc}"
+                        log.error("%s: cannot read %s: %s", self.spec.id, self.spec.uri, self.error)
+                        return
+                    log.warning("%s: %s: %s; reconnecting", self.spec.id, type(exc).__name__, exc)
+                if self.cfg.max_reconnects and self.reconnects >= self.cfg.max_reconnects:
+                    self.error = f"gave up after {self.reconnects} reconnects"
+                    log.error("%s: %s", self.spec.id, self.error)
+                    return
+                delay = min(self.cfg.reconnect_max_s, self.cfg.reconnect_initial_s * 2 ** attempt)
+                attempt += 1
+                self.reconnects += 1
+                self._stop.wait(delay)
+        finally:
+            with self._cond:
+                self._done = True
+            self.wake.set()
+
+    def _frames(self) -> Iterator[Frame]:
+        if self.spec.kind == "folder":
+            yield from self._folder_frames()
+        else:
+            yield from self._av_frames()
+
+    def _open(self):
+        import av
+
+        options, fmt = {}, None
+        if self.spec.kind == "rtsp":
+            options["rtsp_transport"] = self.cfg.rtsp_transport
+            if self.cfg.rtsp_listen:
+                options["rtsp_flags"] = "listen"
+                options["listen_timeout"] = str(int(self.cfg.open_timeout_s))
+        elif self.spec.kind == "webcam":
+            fmt = "v4l2"
+        timeout = (self.cfg.open_timeout_s, self.cfg.read_timeout_s) if self.spec.live else None
+        if self.spec.live and self.cfg.rtsp_listen:
+            timeout = None  # the listen_timeout option bounds the wait for a publisher
+        return av.open(self.spec.uri.removeprefix("v4l2:"), format=fmt, options=options, timeout=timeout)
+
+    def _av_frames(self) -> Iterator[Frame]:
+        container = self._open()
+        try:
+            if not container.streams.video:
+                raise ValueError(f"{self.spec.uri}: expected a video stream, found none")
+            stream = container.streams.video[0]
+            if not self.spec.live:
+                stream.thread_type = "AUTO"
+                rate = float(stream.average_rate or 0)
+                self.total_frames = stream.frames or int(float(stream.duration * stream.time_base) * rate
+                                                         if stream.duration and rate else 0)
+            fallback_rate = float(stream.average_rate or 25)
+            first = True
+            n = 0
+            t0 = time.perf_counter()
+            for av_frame in container.decode(stream):
+                pts = av_frame.time if av_frame.time is not None else n / fallback_rate
+                n += 1
+                if first and pts + self._pts_offset <= self._last_pts:
+                    # A reconnect restarted the stream clock: keep our timestamps monotonic.
+                    self._pts_offset = self._last_pts + 1.0 / fallback_rate - pts
+                first = False
+                pts += self._pts_offset
+                self._last_pts = pts
+                if not self._keep(pts):
+                    t0 = time.perf_counter()
+                    continue
+                image = av_frame.to_ndarray(format="bgr24")
+                self.decode_s += time.perf_counter() - t0
+                yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time())
+                t0 = time.perf_counter()
+                if self._stop.is_set():
+                    return
+        finally:
+            container.close()
+
+    def _folder_frames(self) -> Iterator[Frame]:
+        files = sorted(p for p in Path(self.spec.uri).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise FileNotFoundError(f"{self.spec.uri}: expected images ({', '.join(IMAGE_EXTENSIONS)}), found none")
+        self.total_frames = len(files)
+        for i, path in enumerate(files):
+            pts = i / max(self.cfg.folder_fps, 1e-6)
+            if not self._keep(pts):
+                continue
+            t0 = time.perf_counter()
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            self.decode_s += time.perf_counter() - t0
+            if image is None:
+                log.warning("%s: skipping %s: not a readable image", self.spec.id, path.name)
+                continue
+            yield Frame(self.spec.id, i, pts, image, time.time())

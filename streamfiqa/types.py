@@ -1,0 +1,107 @@
+"""Value types passed between stages: frames and detected faces."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces found in one image, validated on construction.
+
+    Attributes:
+        boxes: ``(N, 4)`` float32 boxes ``x1, y1, x2, y2`` in pixels.
+        scores: ``(N,)`` float32 detector confidences in ``[0, 1]``.
+        landmarks: ``(N, 5, 2)`` float32 points: left eye, right eye, nose,
+            left mouth corner, right mouth corner (image left/right).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        landmarks = np.asarray(self.landmarks, dtype=np.float32)
+        n = len(boxes)
+        if scores.shape != (n,):
+            raise ValueError(f"Faces.scores: expected shape ({n},), found {scores.shape}")
+        if landmarks.size == 0 and n == 0:
+            landmarks = landmarks.reshape(0, 5, 2)
+        if landmarks.shape != (n, 5, 2):
+            raise ValueError(f"Faces.landmarks: expected shape ({n}, 5, 2), found {landmarks.shape}")
+        if n and np.any(boxes[:, 2:] < boxes[:, :2]):
+            raise ValueError("Faces.boxes: expected x2 >= x1 and y2 >= y1 in every row")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "landmarks", landmarks)
+
+    @classmethod
+    def empty(cls) -> "Faces":
+        """Return a value holding no faces."""
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index) -> "Faces":
+        """Select faces by integer array, slice or boolean mask."""
+        if isinstance(index, (int, np.integer)):
+            index = [index]
+        return Faces(self.boxes[index], self.scores[index], self.landmarks[index])
+
+    def scaled(self, factor: float) -> "Faces":
+        """Return the faces with every coordinate multiplied by ``factor``."""
+        return Faces(self.boxes * factor, self.scores, self.landmarks * factor)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Shorter side of each box in pixels."""
+        wh = self.boxes[:, 2:] - self.boxes[:, :2]
+        return wh.min(axis=1) if len(self) else np.zeros(0, np.float32)
+
+
+@dataclass
+class Frame:
+    """One decoded picture of a source.
+
+    Attributes:
+        source_id: id of the source it came from.
+        index: decode order index within the source (counts every decoded frame).
+        pts: presentation time in seconds, from the stream's own timestamps.
+        image: ``(H, W, 3)`` uint8 BGR picture.
+        wallclock: ``time.time()`` when it was decoded.
+    """
+
+    source_id: str
+    index: int
+    pts: float
+    image: np.ndarray
+    wallclock: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
+            raise ValueError(
+                f"Frame.image: expected (H, W, 3) uint8, found {self.image.shape} {self.image.dtype}")
+
+
+@dataclass
+class Crops:
+    """Aligned and display crops of the faces of one frame.
+
+    Attributes:
+        aligned: ``(N, 112, 112, 3)`` uint8 BGR crops on the ArcFace template.
+        display: list of N uint8 BGR display crops (square, with margin).
+    """
+
+    aligned: np.ndarray
+    display: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.aligned.ndim != 4 or self.aligned.shape[1:] != (112, 112, 3):
+            raise ValueError(f"Crops.aligned: expected (N, 112, 112, 3), found {self.aligned.shape}")
+        if len(self.display) != len(self.aligned):
+            raise ValueError(
+                f"Crops.display: expected {len(self.aligned)} crops, found {len(self.display)}")
