@@ -186,7 +186,7 @@ class Runner:
         st.done = True
         events = list(pending or [])
         if st.enroll is not None and not st.enroll.done and reason in ("eof", "shutdown"):
-            waited = 0.0 if st.first_pts is None else st.source._last_pts - st.first_pts
+            waited = 0.0 if st.first_pts is None else st.source.last_pts - st.first_pts
             events.append(st.enroll.timeout_event(st.source.spec.id, waited))
             self.exit_code = max(self.exit_code, 3)
         ended = st.tracker.flush(reason if reason != "enrolled" else "shutdown")

@@ -132,6 +132,11 @@ class Source:
             return self._done and not self._queue
 
     @property
+    def last_pts(self) -> float:
+        """Stream time of the newest decoded frame (seconds; monotonic across reconnects)."""
+        return float(self._last_pts) if np.isfinite(self._last_pts) else 0.0
+
+    @property
     def depth(self) -> int:
         return len(self._queue)
 
@@ -141,7 +146,8 @@ class Source:
         with self._cond:
             self._cond.notify_all()
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            # A live source may sit in a network call until its own timeout; the thread is a daemon.
+            self._thread.join(timeout=2 if self.spec.live else 10)
 
     def _put(self, frame: Frame) -> None:
         with self._cond:

@@ -1,0 +1,51 @@
+"""Shared fixtures: real photos, synthetic clips made with PyAV, and ../shared data when present."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+
+def shared_path(rel: str) -> Path:
+    """Path under ../shared, skipping the test with a clear reason when it is absent."""
+    path = SHARED / rel
+    if not path.exists():
+        pytest.skip(f"needs ../shared/{rel} (development data beside the checkout); not present here")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def group_photo():
+    from streamfiqa.synth import sample_photo
+
+    return cv2.imread(str(sample_photo()))
+
+
+@pytest.fixture(scope="session")
+def mtcnn():
+    from streamfiqa.detect import create_detector
+
+    return create_detector("mtcnn", score_threshold=0.9)
+
+
+@pytest.fixture(scope="session")
+def synth_clip(tmp_path_factory):
+    """A 40-frame clip of 3 real faces, each with one known sharp frame: (path, truth)."""
+    from streamfiqa.synth import make_clip
+
+    path = tmp_path_factory.mktemp("clip") / "synth.mp4"
+    truth = make_clip(path, faces=3, frames=40, sharp_frames=[12, 20, 29])
+    return path, truth

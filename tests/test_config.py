@@ -1,0 +1,31 @@
+import pytest
+
+from streamfiqa.config import ConfigError, load_config
+
+
+def test_defaults_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("tracker:\n  max_age: 7\npublish:\n  endpoint: tcp://127.0.0.1:6000\n")
+    cfg = load_config(path, ["tracker.min_hits=5", "sources.stride=2"], base={"selection.top_k": 4})
+    assert (cfg.tracker.max_age, cfg.tracker.min_hits, cfg.sources.stride, cfg.selection.top_k) == (7, 5, 2, 4)
+    assert cfg.publish.endpoint == "tcp://127.0.0.1:6000"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("tracker.maxage=3", r"unknown config key 'tracker.maxage'; allowed keys here: .*max_age"),
+    ("detector.name=retina", r"'detector.name': expected one of mtcnn, scrfd, yunet, found 'retina'"),
+    ("sources.rtsp_transport=http", r"expected one of tcp, udp"),
+    ("tracker.max_age=soon", r"'tracker.max_age': expected int, found 'soon'"),
+    ("nonsense", r"expected key=value"),
+])
+def test_errors_name_the_key_and_the_allowed_values(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[override])
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
+        cfg = load_config(path)
+        assert cfg.pipeline == path.stem

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from streamfiqa.detect import DETECTORS, create_detector, nms
+
+
+def _check_landmarks(faces):
+    for box, lm in zip(faces.boxes, faces.landmarks):
+        assert np.all(lm[:, 0] >= box[0] - 5) and np.all(lm[:, 0] <= box[2] + 5)
+        assert lm[0, 0] < lm[1, 0], "left eye is left of right eye"
+        assert lm[:2, 1].max() < lm[3:, 1].min(), "eyes above mouth corners"
+
+
+def test_mtcnn_finds_the_six_faces_of_the_group_photo(group_photo, mtcnn):
+    faces = mtcnn.detect(group_photo)
+    assert len(faces) == 6
+    assert faces.scores.min() > 0.9
+    _check_landmarks(faces)
+
+
+def test_large_frames_are_detected_downscaled_and_mapped_back(group_photo):
+    full = create_detector("mtcnn", score_threshold=0.9, max_side=0).detect(group_photo)
+    small = create_detector("mtcnn", score_threshold=0.9, max_side=640).detect(group_photo)
+    assert len(small) == len(full) == 6
+    # Same faces in full-frame coordinates: every box centre within a few pixels.
+    c_full = (full.boxes[:, :2] + full.boxes[:, 2:]) / 2
+    c_small = (small.boxes[:, :2] + small.boxes[:, 2:]) / 2
+    dist = np.linalg.norm(c_full[:, None] - c_small[None], axis=2).min(axis=1)
+    assert dist.max() < 12
+
+
+def test_filters_min_face_and_max_faces(group_photo):
+    assert len(create_detector("mtcnn", score_threshold=0.9, min_face=130).detect(group_photo)) < 6
+    two = create_detector("mtcnn", score_threshold=0.9, max_faces=2).detect(group_photo)
+    assert len(two) == 2
+
+
+def test_scrfd_through_insightface(group_photo):
+    path = shared_path("models/scrfd/scrfd_500m_kps.onnx")
+    faces = create_detector("scrfd", model_path=str(path), score_threshold=0.5).detect(group_photo)
+    assert len(faces) == 6
+    _check_landmarks(faces)
+
+
+def test_unknown_detector_lists_valid_names():
+    with pytest.raises(ValueError, match="valid names: mtcnn, scrfd, yunet"):
+        create_detector("retina")
+    assert DETECTORS.names() == ["mtcnn", "scrfd", "yunet"]
+
+
+@pytest.mark.parametrize("name", ["scrfd", "yunet"])
+def test_model_path_detectors_say_what_they_need(name):
+    with pytest.raises(FileNotFoundError, match="model_path"):
+        create_detector(name, model_path="/nonexistent.onnx")
+
+
+def test_nms_union_and_min():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert nms(boxes, scores, 0.5).tolist() == [0, 2, 3]
+    assert nms(boxes, scores, 0.5, mode="min").tolist() == [0, 2]

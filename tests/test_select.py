@@ -1,0 +1,70 @@
+import numpy as np
+
+from streamfiqa.events import Candidate, Event
+from streamfiqa.select import BestSelector, EnrollSelector
+from streamfiqa.track import Track
+
+
+def cand(score, frame=0, passed=True, yaw=0.0):
+    return Candidate(score, "tier0", {"tier0": score}, {"yaw": yaw, "pitch": 0.0}, passed, [], frame, frame / 25,
+                     0.0, np.zeros(4), np.zeros((5, 2)), 0.99, np.zeros((112, 112, 3), np.uint8),
+                     np.zeros((50, 50, 3), np.uint8))
+
+
+def ended(tid, reason="lost"):
+    t = Track(tid, None, 0)
+    t.end_reason = reason
+    return t
+
+
+def test_best_event_carries_the_top_candidate_and_the_top_k():
+    sel = BestSelector(top_k=2)
+    for f, s in enumerate([0.3, 0.9, 0.5, 0.7]):
+        assert sel.select("cam", f / 25, {1: cand(s, f)}, {1}, [], []) == []
+    (ev,) = sel.select("cam", 1.0, {}, set(), [ended(1)], [])
+    assert ev.kind == "best" and ev.candidate.frame_index == 1
+    assert [c["frame_index"] for c in ev.extra["candidates"]] == [1, 3]
+    assert ev.track["end_reason"] == "lost" and ev.track["hits"] == 4
+
+
+def test_track_without_passing_candidate_still_reports_with_gate_failure():
+    sel = BestSelector()
+    sel.select("cam", 0.0, {1: cand(0.4, passed=False)}, {1}, [], [])
+    (ev,) = sel.select("cam", 0.1, {}, set(), [ended(1, "eof")], [])
+    assert ev.metadata()["quality"]["gates_passed"] is False
+
+
+def test_updates_after_dwell_and_only_on_margin():
+    sel = BestSelector(emit_updates=True, min_dwell_s=1.0, update_margin=0.1)
+    kinds = []
+    for f, s in enumerate([0.5] * 25 + [0.55, 0.65, 0.66]):
+        kinds += [(f, e.kind) for e in sel.select("cam", f / 25, {1: cand(s, f)}, {1}, [], [])]
+    assert kinds == [(25, "update"), (26, "update")]
+
+
+def test_dropped_tentative_tracks_are_forgotten():
+    sel = BestSelector()
+    sel.select("cam", 0.0, {7: cand(0.9)}, set(), [], [])
+    sel.select("cam", 0.1, {}, set(), [], [7])
+    assert sel.select("cam", 0.2, {}, set(), [ended(7)], []) == []
+
+
+def test_enrollment_needs_count_pose_diverse_crops_above_threshold():
+    en = EnrollSelector(count=3, threshold=0.6, min_pose_delta=10)
+    assert en.select("cam", 1, cand(0.9, yaw=0)) == []
+    assert en.select("cam", 1, cand(0.95, yaw=3)) == []      # same pose: replaces, no new member
+    assert en.select("cam", 1, cand(0.5, yaw=30)) == []      # below threshold
+    assert en.select("cam", 1, cand(0.7, yaw=-20)) == []
+    events = en.select("cam", 1, cand(0.8, yaw=20))
+    assert [e.kind for e in events] == ["enrolled"] * 3 and en.done
+    assert sorted(e.candidate.components["yaw"] for e in events) == [-20, 3, 20]
+    assert "timed out" in en.timeout_event("cam", 5.0).extra["message"]
+
+
+def test_event_metadata_schema_1():
+    ev = Event("best", "cam", 3, cand(0.8, 10), {"end_reason": "eof"})
+    meta = ev.metadata()
+    assert meta["schema"] == 1 and meta["event"] == "best" and ev.topic == "face.best.cam"
+    assert meta["quality"]["decided_by"] == "tier0" and meta["crops"]["display"] == [50, 50]
+    jpg, png = ev.encoded_crops()
+    assert jpg[:2] == b"\xff\xd8" and png[:4] == b"\x89PNG"
