@@ -1,0 +1,57 @@
+"""The offline journey end to end on real video: synthetic clips of real faces, and the crowd clip."""
+import json
+
+import numpy as np
+
+from conftest import shared_path
+from streamfiqa import compose
+from streamfiqa.config import load_config
+from pipelines import offline
+
+
+def run_offline(sources, out, *overrides):
+    cfg = load_config(overrides=[f"output.dir={out}", "stats_interval_s=0", *overrides], base=offline.DEFAULTS)
+    code = offline.run([str(s) for s in sources], cfg)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    return code, events
+
+
+def test_known_sharp_frame_of_each_track_is_published_as_best(synth_clip, tmp_path):
+    path, truth = synth_clip
+    code, events = run_offline([path], tmp_path)
+    assert code == 0
+    best = [e for e in events if e["event"] == "best"]
+    assert len(best) == 3
+    for e in best:
+        centre = np.add(e["box"][:2], e["box"][2:]) / 2
+        f = e["frame_index"]
+        face = int(np.argmin([np.linalg.norm(centre - (b[:2] + b[2:]) / 2) for b in truth.boxes[f]]))
+        assert f == truth.sharp_frame[face], f"track {e['track_id']} picked frame {f}"
+        assert (tmp_path / e["files"]["display"]).is_file() and (tmp_path / e["files"]["aligned"]).is_file()
+    assert sorted(truth.sharp_frame) == sorted(e["frame_index"] for e in best)
+    assert (tmp_path / "contact_sheet.png").is_file()
+
+
+def test_last_tracks_of_a_file_are_flushed_at_eof(synth_clip, tmp_path):
+    path, _ = synth_clip
+    # All three faces are visible in the last frame: only the EOF flush can report them.
+    _, events = run_offline([path], tmp_path)
+    assert sorted(e["track"]["end_reason"] for e in events) == ["eof", "eof", "eof"]
+    assert all(e["track"]["last_pts"] >= 39 / 25 - 1e-3 for e in events)
+
+
+def test_a_broken_source_does_not_take_the_others_down(synth_clip, tmp_path):
+    path, _ = synth_clip
+    bad = tmp_path / "broken.mkv"
+    bad.write_bytes(b"garbage" * 100)
+    code, events = run_offline([bad, path], tmp_path / "out")
+    assert code == 1
+    assert {e["source"] for e in events} == {"synth"} and len(events) == 3
+
+
+def test_crowd_clip_gives_best_faces(tmp_path):
+    clip = shared_path("data/videos/crowd_walk_1080p.mp4")
+    code, events = run_offline([clip], tmp_path)
+    best = [e for e in events if e["event"] == "best"]
+    assert code == 0 and len(best) >= 5
+    assert all(e["schema"] == 1 and e["quality"]["gates_passed"] for e in best)

@@ -1,0 +1,66 @@
+import json
+import threading
+import time
+
+import numpy as np
+import zmq
+
+from conftest import free_port
+from streamfiqa.config import PublishConfig
+from streamfiqa.events import Candidate, Event
+from streamfiqa.publish import ZmqPublisher, listen
+
+
+def event(i):
+    disp = np.full((64, 64, 3), i, np.uint8)
+    c = Candidate(0.5 + i / 100, "tier0", {"tier0": 0.5}, {"yaw": 0.0}, True, [], i, i / 25, time.time(),
+                  np.array([1, 2, 30, 40]), np.zeros((5, 2)), 0.99, np.zeros((112, 112, 3), np.uint8), disp)
+    return Event("best", "cam1", i, c, {"end_reason": "eof"})
+
+
+def test_zmq_round_trip_on_loopback(tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pub = ZmqPublisher(PublishConfig(endpoint=endpoint))
+    got, lines = [], []
+
+    class Out:
+        def write(self, s):
+            lines.append(s)
+
+        def flush(self):
+            pass
+
+    t = threading.Thread(target=lambda: got.append(listen(endpoint, str(tmp_path), count=3, timeout_s=10,
+                                                          out=Out())))
+    t.start()
+    time.sleep(0.5)  # PUB/SUB: let the subscription arrive first
+    for i in range(3):
+        pub.emit(event(i))
+    t.join(15)
+    pub.close()
+    assert got == [3]
+    metas = [json.loads(line) for line in "".join(lines).splitlines()]
+    assert [m["topic"] for m in metas] == ["face.best.cam1"] * 3
+    assert [m["track_id"] for m in metas] == [0, 1, 2] and all(m["schema"] == 1 for m in metas)
+    saved = sorted((tmp_path / "crops").glob("*.jpg"))
+    assert len(saved) == 3 and saved[0].read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_publisher_never_blocks_and_counts_drops():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pub = ZmqPublisher(PublishConfig(endpoint=endpoint, socket="push", hwm=1, queue_size=2, send_timeout_ms=50))
+    t0 = time.monotonic()
+    for i in range(50):  # no PULL peer at all: everything beyond the buffers is dropped
+        pub.emit(event(i))
+    assert time.monotonic() - t0 < 0.5
+    pub.close()
+    assert pub.dropped > 0 and pub.sent + pub.dropped == 50
+
+
+def test_bound_to_loopback_by_default():
+    from streamfiqa.config import load_config
+    from pipelines import cctv
+
+    cfg = load_config(base=cctv.DEFAULTS)
+    assert cfg.publish.endpoint == "tcp://127.0.0.1:5556"
+    assert zmq.zmq_version_info() >= (4, 0)

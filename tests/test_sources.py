@@ -1,0 +1,76 @@
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from streamfiqa.config import SourcesConfig
+from streamfiqa.sources import Source, parse_sources
+
+
+def drain(src, limit_s=30):
+    frames, t0 = [], time.monotonic()
+    while not src.finished and time.monotonic() - t0 < limit_s:
+        f = src.read()
+        if f is None:
+            src.wake.wait(0.05)
+            src.wake.clear()
+        else:
+            frames.append(f)
+    src.close()
+    return frames
+
+
+def test_file_source_reads_every_frame_with_stream_timestamps(synth_clip):
+    path, _ = synth_clip
+    (spec,) = parse_sources([str(path)])
+    assert spec.kind == "file" and not spec.live and spec.id == "synth"
+    frames = drain(Source(spec, SourcesConfig(queue_size=2)).start())
+    assert len(frames) == 40
+    np.testing.assert_allclose([f.pts for f in frames], np.arange(40) / 25, atol=1e-3)
+
+
+def test_stride_and_max_fps(synth_clip):
+    path, _ = synth_clip
+    (spec,) = parse_sources([str(path)])
+    assert [f.index for f in drain(Source(spec, SourcesConfig(stride=4)).start())] == list(range(0, 40, 4))
+    frames = drain(Source(spec, SourcesConfig(max_fps=5)).start())
+    assert len(frames) == 8 and np.all(np.diff([f.pts for f in frames]) >= 0.2 - 1e-6)
+
+
+def test_live_source_drops_the_oldest_frames_when_behind(synth_clip):
+    path, _ = synth_clip
+    (spec,) = parse_sources([str(path)], live="true")
+    src = Source(spec, SourcesConfig(queue_size=2, max_reconnects=1, reconnect_initial_s=0.01)).start()
+    time.sleep(1.5)  # do not read: the decoder runs ahead
+    frames = drain(src)
+    assert src.dropped > 0 and src.reconnects == 1
+    assert len(frames) <= 4 and frames[-1].pts > frames[0].pts
+
+
+def test_folder_source_skips_unreadable_images(tmp_path, group_photo):
+    cv2.imwrite(str(tmp_path / "a.jpg"), group_photo)
+    (tmp_path / "b.jpg").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "c.png"), group_photo[:200, :200])
+    (spec,) = parse_sources([f"stills={tmp_path}"])
+    assert spec.kind == "folder" and spec.id == "stills"
+    frames = drain(Source(spec, SourcesConfig()).start())
+    assert [f.index for f in frames] == [0, 2]
+
+
+def test_parse_sources_ids_and_errors(tmp_path):
+    specs = parse_sources(["cam1=rtsp://127.0.0.1:8554/x?a=b", "rtsp://127.0.0.1/y", "/dev/video0"])
+    assert [(s.id, s.kind, s.live) for s in specs] == [
+        ("cam1", "rtsp", True), ("rtsp1", "rtsp", True), ("video0", "webcam", True)]
+    assert specs[0].uri == "rtsp://127.0.0.1:8554/x?a=b"
+    with pytest.raises(FileNotFoundError, match="expected a video file"):
+        parse_sources([str(tmp_path / "missing.mp4")])
+
+
+def test_broken_file_reports_an_error_without_raising(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    (spec,) = parse_sources([str(bad)])
+    src = Source(spec, SourcesConfig(), threading.Event()).start()
+    assert drain(src) == [] and src.error
