@@ -103,6 +103,7 @@ class Runner:
             for sink in self.sinks:
                 sink.close()
             self.log_stats()
+            log.info("per-frame stage times (ms): %s", self.stats()["stages_ms"])
         return self.exit_code
 
     def _open(self, spec: SourceSpec) -> _SourceState:

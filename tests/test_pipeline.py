@@ -55,3 +55,26 @@ def test_crowd_clip_gives_best_faces(tmp_path):
     best = [e for e in events if e["event"] == "best"]
     assert code == 0 and len(best) >= 5
     assert all(e["schema"] == 1 and e["quality"]["gates_passed"] for e in best)
+
+
+def run_enroll(clip, out, *overrides):
+    from pipelines import enroll
+
+    cfg = load_config(overrides=[f"output.dir={out}", "stats_interval_s=0", *overrides], base=enroll.DEFAULTS)
+    code = enroll.run([str(clip)], cfg)
+    return code, [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+def test_enrollment_stops_once_enough_good_crops(synth_clip, tmp_path):
+    path, _ = synth_clip
+    code, events = run_enroll(path, tmp_path, "enroll.count=1", "enroll.threshold=0.3")
+    enrolled = [e for e in events if e["event"] == "enrolled"]
+    assert code == 0 and len(enrolled) == 1
+    assert enrolled[0]["quality"]["score"] >= 0.3 and enrolled[0]["frame_index"] < 39
+
+
+def test_enrollment_times_out_with_a_clear_message(synth_clip, tmp_path):
+    path, _ = synth_clip
+    code, events = run_enroll(path, tmp_path, "enroll.count=3", "enroll.threshold=0.99", "enroll.timeout_s=1.0")
+    (timeout,) = [e for e in events if e["event"] == "enroll_timeout"]
+    assert code == 3 and "0/3" in timeout["message"] and "timed out" in timeout["message"]
