@@ -90,7 +90,7 @@ class Runner:
                         busy = True
                         self._process(st, frame)
                     elif st.source.finished:
-                        self._finish(st, "eof")
+                        self._finish(st, "error" if st.source.error else "eof")
                 if not busy:
                     self.wake.wait(0.05)
                 if self.cfg.stats_interval_s > 0 and time.monotonic() >= next_stats:
@@ -186,7 +186,7 @@ class Runner:
             return
         st.done = True
         events = list(pending or [])
-        if st.enroll is not None and not st.enroll.done and reason in ("eof", "shutdown"):
+        if st.enroll is not None and not st.enroll.done and reason in ("eof", "error", "shutdown"):
             waited = 0.0 if st.first_pts is None else st.source.last_pts - st.first_pts
             events.append(st.enroll.timeout_event(st.source.spec.id, waited))
             self.exit_code = max(self.exit_code, 3)

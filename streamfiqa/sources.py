@@ -221,9 +221,9 @@ class Source:
                 options["listen_timeout"] = str(int(self.cfg.open_timeout_s))
         elif self.spec.kind == "webcam":
             fmt = "v4l2"
-        timeout = (self.cfg.open_timeout_s, self.cfg.read_timeout_s) if self.spec.live else None
-        if self.spec.live and self.cfg.rtsp_listen:
-            timeout = None  # the listen_timeout option bounds the wait for a publisher
+        # Files need no timeout; in listen mode the listen_timeout option bounds the wait instead.
+        timed = self.spec.live and not (self.spec.kind == "rtsp" and self.cfg.rtsp_listen)
+        timeout = (self.cfg.open_timeout_s, self.cfg.read_timeout_s) if timed else None
         return av.open(self.spec.uri.removeprefix("v4l2:"), format=fmt, options=options, timeout=timeout)
 
     def _av_frames(self) -> Iterator[Frame]:
