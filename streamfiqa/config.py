@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,7 @@ class Config:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
@@ -224,9 +225,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         ConfigError: naming the bad key and the allowed keys or values.
     """
     data: dict = {}
-    for layer in (base or {},):
-        for k, v in layer.items():
-            _set(data, k, v)
+    for k, v in (base or {}).items():
+        _set(data, k, v)
     if path is not None:
         text = Path(path).read_text()
         loaded = yaml.safe_load(text) or {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import cv2
+import numpy as np
 
 from streamfiqa.config import OutputConfig, PublishConfig
 from streamfiqa.events import Event
@@ -209,8 +210,6 @@ class ContactSheet:
             self.items.append(event)
 
     def close(self) -> None:
-        import numpy as np
-
         if not self.items:
             log.info("contact sheet: no best crops to show")
             return

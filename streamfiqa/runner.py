@@ -169,14 +169,12 @@ class Runner:
             events = st.enroll.select(st.source.spec.id, tid, candidate(subject))
         if st.enroll.done:
             log.info("%s: enrolled %d crops", st.source.spec.id, st.enroll.count)
-            st.source.close()
             self._finish(st, "enrolled", events)
             return []
         waited = frame.pts - st.first_pts
         if waited >= self.cfg.enroll.timeout_s:
             events.append(st.enroll.timeout_event(st.source.spec.id, waited))
             self.exit_code = max(self.exit_code, 3)
-            st.source.close()
             self._finish(st, "timeout", events)
             return []
         return events

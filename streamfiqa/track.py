@@ -77,11 +77,8 @@ class Track:
 
     track_id: int
     kalman: KalmanBox
-    first_frame: int
     state: TrackState = TrackState.TENTATIVE
-    hits: int = 1
     streak: int = 1
-    last_frame: int = 0
     end_reason: str | None = None
     _misses: int = field(default=0, repr=False)
 
@@ -138,11 +135,9 @@ class Tracker:
         self.max_age, self.min_hits = int(max_age), int(min_hits)
         self.tracks: list[Track] = []
         self._next_id = 1
-        self._frame = -1
 
-    def update(self, faces: Faces, frame: int | None = None) -> TrackUpdate:
+    def update(self, faces: Faces) -> TrackUpdate:
         """Advance one frame with its detections."""
-        self._frame = self._frame + 1 if frame is None else int(frame)
         for t in self.tracks:
             t.kalman.predict()
         high = np.nonzero(faces.scores >= self.high_thresh)[0]
@@ -170,10 +165,8 @@ class Tracker:
         hit_ids = set()
         for t, d in matched:
             t.kalman.update(faces.boxes[d])
-            t.hits += 1
             t.streak += 1
             t._misses = 0
-            t.last_frame = self._frame
             if t.state is TrackState.LOST or (t.state is TrackState.TENTATIVE and t.streak >= self.min_hits):
                 t.state = TrackState.CONFIRMED
             hit_ids.add(t.track_id)
@@ -216,5 +209,5 @@ class Tracker:
         return ended
 
     def _start(self, box: np.ndarray) -> None:
-        self.tracks.append(Track(self._next_id, KalmanBox(box), self._frame, last_frame=self._frame))
+        self.tracks.append(Track(self._next_id, KalmanBox(box)))
         self._next_id += 1

@@ -12,7 +12,7 @@ def cand(score, frame=0, passed=True, yaw=0.0):
 
 
 def ended(tid, reason="lost"):
-    t = Track(tid, None, 0)
+    t = Track(tid, None)
     t.end_reason = reason
     return t
 
