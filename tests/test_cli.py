@@ -1,4 +1,5 @@
 """The command line through real subprocesses, real RTSP on 127.0.0.1 and real ZeroMQ sockets."""
+import io
 import json
 import os
 import signal
@@ -55,7 +56,7 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
                "--set", "sources.rtsp_listen=true", "--set", "sources.open_timeout_s=30",
                "--set", "selection.min_dwell_s=0.3", "--set", "stats_interval_s=1"],
         stderr=subprocess.PIPE, text=True, env=ENV)
-    lines = _Lines()
+    lines = io.StringIO()
     threading.Thread(target=listen, args=(endpoint,), kwargs={"timeout_s": 60, "out": lines}, daemon=True).start()
     try:
         time.sleep(2.0)  # the pipeline starts and listens for the publisher
@@ -75,18 +76,6 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
     assert {e["track"]["end_reason"] for e in best} >= {"shutdown"}
     assert any(e["pts"] > 1.6 for e in best), "frames after the reconnect were processed"
     time.sleep(1.0)
-    topics = {json.loads(line)["topic"] for line in "".join(lines.parts).splitlines()}
+    topics = {json.loads(line)["topic"] for line in lines.getvalue().splitlines()}
     assert "face.update.door" in topics and "face.best.door" in topics
 
-
-class _Lines:
-    """A text stream collecting what ``listen`` prints."""
-
-    def __init__(self):
-        self.parts = []
-
-    def write(self, s):
-        self.parts.append(s)
-
-    def flush(self):
-        pass

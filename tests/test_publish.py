@@ -1,3 +1,4 @@
+import io
 import json
 import threading
 import time
@@ -21,17 +22,8 @@ def event(i):
 def test_zmq_round_trip_on_loopback(tmp_path):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(PublishConfig(endpoint=endpoint))
-    got, lines = [], []
-
-    class Out:
-        def write(self, s):
-            lines.append(s)
-
-        def flush(self):
-            pass
-
-    t = threading.Thread(target=lambda: got.append(listen(endpoint, str(tmp_path), count=3, timeout_s=10,
-                                                          out=Out())))
+    got, out = [], io.StringIO()
+    t = threading.Thread(target=lambda: got.append(listen(endpoint, str(tmp_path), count=3, timeout_s=10, out=out)))
     t.start()
     time.sleep(0.5)  # PUB/SUB: let the subscription arrive first
     for i in range(3):
@@ -39,7 +31,7 @@ def test_zmq_round_trip_on_loopback(tmp_path):
     t.join(15)
     pub.close()
     assert got == [3]
-    metas = [json.loads(line) for line in "".join(lines).splitlines()]
+    metas = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [m["topic"] for m in metas] == ["face.best.cam1"] * 3
     assert [m["track_id"] for m in metas] == [0, 1, 2] and all(m["schema"] == 1 for m in metas)
     saved = sorted((tmp_path / "crops").glob("*.jpg"))
