@@ -5,6 +5,8 @@ from streamfiqa import compose
 DEFAULTS = {
     "pipeline": "cctv",
     "publish.endpoint": "tcp://127.0.0.1:5556",
+    "quality.heavy": "facenet_fusion",
+    "quality.keyframes.queue_size": 4,
     "selection.emit_updates": True,
     "sources.queue_size": 2,
 }

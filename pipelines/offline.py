@@ -6,6 +6,7 @@ DEFAULTS = {
     "sources.live": "false",
     "sources.queue_size": 8,
     "output.contact_sheet": True,
+    "quality.heavy": "facenet_fusion",
     "selection.emit_updates": False,
 }
 

@@ -72,8 +72,19 @@ class TrackerConfig:
 
 
 @dataclass
+class KeyframeConfig:
+    """Which candidates the heavy tier re-scores (see :mod:`streamfiqa.rescore`)."""
+
+    top_k: int = 2
+    period_s: float = 2.0
+    at_end: bool = True
+    queue_size: int = 16
+    end_wait_s: float = 10.0
+
+
+@dataclass
 class QualityConfig:
-    """Tier-0 gates and the optional learned scorer."""
+    """Tier-0 gates, the fast scorer (every face) and the heavy scorer (keyframes)."""
 
     min_inter_eye: float = 12.0
     max_yaw: float = 60.0
@@ -82,8 +93,12 @@ class QualityConfig:
     min_det_score: float = 0.0
     min_sharpness: float = 0.0
     max_clipped: float = 0.5
-    scorer: str | None = None
+    scorer: str | None = "crop_iqa"
     scorer_args: dict = field(default_factory=dict)
+    fast_every: int = 1
+    heavy: str | None = None
+    heavy_args: dict = field(default_factory=dict)
+    keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
 
 
 @dataclass

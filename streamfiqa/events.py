@@ -38,10 +38,23 @@ class Candidate:
     det_score: float
     aligned: np.ndarray
     display: np.ndarray
+    tier: int = 0
+
+    @property
+    def rank_key(self) -> tuple[int, float]:
+        """Selection order, larger first: heavy-scored candidates (tier 1) above fast-only ones."""
+        return (self.tier, self.score)
+
+    def rescore(self, name: str, score: float) -> None:
+        """Record a heavy score: it becomes the selection score (the fast one stays in ``scores``)."""
+        self.scores[name] = float(score)
+        if np.isfinite(score):
+            self.score, self.decided_by, self.tier = float(score), name, 1
 
     def summary(self) -> dict:
         """Short description used in candidate lists."""
-        return {"frame_index": self.frame_index, "pts": round(self.pts, 4), "score": round(self.score, 5)}
+        return {"frame_index": self.frame_index, "pts": round(self.pts, 4), "score": round(self.score, 5),
+                "decided_by": self.decided_by}
 
 
 @dataclass
@@ -87,7 +100,9 @@ class Event:
                 "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in c.landmarks],
                 "det_score": round(float(c.det_score), 4),
                 "quality": {"score": round(float(c.score), 5), "decided_by": c.decided_by,
-                            "scores": {k: round(float(v), 5) for k, v in c.scores.items()},
+                            "tier": "heavy" if c.tier else "fast",
+                            "scores": {k: round(float(v), 5) if np.isfinite(v) else None
+                                       for k, v in c.scores.items()},
                             "components": c.components, "gates_passed": bool(c.passed),
                             "failed_gates": list(c.failed_gates)},
                 "crops": {"display": [w, h], "aligned": [112, 112]},

@@ -48,7 +48,16 @@ SCORERS: Registry[Scorer] = Registry("scorer")
 
 def create_scorer(name: str, **kwargs) -> Scorer:
     """Build the scorer registered as ``name`` (valid names: ``SCORERS.names()``)."""
+    import streamfiqa.scorers  # noqa: F401 - registers the scorers
+
     return SCORERS.create(name, **kwargs)
+
+
+def scorer_names() -> list[str]:
+    """Every registered scorer name."""
+    import streamfiqa.scorers  # noqa: F401
+
+    return SCORERS.names()
 
 
 @dataclass(frozen=True)

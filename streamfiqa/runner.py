@@ -14,6 +14,7 @@ from streamfiqa.config import Config
 from streamfiqa.detect import create_detector
 from streamfiqa.events import Candidate, Event
 from streamfiqa.quality import QualityAssessor, create_scorer
+from streamfiqa.rescore import HeavyWorker, Job, KeyframeSampler
 from streamfiqa.select import BestSelector, EnrollSelector
 from streamfiqa.sources import Source, SourceSpec
 from streamfiqa.track import Tracker, TrackState
@@ -34,6 +35,7 @@ class _SourceState:
     faces: int = 0
     events: int = 0
     done: bool = False
+    pending_end: dict = field(default_factory=dict)  # track id → Track waiting for its end keyframe
     progress: object = None
     window: list = field(default_factory=lambda: [0, 0, time.perf_counter()])  # frames, faces, t0
 
@@ -63,6 +65,11 @@ class Runner:
         self.assessor = QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score,
                                         q.min_sharpness, q.max_clipped)
         self.scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
+        self.heavy = None
+        if q.heavy:
+            k = q.keyframes
+            self.heavy = HeavyWorker(create_scorer(q.heavy, **q.heavy_args), k.queue_size)
+            self.sampler = KeyframeSampler(k.top_k, k.period_s, k.at_end)
         self.wake = threading.Event()
         self.stage_s = dict.fromkeys(STAGES, 0.0)
         self.states: list[_SourceState] = []
@@ -83,7 +90,7 @@ class Runner:
                 if not active:
                     break
                 self.wake.clear()
-                busy = False
+                busy = self._collect()
                 for st in active:
                     frame = st.source.read()
                     if frame is not None:
@@ -102,6 +109,8 @@ class Runner:
                     self._finish(st, "shutdown")
             for sink in self.sinks:
                 sink.close()
+            if self.heavy is not None:
+                self.heavy.close()
             self.log_stats()
             log.info("per-frame stage times (ms): %s", self.stats()["stages_ms"])
         return self.exit_code
@@ -131,7 +140,8 @@ class Runner:
         with timer("quality"):
             quality = self.assessor.assess(faces, crops.aligned)
             scores = {"tier0": quality.score}
-            if self.scorer is not None and len(faces):
+            fast = self.scorer is not None and st.processed % self.cfg.quality.fast_every == 0
+            if fast and len(faces):
                 scores[self.scorer.name] = np.asarray(self.scorer.score(crops.aligned), np.float32)
             decided_by = self.scorer.name if self.scorer is not None else "tier0"
         with timer("track"):
@@ -145,9 +155,17 @@ class Runner:
                     frame.wallclock, faces.boxes[d], faces.landmarks[d], float(faces.scores[d]),
                     crops.aligned[d], crops.display[d])
 
-            assigned = {tid: candidate(d) for tid, d in update.assignments}
-            events = st.selector.select(st.source.spec.id, frame.pts, assigned, confirmed, update.ended,
-                                        update.dropped)
+            if decided_by in scores:
+                assigned = {tid: candidate(d) for tid, d in update.assignments}
+            else:  # fast tier skipped this frame (quality.fast_every): tracked, not a candidate
+                assigned = {}
+            events = st.selector.select(st.source.spec.id, frame.pts, assigned, confirmed,
+                                        self._defer_ends(st, update.ended), update.dropped)
+            if self.heavy is not None:
+                idx = self.states.index(st)
+                for tid, cand in assigned.items():
+                    if self.sampler.wants(idx, tid, cand, st.selector.rank(tid, cand)):
+                        self.heavy.submit(Job(idx, tid, cand))
             if st.enroll is not None:
                 events += self._enroll(st, frame, faces, update.assignments, candidate)
         self._emit(st, events)
@@ -189,6 +207,13 @@ class Runner:
             events.append(st.enroll.timeout_event(st.source.spec.id, waited))
             self.exit_code = max(self.exit_code, 3)
         ended = st.tracker.flush(reason if reason != "enrolled" else "shutdown")
+        if reason != "enrolled":
+            ended = self._defer_ends(st, ended)
+            if st.pending_end:
+                self.heavy.drain(self.cfg.quality.keyframes.end_wait_s)
+                self._collect()
+        ended += list(st.pending_end.values())  # end keyframes not scored in time
+        st.pending_end.clear()
         events += st.selector.select(st.source.spec.id, 0.0, {}, set(), ended, [])
         self._emit(st, events)
         st.source.close()
@@ -199,6 +224,35 @@ class Runner:
         log.info("%s: finished (%s): %d frames, %d faces, %d events, %d dropped%s", st.source.spec.id, reason,
                  st.processed, st.faces, st.events, st.source.dropped,
                  f", error: {st.source.error}" if st.source.error else "")
+
+    def _defer_ends(self, st: _SourceState, ended: list) -> list:
+        """Ended tracks whose best has no heavy score wait for an end keyframe; returns the rest."""
+        if self.heavy is None or not self.sampler.at_end:
+            return ended
+        now = []
+        idx = self.states.index(st)
+        for track in ended:
+            self.sampler.forget(idx, track.track_id)
+            best = st.selector.best_of(track.track_id)
+            if best is not None and best.tier == 0 and self.heavy.submit(Job(idx, track.track_id, best, True)):
+                st.pending_end[track.track_id] = track
+            else:
+                now.append(track)
+        return now
+
+    def _collect(self) -> bool:
+        """Apply finished heavy scores; emit the ``best`` of tracks whose end keyframe came back."""
+        if self.heavy is None:
+            return False
+        results = self.heavy.results()
+        for job, score in results:
+            st = self.states[job.source]
+            job.cand.rescore(self.heavy.name, score)
+            st.selector.rescored(job.track_id, job.cand)
+            track = st.pending_end.pop(job.track_id, None) if job.at_end else None
+            if track is not None:
+                self._emit(st, st.selector.select(st.source.spec.id, 0.0, {}, set(), [track], []))
+        return bool(results)
 
     def _emit(self, st: _SourceState, events: list[Event]) -> None:
         for event in events:
@@ -218,6 +272,8 @@ class Runner:
                 "queue": src.depth, "decode_ms": round(1000 * src.decode_s / max(src.decoded, 1), 2),
                 "done": st.done}
         out["publish_dropped"] = sum(getattr(s, "dropped", 0) for s in self.sinks)
+        if self.heavy is not None:
+            out["heavy"] = self.heavy.stats()
         return out
 
     def log_stats(self) -> None:
@@ -232,7 +288,11 @@ class Runner:
                          f"reconnects {src.reconnects}")
             st.window = [0, 0, time.perf_counter()]
         pub = sum(getattr(s, "dropped", 0) for s in self.sinks)
-        log.info("stats | %s | publish dropped %d", " | ".join(parts), pub)
+        heavy = ""
+        if self.heavy is not None:
+            h = self.heavy.stats()
+            heavy = f" | heavy {h['scorer']}: done {h['done']}, skipped {h['skipped']}, queue {h['queue']}"
+        log.info("stats | %s | publish dropped %d%s", " | ".join(parts), pub, heavy)
 
 
 class _Timer:

@@ -22,10 +22,12 @@ class _TrackBest:
 
     def add(self, cand: Candidate, k: int) -> None:
         if cand.passed:
-            keys = [-c.score for c in self.top]
-            self.top.insert(bisect.bisect_right(keys, -cand.score), cand)
+            if any(c is cand for c in self.top):
+                self.top.remove(cand)
+            keys = [(-c.rank_key[0], -c.rank_key[1]) for c in self.top]
+            self.top.insert(bisect.bisect_right(keys, (-cand.rank_key[0], -cand.rank_key[1])), cand)
             del self.top[k:]
-        elif self.fallback is None or cand.score > self.fallback.score:
+        elif self.fallback is None or cand is self.fallback or cand.rank_key > self.fallback.rank_key:
             self.fallback = cand
 
     @property
@@ -50,6 +52,22 @@ class BestSelector:
         self.top_k, self.emit_updates = int(top_k), bool(emit_updates)
         self.min_dwell_s, self.update_margin = float(min_dwell_s), float(update_margin)
         self._tracks: dict[int, _TrackBest] = {}
+
+    def rank(self, tid: int, cand: Candidate) -> int | None:
+        """Position of ``cand`` in its track's kept candidates (0 = best), None when not kept."""
+        st = self._tracks.get(tid)
+        return next((i for i, c in enumerate(st.top) if c is cand), None) if st else None
+
+    def best_of(self, tid: int) -> Candidate | None:
+        """The candidate a ``best`` event for ``tid`` would carry now."""
+        st = self._tracks.get(tid)
+        return (st.best or st.fallback) if st else None
+
+    def rescored(self, tid: int, cand: Candidate) -> None:
+        """Re-rank ``cand`` after its score changed (it may enter the kept set)."""
+        st = self._tracks.get(tid)
+        if st is not None:
+            st.add(cand, self.top_k)
 
     def select(self, source_id: str, pts: float, assigned: dict[int, Candidate], confirmed: set[int],
                ended: list[Track], dropped: list[int]) -> list[Event]:

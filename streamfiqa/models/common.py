@@ -1,0 +1,76 @@
+"""Shared helpers of the torch models: preprocessing, checkpoint loading, devices."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: Face crops the scorers take: 112×112 BGR uint8, aligned to the ArcFace template.
+ALIGNED_SHAPE = (112, 112, 3)
+
+
+def check_aligned(aligned: np.ndarray) -> np.ndarray:
+    """Validate ``(N, 112, 112, 3)`` uint8 crops; returns them as an array.
+
+    Raises:
+        ValueError: on any other shape or dtype.
+    """
+    arr = np.asarray(aligned)
+    if arr.ndim != 4 or arr.shape[1:] != ALIGNED_SHAPE or arr.dtype != np.uint8:
+        raise ValueError(f"expected aligned crops of shape (N, 112, 112, 3) uint8, found {arr.shape} {arr.dtype}")
+    return arr
+
+
+def to_input(aligned: np.ndarray, device: str | torch.device = "cpu", dtype=torch.float32) -> torch.Tensor:
+    """BGR uint8 crops ``(N, 112, 112, 3)`` → RGB ``(N, 3, 112, 112)`` in ``[-1, 1]`` (``(x/255 − 0.5)/0.5``)."""
+    arr = check_aligned(aligned)
+    x = torch.from_numpy(np.ascontiguousarray(arr[..., ::-1])).to(device)
+    return x.permute(0, 3, 1, 2).to(dtype).div_(127.5).sub_(1.0)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint with ``weights_only=True`` (never unpickles code) onto the CPU.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a tensor dict torch can load safely.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"expected a checkpoint file at {path}, found none")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types here
+        raise ValueError(f"{path}: expected a torch checkpoint loadable with weights_only=True, "
+                         f"found an error: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a dict (state_dict or trainer checkpoint), found {type(data).__name__}")
+    return data
+
+
+def load_strict(module: torch.nn.Module, state: dict, what: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists the first differing keys and shapes."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: expected {tuple(own[k].shape)}, found {tuple(state[k].shape)}"
+              for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        raise ValueError(f"{what}: checkpoint does not match the expected layout; "
+                         f"missing {len(missing)} {missing[:4]}, unexpected {len(unexpected)} {unexpected[:4]}, "
+                         f"shape mismatches {shapes[:3]}")
+    module.load_state_dict(state, strict=True)
+
+
+def batches(n: int, size: int):
+    """Slices covering ``range(n)`` in chunks of ``size``."""
+    for i in range(0, n, max(size, 1)):
+        yield slice(i, min(i + size, n))

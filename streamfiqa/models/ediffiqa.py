@@ -1,0 +1,108 @@
+"""eDifFIQA (Babnik, Peer, Štruc, TBIOM 2024): an FR backbone plus an MLP quality head.
+
+Variants: S (IResNet-18), T (MobileFaceNet), M (IResNet-50), L (IResNet-100). The module has the
+children ``base_model`` and ``mlp`` (``l1``: 512→1024, GELU, ``l2``: 1024→1), as in the official
+checkpoints, which load strictly. Input 112×112 RGB, ``(x − 0.5) / 0.5``; higher = better.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamfiqa.models.common import batches, load_checkpoint, load_strict, pick_device, to_input
+from streamfiqa.models.iresnet import iresnet
+from streamfiqa.models.mobilefacenet import MobileFaceNet
+
+log = logging.getLogger(__name__)
+
+#: Variant → backbone builder.
+VARIANTS = {"S": lambda: iresnet(18), "T": MobileFaceNet, "M": lambda: iresnet(50), "L": lambda: iresnet(100)}
+
+
+class MLP(nn.Module):
+    """The quality head: Linear(512, 1024) → GELU → Linear(1024, 1)."""
+
+    def __init__(self, in_dim: int = 512, hidden_dim: int = 1024, out_dim: int = 1) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(in_dim, hidden_dim)
+        self.ac = nn.GELU()
+        self.l2 = nn.Linear(hidden_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l2(self.ac(self.l1(x)))
+
+
+class EDifFIQA(nn.Module):
+    """Backbone + head; ``forward`` returns ``(N,)`` quality scores."""
+
+    def __init__(self, variant: str = "S") -> None:
+        super().__init__()
+        variant = variant.upper()
+        if variant not in VARIANTS:
+            raise ValueError(f"eDifFIQA: expected variant in {', '.join(VARIANTS)}, found {variant!r}")
+        self.variant = variant
+        self.base_model = VARIANTS[variant]()
+        self.mlp = MLP()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.base_model(x)).squeeze(1)
+
+
+def detect_variant(state: dict) -> str:
+    """The variant whose layout the state dict has (from its keys), e.g. ``"S"``.
+
+    Raises:
+        ValueError: no variant matches.
+    """
+    if any(k.startswith("base_model.conv_23.") for k in state):
+        return "T"
+    blocks = {int(k.split(".")[2]) for k in state if k.startswith("base_model.layer3.")}
+    by_blocks = {2: "S", 14: "M", 30: "L"}
+    if blocks and max(blocks) + 1 in by_blocks:
+        return by_blocks[max(blocks) + 1]
+    raise ValueError("eDifFIQA: expected a state_dict with keys base_model.* and mlp.* of variant S/T/M/L, "
+                     f"found keys like {list(state)[:3]}")
+
+
+def load_ediffiqa(path: str | Path, variant: str | None = None) -> EDifFIQA:
+    """Build eDifFIQA and load an official checkpoint strictly (variant detected when None)."""
+    state = load_checkpoint(path)
+    state = state.get("state_dict", state)
+    variant = (variant or detect_variant(state)).upper()
+    model = EDifFIQA(variant)
+    load_strict(model, state, f"eDifFIQA({variant}) {path}")
+    return model.eval()
+
+
+class EDifFIQAScorer:
+    """The fast tier: eDifFIQA on aligned crops.
+
+    Args:
+        weights: official checkpoint (``ediffiqaS.pth`` …).
+        variant: S, T, M or L; detected from the checkpoint when None.
+        device: ``auto``, ``cpu``, ``cuda`` ….
+        batch_size: largest batch per forward.
+        half: fp16 on CUDA.
+    """
+
+    def __init__(self, weights: str, variant: str | None = None, device: str = "auto", batch_size: int = 64,
+                 half: bool = False) -> None:
+        self.device = pick_device(device)
+        self.model = load_ediffiqa(weights, variant).to(self.device)
+        self.name = f"ediffiqa_{self.model.variant.lower()}"
+        self.batch_size = batch_size
+        self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
+        self.model.to(self.dtype)
+
+    @torch.inference_mode()
+    def score(self, aligned: np.ndarray) -> np.ndarray:
+        """Quality of ``(N, 112, 112, 3)`` BGR crops, ``(N,)`` float32, higher = better."""
+        out = np.zeros(len(aligned), np.float32)
+        for sl in batches(len(aligned), self.batch_size):
+            x = to_input(aligned[sl], self.device, self.dtype)
+            out[sl] = self.model(x).float().cpu().numpy()
+        return out

