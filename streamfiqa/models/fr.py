@@ -36,7 +36,16 @@ FR_MODELS: Registry[FRModel] = Registry("FR model")
 
 
 class FaceNet112(nn.Module):
-    """FaceNet on ArcFace-aligned 112 crops: bilinear resize to 160 and its ``/128`` standardisation."""
+    """FaceNet on ArcFace-aligned 112 crops: bilinear resize to 160 and its ``/128`` standardisation.
+
+    ``taps`` also receives ``block1``…``block4``: the outputs of the Inception-ResNet-A, -B and -C
+    repeats and of the final Block8.
+    """
+
+    BLOCKS = {"block1": "InceptionResnetV1/Repeat/block35_5/Relu",
+              "block2": "InceptionResnetV1/Repeat_1/block17_10/Relu",
+              "block3": "InceptionResnetV1/Repeat_2/block8_5/Relu",
+              "block4": "InceptionResnetV1/Block8/add"}
 
     def __init__(self, graph_path: str | None = None) -> None:
         super().__init__()
@@ -47,7 +56,10 @@ class FaceNet112(nn.Module):
 
     def forward(self, x: torch.Tensor, taps: dict | None = None) -> torch.Tensor:
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return self.facenet(x * (127.5 / 128.0), taps)
+        out = self.facenet(x * (127.5 / 128.0), taps)
+        if taps is not None:
+            taps.update({k: taps[v] for k, v in self.BLOCKS.items()})
+        return out
 
 
 class TorchFR:

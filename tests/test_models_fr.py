@@ -1,0 +1,69 @@
+"""FR models: the FaceNet port against cv2.dnn on real faces, gradients, the registry."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from streamfiqa.models.facenet import FaceNet, default_graph_path
+from streamfiqa.models.fr import FR_MODELS, create_fr
+
+
+@pytest.fixture(scope="module")
+def facenet():
+    return FaceNet().eval()
+
+
+def test_port_matches_cv2_dnn_on_real_faces(facenet, group_photo, mtcnn):
+    net = cv2.dnn.readNetFromTensorflow(str(default_graph_path()))
+    faces = mtcnn.detect(group_photo)
+    worst = 0.0
+    for x1, y1, x2, y2 in faces.boxes[:4].astype(int):
+        crop = cv2.resize(group_photo[max(y1, 0):y2, max(x1, 0):x2], (160, 160))
+        x = ((crop[:, :, ::-1].astype(np.float32) - 127.5) / 128).transpose(2, 0, 1)[None].copy()
+        net.setInput(x)
+        ref = net.forward().ravel()
+        with torch.no_grad():
+            got = facenet(torch.from_numpy(x)).numpy().ravel()
+        worst = max(worst, float(np.abs(got - ref).max()))
+    assert worst <= 1e-4
+
+
+def test_port_batches_and_passes_gradients(facenet):
+    x = torch.rand(3, 3, 160, 160) * 2 - 1
+    with torch.no_grad():
+        batch = facenet(x)
+        one = facenet(x[1:2])
+    assert torch.allclose(batch[1:2], one, atol=1e-5)
+    assert torch.allclose(batch.norm(dim=1), torch.ones(3), atol=1e-5)
+    x.requires_grad_(True)
+    facenet(x)[:, 0].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_same_person_is_closer_than_others(group_photo, mtcnn):
+    from streamfiqa.align import Aligner
+    from streamfiqa.degrade import jpeg
+
+    fr = create_fr("facenet", device="cpu")
+    aligned = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned
+    emb = fr.embed(aligned)
+    again = fr.embed(np.stack([jpeg(a, 60) for a in aligned]))
+    sims = again @ emb.T
+    assert (np.argmax(sims, axis=1) == np.arange(len(aligned))).all()
+
+
+def test_registry_lists_names_and_reports_missing_weights(tmp_path):
+    assert FR_MODELS.names() == ["arcface_onnx", "facenet", "iresnet"]
+    with pytest.raises(ValueError, match="valid names: arcface_onnx, facenet, iresnet"):
+        create_fr("vgg")
+    with pytest.raises(FileNotFoundError, match="expected a checkpoint file"):
+        create_fr("iresnet", weights=str(tmp_path / "missing.pth"))
+
+
+def test_iresnet_checkpoint_depth_is_detected(tmp_path):
+    from streamfiqa.models.iresnet import iresnet
+
+    torch.save(iresnet(50).state_dict(), tmp_path / "r50.pth")
+    fr = create_fr("iresnet", weights=str(tmp_path / "r50.pth"), device="cpu")
+    assert fr.net.depth == 50
+    assert fr.embed(np.zeros((2, 112, 112, 3), np.uint8)).shape == (2, 512)

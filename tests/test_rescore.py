@@ -1,0 +1,90 @@
+"""Keyframe re-scoring: sampler decisions, the bounded worker, the fusion order, and the pipeline."""
+import threading
+import time
+
+import numpy as np
+
+from streamfiqa.events import Candidate
+from streamfiqa.rescore import HeavyWorker, Job, KeyframeSampler
+from streamfiqa.select import BestSelector
+
+
+def cand(score, pts=0.0):
+    z = np.zeros((112, 112, 3), np.uint8)
+    return Candidate(score, "crop_iqa", {"crop_iqa": score}, {}, True, [], 0, pts, 0.0, np.zeros(4),
+                     np.zeros((5, 2)), 1.0, z, z)
+
+
+class SlowScorer:
+    name = "slow"
+
+    def __init__(self):
+        self.gate = threading.Event()
+
+    def score(self, aligned):
+        self.gate.wait(5)
+        return np.full(len(aligned), 0.5, np.float32)
+
+
+def test_sampler_picks_top_candidates_and_periodic_ones():
+    s = KeyframeSampler(top_k=1, period_s=2.0)
+    assert s.wants(0, 1, cand(0.9, 0.0), rank=0) == "top"
+    assert s.wants(0, 1, cand(0.1, 0.5), rank=None) is None
+    assert s.wants(0, 1, cand(0.1, 2.5), rank=None) == "periodic"
+    assert s.wants(0, 1, cand(0.1, 3.0), rank=2) is None
+
+
+def test_saturated_worker_skips_and_counts_without_blocking():
+    scorer = SlowScorer()
+    w = HeavyWorker(scorer, queue_size=1, batch=1)
+    t0 = time.perf_counter()
+    accepted = [w.submit(Job(0, i, cand(0.1))) for i in range(6)]
+    assert time.perf_counter() - t0 < 0.5  # never waits for the scorer
+    assert w.skipped >= 4 and w.stats()["skipped"] == w.skipped
+    scorer.gate.set()
+    w.drain(5)
+    results = w.results()
+    assert len(results) == sum(accepted) and all(s == 0.5 for _, s in results)
+    w.close()
+
+
+def test_heavy_scores_rank_above_fast_only_candidates():
+    sel = BestSelector(top_k=3)
+    a, b, c = cand(0.9, 0.0), cand(0.8, 0.1), cand(0.7, 0.2)
+    for k, x in enumerate((a, b, c)):
+        sel.select("s", x.pts, {1: x}, {1}, [], [])
+    assert sel.rank(1, a) == 0
+    c.rescore("heavy", 0.2)  # heavy tier decides among the finalists it scored
+    sel.rescored(1, c)
+    assert sel.best_of(1) is c and c.decided_by == "heavy" and c.scores == {"crop_iqa": 0.7, "heavy": 0.2}
+    b.rescore("heavy", 0.3)
+    sel.rescored(1, b)
+    assert sel.best_of(1) is b
+    failed = cand(0.6)
+    failed.rescore("heavy", float("nan"))  # a failed heavy score is recorded but decides nothing
+    assert failed.tier == 0 and failed.score == 0.6
+
+
+def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
+    import json
+
+    from pipelines import offline
+    from streamfiqa.config import load_config
+    from streamfiqa.runner import Runner
+    from streamfiqa.sources import parse_sources
+
+    path, _ = synth_clip
+    cfg = load_config(overrides=[f"output.dir={tmp_path}", "stats_interval_s=0", "quality.heavy=crop_iqa",
+                                 "quality.heavy_args={}"], base=offline.DEFAULTS)
+    from streamfiqa.compose import build_sinks
+
+    runner = Runner(cfg, parse_sources([str(path)]), build_sinks(cfg))
+    assert runner.run() == 0
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert len(events) == 3
+    for e in events:
+        q = e["quality"]
+        assert q["tier"] == "heavy" and q["decided_by"] == "crop_iqa"
+        assert set(q["scores"]) == {"tier0", "crop_iqa"}
+    heavy = runner.stats()["heavy"]
+    assert heavy["done"] >= 3 and heavy["submitted"] == heavy["done"] and "skipped" in heavy

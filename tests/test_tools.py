@@ -1,0 +1,63 @@
+"""The score, models and degrade commands, run as subprocesses on real photos."""
+import json
+import subprocess
+import sys
+
+import torch
+
+from conftest import ROOT
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, str(ROOT / "run_stream.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_score_prints_one_json_line_per_face():
+    from streamfiqa.synth import sample_photo
+
+    out = cli("score", str(sample_photo()), "--scorer", "crop_iqa")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 6 and [r["face"] for r in rows] == list(range(6))
+    assert all(set(r) == {"path", "face", "scorer", "score"} and 0 < r["score"] <= 1 for r in rows)
+
+
+def test_score_aligned_crops_with_an_official_layout_checkpoint(tmp_path, group_photo, mtcnn):
+    import cv2
+
+    from streamfiqa.align import Aligner
+    from streamfiqa.models.ediffiqa import EDifFIQA
+
+    for k, crop in enumerate(Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned[:2]):
+        cv2.imwrite(str(tmp_path / f"{k}.png"), crop)
+    torch.manual_seed(0)
+    torch.save(EDifFIQA("S").state_dict(), tmp_path / "ediffiqaS.pth")
+    out = cli("score", str(tmp_path), "--aligned", "--scorer", "ediffiqa", "--arg", f"weights={tmp_path / 'ediffiqaS.pth'}")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["path"].endswith(f"{k}.png") for k, r in enumerate(rows)] == [True, True]
+
+
+def test_score_reports_a_missing_checkpoint_clearly(tmp_path):
+    from streamfiqa.synth import sample_photo
+
+    out = cli("score", str(sample_photo()), "--scorer", "ediffiqa", "--arg", f"weights={tmp_path}/none.pth")
+    assert out.returncode == 2 and "expected a checkpoint file" in out.stderr
+
+
+def test_models_lists_every_scorer_with_its_weights():
+    out = cli("models", "--json")
+    rows = {r["name"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert rows["crop_iqa"]["available"] and rows["facenet_fusion"]["available"] and rows["facenet"]["available"]
+    assert not rows["ediffiqa"]["available"] and "weights=PATH" in rows["ediffiqa"]["weights"]
+    assert {"tier0", "grafiqs", "diffiqa", "facenet_stability", "iresnet", "arcface_onnx"} <= set(rows)
+
+
+def test_degrade_reports_the_table_per_kind():
+    from streamfiqa.synth import sample_photo
+
+    out = cli("degrade", str(sample_photo()), "--scorer", "crop_iqa")
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert row["faces"] == 6 and len(row["clean_above_degraded"]) == 6 and row["bar_0.9_met"]
