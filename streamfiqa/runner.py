@@ -21,7 +21,7 @@ from streamfiqa.track import Tracker, TrackState
 from streamfiqa.types import Frame
 
 log = logging.getLogger(__name__)
-STAGES = ("detect", "align", "quality", "track", "select")
+STAGES = ("detect", "align", "quality", "score", "track", "select")
 
 
 @dataclass
@@ -91,13 +91,16 @@ class Runner:
                     break
                 self.wake.clear()
                 busy = self._collect()
+                ready = []
                 for st in active:
                     frame = st.source.read()
                     if frame is not None:
-                        busy = True
-                        self._process(st, frame)
+                        ready.append((st, frame))
                     elif st.source.finished:
                         self._finish(st, "error" if st.source.error else "eof")
+                if ready:
+                    busy = True
+                    self._process(ready)
                 if not busy:
                     self.wake.wait(0.05)
                 if self.cfg.stats_interval_s > 0 and time.monotonic() >= next_stats:
@@ -131,19 +134,33 @@ class Runner:
             st.progress = tqdm(desc=spec.id, unit="frame", position=len(self.states), leave=True)
         return st
 
-    def _process(self, st: _SourceState, frame: Frame) -> None:
+    def _process(self, ready: list[tuple[_SourceState, Frame]]) -> None:
+        """One frame from each source that had one ready: detect and align each, then score all
+        their faces in one fast-tier batch (no waiting: only frames already decoded are batched),
+        then track and select per source."""
         timer = _Timer(self.stage_s)
-        with timer("detect"):
-            faces = self.detector.detect(frame.image)
-        with timer("align"):
-            crops = self.aligner.align(frame.image, faces)
-        with timer("quality"):
-            quality = self.assessor.assess(faces, crops.aligned)
-            scores = {"tier0": quality.score}
+        items = []
+        for st, frame in ready:
+            with timer("detect"):
+                faces = self.detector.detect(frame.image)
+            with timer("align"):
+                crops = self.aligner.align(frame.image, faces)
+            with timer("quality"):
+                quality = self.assessor.assess(faces, crops.aligned)
             fast = self.scorer is not None and st.processed % self.cfg.quality.fast_every == 0
+            items.append((st, frame, faces, crops, quality, fast))
+        with timer("score"):
+            batch = [it[3].aligned for it in items if it[5] and len(it[2])]
+            fast_scores = iter(np.split(np.asarray(self.scorer.score(np.concatenate(batch)), np.float32),
+                                        np.cumsum([len(b) for b in batch])[:-1]) if batch else [])
+        for st, frame, faces, crops, quality, fast in items:
+            scores = {"tier0": quality.score}
             if fast and len(faces):
-                scores[self.scorer.name] = np.asarray(self.scorer.score(crops.aligned), np.float32)
-            decided_by = self.scorer.name if self.scorer is not None else "tier0"
+                scores[self.scorer.name] = next(fast_scores)
+            self._select(st, frame, faces, crops, quality, scores, timer)
+
+    def _select(self, st: _SourceState, frame: Frame, faces, crops, quality, scores: dict, timer) -> None:
+        decided_by = self.scorer.name if self.scorer is not None else "tier0"
         with timer("track"):
             update = st.tracker.update(faces)
             confirmed = {t.track_id for t in st.tracker.tracks if t.state is TrackState.CONFIRMED}

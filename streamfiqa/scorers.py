@@ -61,12 +61,12 @@ def facenet_stability(t: int = 20, repeats: int = 2, seed: int = 0, device: str 
 
 
 @SCORERS.register("ediffiqa")
-def ediffiqa(weights: str, variant: str | None = None, device: str = "auto", batch_size: int = 64,
-             half: bool = False):
-    """eDifFIQA from an official checkpoint (variant detected from the keys)."""
+def ediffiqa(weights: str, variant: str | None = None, backend: str = "torch", device: str = "auto",
+             batch_size: int = 256, half: bool = False, precision: str = "fp16", onnx_path: str | None = None):
+    """eDifFIQA from an official checkpoint (variant detected from the keys) on any backend."""
     from streamfiqa.models.ediffiqa import EDifFIQAScorer
 
-    return EDifFIQAScorer(weights, variant, device, batch_size, half)
+    return EDifFIQAScorer(weights, variant, backend, device, batch_size, half, precision, onnx_path)
 
 
 @SCORERS.register("grafiqs")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamfiqa.models.common import batches, load_checkpoint, load_strict, pick_device, to_input
+from streamfiqa.models.common import load_checkpoint, load_strict, to_input
 from streamfiqa.models.iresnet import iresnet
 from streamfiqa.models.mobilefacenet import MobileFaceNet
 
@@ -78,31 +78,50 @@ def load_ediffiqa(path: str | Path, variant: str | None = None) -> EDifFIQA:
     return model.eval()
 
 
+def exported_onnx(model: EDifFIQA, weights: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """The model's ONNX export in the engine cache (made once per checkpoint)."""
+    import hashlib
+
+    from engines.export import export_onnx
+    from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
+
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]
+    path = Path(cache_dir or DEFAULT_CACHE) / f"ediffiqa_{model.variant.lower()}-{digest}.onnx"
+    if not path.is_file():
+        log.info("exporting %s to %s", weights, path)
+        export_onnx(model, path)
+    return path
+
+
 class EDifFIQAScorer:
-    """The fast tier: eDifFIQA on aligned crops.
+    """The fast tier: eDifFIQA on aligned crops through a backend.
 
     Args:
         weights: official checkpoint (``ediffiqaS.pth`` …).
         variant: S, T, M or L; detected from the checkpoint when None.
-        device: ``auto``, ``cpu``, ``cuda`` ….
-        batch_size: largest batch per forward.
-        half: fp16 on CUDA.
+        backend: ``torch``, ``onnxruntime``, ``tensorrt`` or ``auto`` (the latter two export ONNX
+            to the engine cache first).
+        device: ``auto``, ``cpu``, ``cuda`` … (torch backend).
+        batch_size: largest batch per run.
+        half: fp16 on CUDA (torch backend); ``precision`` for TensorRT.
+        precision: ``fp16`` or ``fp32`` (TensorRT).
+        onnx_path: use this ONNX export instead of making one.
     """
 
-    def __init__(self, weights: str, variant: str | None = None, device: str = "auto", batch_size: int = 64,
-                 half: bool = False) -> None:
-        self.device = pick_device(device)
-        self.model = load_ediffiqa(weights, variant).to(self.device)
-        self.name = f"ediffiqa_{self.model.variant.lower()}"
-        self.batch_size = batch_size
-        self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
-        self.model.to(self.dtype)
+    def __init__(self, weights: str, variant: str | None = None, backend: str = "torch", device: str = "auto",
+                 batch_size: int = 256, half: bool = False, precision: str = "fp16",
+                 onnx_path: str | None = None) -> None:
+        from streamfiqa.backends import create_backend
 
-    @torch.inference_mode()
+        model = load_ediffiqa(weights, variant)
+        self.name = f"ediffiqa_{model.variant.lower()}"
+        if backend != "torch" and onnx_path is None:
+            onnx_path = str(exported_onnx(model, weights))
+        self.backend = create_backend(backend, module=model, onnx_path=onnx_path, device=device, half=half,
+                                      max_batch=batch_size, precision=precision)
+
     def score(self, aligned: np.ndarray) -> np.ndarray:
         """Quality of ``(N, 112, 112, 3)`` BGR crops, ``(N,)`` float32, higher = better."""
-        out = np.zeros(len(aligned), np.float32)
-        for sl in batches(len(aligned), self.batch_size):
-            x = to_input(aligned[sl], self.device, self.dtype)
-            out[sl] = self.model(x).float().cpu().numpy()
-        return out
+        if not len(aligned):
+            return np.zeros(0, np.float32)
+        return self.backend.run(to_input(aligned))[0].reshape(-1).astype(np.float32)

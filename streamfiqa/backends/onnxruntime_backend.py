@@ -1,0 +1,55 @@
+"""ONNX Runtime backend: CPU always; CUDA / TensorRT execution providers when present."""
+from __future__ import annotations
+
+import numpy as np
+
+from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, chunks
+
+
+@BACKENDS.register("onnxruntime")
+class OrtBackend(Backend):
+    """An ONNX model in an ONNX Runtime session.
+
+    Args:
+        onnx_path: the model.
+        providers: execution providers in order of preference; those this build lacks are
+            dropped (CPU always stays last).
+        threads: intra-op threads (0 = library default).
+        max_batch: largest batch per run.
+    """
+
+    kind = "onnxruntime"
+
+    def __init__(self, onnx_path: str | None = None, providers: list | None = None, threads: int = 0,
+                 max_batch: int = 256, **_) -> None:
+        import onnxruntime as ort
+
+        if not onnx_path:
+            raise ValueError("onnxruntime backend: expected onnx_path=<model.onnx>, found none")
+        have = set(ort.get_available_providers())
+        wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        chosen = [p for p in wanted if p in have and p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=chosen)
+        inp = self.session.get_inputs()[0]
+        self.input_spec = InputSpec(inp.name, tuple(inp.shape[1:]))
+        self.providers = self.session.get_providers()
+        self.max_batch = max_batch
+
+    def check(self, batch) -> None:
+        shape = tuple(batch.shape[1:])
+        want = self.input_spec.shape
+        if len(shape) != len(want) or any(isinstance(w, int) and w != s for w, s in zip(want, shape)):
+            raise ValueError(f"onnxruntime backend: expected input (N, {want}), found {tuple(batch.shape)}")
+
+    def run(self, batch) -> list[np.ndarray]:
+        self.check(batch)
+        x = batch.detach().cpu().numpy() if hasattr(batch, "detach") else batch
+        x = np.ascontiguousarray(x, np.float32)
+        outs = [self.session.run(None, {self.input_spec.name: x[sl]}) for sl in chunks(len(x), self.max_batch)]
+        return [np.concatenate(parts) for parts in zip(*outs)] if outs else []
+
+    def close(self) -> None:
+        self.session = None

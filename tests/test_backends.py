@@ -1,0 +1,83 @@
+"""Backends: ONNX Runtime vs torch parity, batch-size invariance, order, engine-cache keys, TensorRT (gpu)."""
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from streamfiqa.backends import create_backend
+from streamfiqa.backends.tensorrt_backend import engine_path
+from streamfiqa.models.ediffiqa import EDifFIQA
+
+
+@pytest.fixture(scope="module")
+def model_and_onnx(tmp_path_factory):
+    from engines.export import export_onnx
+
+    torch.manual_seed(0)
+    model = EDifFIQA("S").eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 2.0)
+    return model, export_onnx(model, tmp_path_factory.mktemp("onnx") / "s.onnx")
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return torch.rand(37, 3, 112, 112, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def test_onnxruntime_matches_torch(model_and_onnx, batch):
+    model, onnx = model_and_onnx
+    t = create_backend("torch", module=model, device="cpu").run(batch)[0]
+    o = create_backend("onnxruntime", onnx_path=str(onnx)).run(batch.numpy())[0]
+    assert np.abs(t - o).max() <= 1e-4
+
+
+@pytest.mark.parametrize("kind", ["torch", "onnxruntime"])
+def test_same_scores_at_any_batch_size_and_never_reordered(model_and_onnx, batch, kind):
+    model, onnx = model_and_onnx
+    ref = create_backend(kind, module=model, onnx_path=str(onnx), device="cpu", max_batch=64).run(batch)[0]
+    small = create_backend(kind, module=model, onnx_path=str(onnx), device="cpu", max_batch=5).run(batch)[0]
+    np.testing.assert_allclose(small, ref, atol=1e-5)
+    perm = np.random.default_rng(0).permutation(len(batch))
+    shuffled = create_backend(kind, module=model, onnx_path=str(onnx), device="cpu", max_batch=8).run(batch[perm])[0]
+    np.testing.assert_allclose(shuffled, ref[perm], atol=1e-5)
+
+
+def test_wrong_input_shape_is_named(model_and_onnx):
+    model, onnx = model_and_onnx
+    with pytest.raises(ValueError, match=r"expected input \(N, 3, 112, 112\), found \(2, 3, 64, 64\)"):
+        create_backend("torch", module=model, device="cpu").run(torch.zeros(2, 3, 64, 64))
+
+
+def test_auto_without_an_onnx_model_is_torch(model_and_onnx):
+    assert create_backend("auto", module=model_and_onnx[0], device="cpu").kind == "torch"
+    with pytest.raises(ValueError, match="valid names: onnxruntime, tensorrt, torch"):
+        create_backend("openvino")
+
+
+def test_engine_cache_key_changes_with_model_precision_gpu_and_version(tmp_path, model_and_onnx):
+    onnx = model_and_onnx[1]
+    base = engine_path(tmp_path, onnx, "fp16", (1, 64, 256), "NVIDIA H100", "10.8.0")
+    assert base == engine_path(tmp_path, onnx, "fp16", (1, 64, 256), "NVIDIA H100", "10.8.0")
+    assert base != engine_path(tmp_path, onnx, "fp32", (1, 64, 256), "NVIDIA H100", "10.8.0")
+    assert base != engine_path(tmp_path, onnx, "fp16", (1, 64, 512), "NVIDIA H100", "10.8.0")
+    assert base != engine_path(tmp_path, onnx, "fp16", (1, 64, 256), "NVIDIA A10", "10.8.0")
+    assert base != engine_path(tmp_path, onnx, "fp16", (1, 64, 256), "NVIDIA H100", "10.9.0")
+    changed = tmp_path / "s.onnx"
+    changed.write_bytes(onnx.read_bytes() + b"\0")
+    assert engine_path(tmp_path, changed, "fp16", (1, 64, 256), "NVIDIA H100", "10.8.0").name != base.name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None or not torch.cuda.is_available(),
+                    reason="needs TensorRT and a CUDA GPU (not on CI)")
+def test_tensorrt_fp16_matches_torch(model_and_onnx, batch, tmp_path):
+    model, onnx = model_and_onnx
+    ref = create_backend("torch", module=model, device="cpu").run(batch)[0]
+    trt = create_backend("tensorrt", onnx_path=str(onnx), precision="fp16", max_batch=64, cache_dir=tmp_path)
+    assert np.abs(trt.run(batch)[0].reshape(-1) - ref.reshape(-1)).max() <= 1e-2
+    again = create_backend("tensorrt", onnx_path=str(onnx), precision="fp16", max_batch=64, cache_dir=tmp_path)
+    assert again.engine_file == trt.engine_file and len(list(tmp_path.glob("*.engine"))) == 1
