@@ -12,6 +12,8 @@ RUN grep -v -E '^(torch|onnxruntime|opencv-python)' requirements.txt > /tmp/req.
 
 COPY streamfiqa ./streamfiqa
 COPY pipelines ./pipelines
+COPY engines ./engines
+COPY bench ./bench
 COPY configs ./configs
 COPY run_stream.py README.md ./
 

@@ -7,6 +7,9 @@ DEFAULTS = {
     "sources.queue_size": 8,
     "output.contact_sheet": True,
     "quality.heavy": "facenet_fusion",
+    "quality.keyframes.top_k": 1,
+    "quality.keyframes.max_per_track": 3,
+    "quality.keyframes.threads": 1,
     "selection.emit_updates": False,
 }
 

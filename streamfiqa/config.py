@@ -49,6 +49,7 @@ class DetectorConfig:
     max_faces: int = 0
     max_side: int = 1280
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
+    threads: int = 0
 
 
 @dataclass
@@ -78,8 +79,10 @@ class KeyframeConfig:
     top_k: int = 2
     period_s: float = 2.0
     at_end: bool = True
+    max_per_track: int = 0
     queue_size: int = 16
     end_wait_s: float = 10.0
+    threads: int = 0
 
 
 @dataclass

@@ -39,11 +39,11 @@ class Candidate:
     aligned: np.ndarray
     display: np.ndarray
     tier: int = 0
+    fast_score: float = float("nan")
 
-    @property
-    def rank_key(self) -> tuple[int, float]:
-        """Selection order, larger first: heavy-scored candidates (tier 1) above fast-only ones."""
-        return (self.tier, self.score)
+    def __post_init__(self) -> None:
+        if np.isnan(self.fast_score):
+            self.fast_score = float(self.score)
 
     def rescore(self, name: str, score: float) -> None:
         """Record a heavy score: it becomes the selection score (the fast one stays in ``scores``)."""

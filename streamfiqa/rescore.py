@@ -6,11 +6,12 @@ of stream time, and the track's best at its end. :class:`HeavyWorker` scores the
 thread behind a bounded queue; when the queue is full the keyframe is skipped and counted,
 so decoding and the fast tier never wait.
 
-Fusion policy: a heavy score replaces the candidate's selection score and ``decided_by``
-(its fast score stays in ``scores``). Within a track, heavy-scored candidates rank above
-fast-only ones, and among themselves by heavy score: the heavy tier, once it has spoken,
-decides among the fast tier's finalists. A track's final ``best`` event waits (up to
-``end_wait_s``) for the heavy score of its end keyframe.
+Fusion policy: a track keeps its top-K candidates by fast score (the finalists). A heavy score
+replaces a candidate's selection score and ``decided_by`` (its fast score stays in ``scores``).
+While the fast tier's best finalist has no heavy score, it is the track's best; once it has
+one, the heavy tier decides among the finalists it has scored. At a track's end its best
+finalist is re-scored if it has not been (the end keyframe), and the ``best`` event waits up
+to ``end_wait_s`` for it; if the queue is full the fast order stands.
 """
 from __future__ import annotations
 
@@ -44,15 +45,20 @@ class KeyframeSampler:
         top_k: re-score a candidate when it enters its track's fast top-``top_k``.
         period_s: also re-score one candidate every ``period_s`` seconds of stream time per track.
         at_end: re-score the track's best at its end if it has no heavy score yet.
+        max_per_track: at most this many top/periodic keyframes per track (0 = no limit); the
+            end keyframe is extra.
     """
 
-    def __init__(self, top_k: int = 2, period_s: float = 2.0, at_end: bool = True) -> None:
-        self.top_k, self.period_s, self.at_end = top_k, period_s, at_end
+    def __init__(self, top_k: int = 2, period_s: float = 2.0, at_end: bool = True, max_per_track: int = 0) -> None:
+        self.top_k, self.period_s, self.at_end, self.max_per_track = top_k, period_s, at_end, max_per_track
         self._last: dict[tuple[int, int], float] = {}
+        self._count: dict[tuple[int, int], int] = {}
 
     def wants(self, source: int, tid: int, cand: Candidate, rank: int | None) -> str | None:
         """Why ``cand`` (fast rank ``rank`` in its track, None if not kept) should be re-scored, or None."""
         key = (source, tid)
+        if self.max_per_track and self._count.get(key, 0) >= self.max_per_track:
+            return None
         last = self._last.get(key)
         reason = None
         if rank is not None and rank < self.top_k:
@@ -61,11 +67,13 @@ class KeyframeSampler:
             reason = "periodic"
         if reason:
             self._last[key] = cand.pts
+            self._count[key] = self._count.get(key, 0) + 1
         return reason
 
     def forget(self, source: int, tid: int) -> None:
         """Drop the state of an ended track."""
         self._last.pop((source, tid), None)
+        self._count.pop((source, tid), None)
 
 
 class HeavyWorker:
@@ -75,10 +83,12 @@ class HeavyWorker:
         scorer: object with ``name`` and ``score(aligned) -> (N,)``.
         queue_size: jobs waiting at most; more are skipped.
         batch: jobs scored together when several are waiting.
+        threads: torch intra-op threads (0 = leave as is); 1 keeps the heavy tier on one core so
+            it does not slow the live path on small machines.
     """
 
-    def __init__(self, scorer, queue_size: int = 16, batch: int = 8) -> None:
-        self.scorer, self.name, self.batch = scorer, scorer.name, batch
+    def __init__(self, scorer, queue_size: int = 16, batch: int = 8, threads: int = 0) -> None:
+        self.scorer, self.name, self.batch, self.threads = scorer, scorer.name, batch, threads
         self._in: queue.Queue = queue.Queue(maxsize=max(queue_size, 1))
         self._out: queue.Queue = queue.Queue()
         self.submitted = self.skipped = self.done = self.failed = 0
@@ -111,8 +121,15 @@ class HeavyWorker:
         """Jobs submitted and not yet returned by :meth:`results`."""
         return self.submitted - self.done - self.failed
 
-    def drain(self, timeout: float) -> None:
-        """Wait until every queued job is scored or ``timeout`` seconds pass."""
+    def drain(self, timeout: float, all_cores: bool = False) -> None:
+        """Wait until every queued job is scored or ``timeout`` seconds pass; ``all_cores`` lifts
+        the thread limit meanwhile (the live path is idle then)."""
+        if all_cores and self.threads:
+            import os
+
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
         end = time.monotonic() + timeout
         while self._in.unfinished_tasks and time.monotonic() < end:
             time.sleep(0.01)
@@ -128,6 +145,10 @@ class HeavyWorker:
                 "failed": self.failed, "queue": self._in.qsize(), "busy_s": round(self.busy_s, 2)}
 
     def _loop(self) -> None:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
         while not self._stop.is_set():
             try:
                 jobs = [self._in.get(timeout=0.1)]

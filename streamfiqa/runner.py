@@ -57,9 +57,10 @@ class Runner:
             raise ValueError("expected at least one source, found none")
         self.cfg, self.specs, self.sinks = cfg, specs, sinks
         d = cfg.detector
+        extra = {"threads": d.threads} if d.name == "mtcnn" else {}
         self.detector = create_detector(d.name, model_path=d.model_path, min_face=d.min_face,
                                         score_threshold=d.score_threshold, max_faces=d.max_faces,
-                                        max_side=d.max_side, providers=d.providers)
+                                        max_side=d.max_side, providers=d.providers, **extra)
         self.aligner = Aligner(cfg.align.display_margin, cfg.align.display_size)
         q = cfg.quality
         self.assessor = QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score,
@@ -68,8 +69,8 @@ class Runner:
         self.heavy = None
         if q.heavy:
             k = q.keyframes
-            self.heavy = HeavyWorker(create_scorer(q.heavy, **q.heavy_args), k.queue_size)
-            self.sampler = KeyframeSampler(k.top_k, k.period_s, k.at_end)
+            self.heavy = HeavyWorker(create_scorer(q.heavy, **q.heavy_args), k.queue_size, threads=k.threads)
+            self.sampler = KeyframeSampler(k.top_k, k.period_s, k.at_end, k.max_per_track)
         self.wake = threading.Event()
         self.stage_s = dict.fromkeys(STAGES, 0.0)
         self.states: list[_SourceState] = []
@@ -227,7 +228,8 @@ class Runner:
         if reason != "enrolled":
             ended = self._defer_ends(st, ended)
             if st.pending_end:
-                self.heavy.drain(self.cfg.quality.keyframes.end_wait_s)
+                idle = all(o.done for o in self.states)
+                self.heavy.drain(self.cfg.quality.keyframes.end_wait_s, all_cores=idle)
                 self._collect()
         ended += list(st.pending_end.values())  # end keyframes not scored in time
         st.pending_end.clear()
@@ -250,7 +252,7 @@ class Runner:
         idx = self.states.index(st)
         for track in ended:
             self.sampler.forget(idx, track.track_id)
-            best = st.selector.best_of(track.track_id)
+            best = st.selector.finalist(track.track_id)
             if best is not None and best.tier == 0 and self.heavy.submit(Job(idx, track.track_id, best, True)):
                 st.pending_end[track.track_id] = track
             else:
@@ -265,7 +267,6 @@ class Runner:
         for job, score in results:
             st = self.states[job.source]
             job.cand.rescore(self.heavy.name, score)
-            st.selector.rescored(job.track_id, job.cand)
             track = st.pending_end.pop(job.track_id, None) if job.at_end else None
             if track is not None:
                 self._emit(st, st.selector.select(st.source.spec.id, 0.0, {}, set(), [track], []))

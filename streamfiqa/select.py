@@ -23,16 +23,20 @@ class _TrackBest:
     def add(self, cand: Candidate, k: int) -> None:
         if cand.passed:
             if any(c is cand for c in self.top):
-                self.top.remove(cand)
-            keys = [(-c.rank_key[0], -c.rank_key[1]) for c in self.top]
-            self.top.insert(bisect.bisect_right(keys, (-cand.rank_key[0], -cand.rank_key[1])), cand)
+                return
+            keys = [-c.fast_score for c in self.top]
+            self.top.insert(bisect.bisect_right(keys, -cand.fast_score), cand)
             del self.top[k:]
-        elif self.fallback is None or cand is self.fallback or cand.rank_key > self.fallback.rank_key:
+        elif self.fallback is None or cand.fast_score > self.fallback.fast_score:
             self.fallback = cand
 
     @property
     def best(self) -> Candidate | None:
-        return self.top[0] if self.top else None
+        """The fast tier's finalist, unless the heavy tier has scored it: then the heavy tier
+        decides among the finalists it scored."""
+        if not self.top or self.top[0].tier == 0:
+            return self.top[0] if self.top else None
+        return max((c for c in self.top if c.tier), key=lambda c: c.score)
 
 
 class BestSelector:
@@ -63,11 +67,10 @@ class BestSelector:
         st = self._tracks.get(tid)
         return (st.best or st.fallback) if st else None
 
-    def rescored(self, tid: int, cand: Candidate) -> None:
-        """Re-rank ``cand`` after its score changed (it may enter the kept set)."""
+    def finalist(self, tid: int) -> Candidate | None:
+        """The track's best candidate by fast score (what the end keyframe re-scores)."""
         st = self._tracks.get(tid)
-        if st is not None:
-            st.add(cand, self.top_k)
+        return (st.top[0] if st.top else st.fallback) if st else None
 
     def select(self, source_id: str, pts: float, assigned: dict[int, Candidate], confirmed: set[int],
                ended: list[Track], dropped: list[int]) -> list[Event]:

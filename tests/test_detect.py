@@ -36,11 +36,21 @@ def test_filters_min_face_and_max_faces(group_photo):
     assert len(two) == 2
 
 
-def test_scrfd_through_insightface(group_photo):
-    path = shared_path("models/scrfd/scrfd_500m_kps.onnx")
+@pytest.mark.parametrize("model", ["scrfd_500m_kps.onnx", "scrfd_2.5g_kps.onnx"])
+def test_scrfd_on_our_backend_matches_insightface(group_photo, model):
+    from insightface.model_zoo import get_model
+
+    path = shared_path(f"models/scrfd/{model}")
     faces = create_detector("scrfd", model_path=str(path), score_threshold=0.5).detect(group_photo)
     assert len(faces) == 6
     _check_landmarks(faces)
+    ref = get_model(str(path), providers=["CPUExecutionProvider"])
+    ref.prepare(ctx_id=-1, input_size=(640, 640), det_thresh=0.5, nms_thresh=0.4)
+    dets, kps = ref.detect(group_photo, input_size=(640, 640))
+    order = np.argsort(-dets[:, 4])
+    np.testing.assert_allclose(faces.boxes, dets[order, :4], atol=0.5)
+    np.testing.assert_allclose(faces.scores, dets[order, 4], atol=1e-5)
+    np.testing.assert_allclose(faces.landmarks, kps[order], atol=0.5)
 
 
 def test_unknown_detector_lists_valid_names():

@@ -48,18 +48,18 @@ def test_saturated_worker_skips_and_counts_without_blocking():
     w.close()
 
 
-def test_heavy_scores_rank_above_fast_only_candidates():
+def test_heavy_tier_decides_among_finalists_once_it_scored_the_fast_best():
     sel = BestSelector(top_k=3)
     a, b, c = cand(0.9, 0.0), cand(0.8, 0.1), cand(0.7, 0.2)
-    for k, x in enumerate((a, b, c)):
+    for x in (a, b, c):
         sel.select("s", x.pts, {1: x}, {1}, [], [])
-    assert sel.rank(1, a) == 0
-    c.rescore("heavy", 0.2)  # heavy tier decides among the finalists it scored
-    sel.rescored(1, c)
+    assert sel.rank(1, a) == 0 and sel.finalist(1) is a
+    c.rescore("heavy", 0.2)
+    assert sel.best_of(1) is a  # the fast best has not been heavy-scored yet: fast order stands
+    a.rescore("heavy", 0.1)
     assert sel.best_of(1) is c and c.decided_by == "heavy" and c.scores == {"crop_iqa": 0.7, "heavy": 0.2}
     b.rescore("heavy", 0.3)
-    sel.rescored(1, b)
-    assert sel.best_of(1) is b
+    assert sel.best_of(1) is b and sel.finalist(1) is a
     failed = cand(0.6)
     failed.rescore("heavy", float("nan"))  # a failed heavy score is recorded but decides nothing
     assert failed.tier == 0 and failed.score == 0.6

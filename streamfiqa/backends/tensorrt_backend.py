@@ -60,6 +60,8 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", profile: tuple 
         config.set_flag(trt.BuilderFlag.FP16)
     inp = network.get_input(0)
     sample = tuple(inp.shape[1:])
+    if inp.shape[0] > 0:  # a fixed batch (e.g. SCRFD's 1×3×640×640): the profile is that batch
+        profile = (inp.shape[0],) * 3
     opt = builder.create_optimization_profile()
     opt.set_shape(inp.name, (profile[0], *sample), (profile[1], *sample), (profile[2], *sample))
     config.add_optimization_profile(opt)

@@ -98,7 +98,7 @@ class MTCNNDetector(Detector):
         self.scale_factor = float(scale_factor)
 
     def _pyramid(self, h: int, w: int, min_face: float) -> list[float]:
-        m = 12.0 / max(min_face, 12.0 * 0.5)
+        m = 12.0 / max(min_face, 12.0)  # never upsample: max_side exists to make detection cheaper
         side, scales = min(h, w) * m, []
         while side >= 12:
             scales.append(m * self.scale_factor ** len(scales))

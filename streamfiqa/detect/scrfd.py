@@ -1,45 +1,78 @@
-"""SCRFD (insightface) from a model path, through ``insightface.model_zoo``."""
+"""SCRFD (insightface) with five keypoints, decoded here and run on any backend.
+
+The ``*_kps.onnx`` models take a ``(1, 3, S, S)`` RGB input ``(x − 127.5) / 128`` (the frame
+letterboxed into the top-left corner) and give, per stride 8, 16, 32, a face score, box
+distances and keypoint offsets for 2 anchors per grid cell (all in stride units).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from streamfiqa.detect.base import DETECTORS, Detector
+from streamfiqa.detect.base import DETECTORS, Detector, nms
 from streamfiqa.types import Faces
+
+STRIDES = (8, 16, 32)
+ANCHORS = 2
 
 
 @DETECTORS.register("scrfd")
 class SCRFDDetector(Detector):
-    """SCRFD with keypoints (e.g. ``scrfd_500m_kps.onnx``) loaded by insightface.
+    """SCRFD with keypoints (e.g. ``scrfd_500m_kps.onnx``).
 
     Args:
         model_path: path of the SCRFD ``.onnx`` file (required; no download happens).
         input_size: network input side; fixed-shape models need their own (usually 640).
-        nms_threshold: insightface's NMS IoU.
+        nms_threshold: NMS IoU.
+        backend: ``onnxruntime`` (default), ``tensorrt`` or ``auto`` (see :mod:`streamfiqa.backends`).
         providers: ONNX Runtime execution providers to prefer.
         **kwargs: see :class:`Detector`.
     """
 
-    def __init__(self, model_path: str | None = None, input_size: int = 640,
-                 nms_threshold: float = 0.4, providers: list[str] | None = None, **kwargs) -> None:
+    def __init__(self, model_path: str | None = None, input_size: int = 640, nms_threshold: float = 0.4,
+                 backend: str = "onnxruntime", providers: list[str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if not model_path or not Path(model_path).is_file():
             raise FileNotFoundError(
                 f"scrfd: expected detector.model_path to name an SCRFD .onnx file, found {model_path!r}")
-        from insightface.model_zoo import get_model
+        from streamfiqa.backends import create_backend
 
-        self.model = get_model(str(model_path), providers=providers or ["CPUExecutionProvider"])
-        if self.model is None or not hasattr(self.model, "detect"):
-            raise ValueError(f"scrfd: {model_path} is not an SCRFD detector model")
-        self.model.prepare(ctx_id=-1, input_size=(input_size, input_size),
-                           det_thresh=min(self.score_threshold, 0.5), nms_thresh=nms_threshold)
-        self.input_size = (input_size, input_size)
+        self.backend = create_backend(backend, onnx_path=str(model_path), providers=providers, max_batch=1)
+        self.size, self.nms_threshold = int(input_size), float(nms_threshold)
+        self._centers: dict[int, np.ndarray] = {}
+
+    def _anchor_centers(self, stride: int) -> np.ndarray:
+        if stride not in self._centers:
+            n = self.size // stride
+            yy, xx = np.mgrid[:n, :n]
+            pts = np.stack([xx, yy], -1).reshape(-1, 2).astype(np.float32) * stride
+            self._centers[stride] = np.repeat(pts, ANCHORS, axis=0)
+        return self._centers[stride]
 
     def _detect(self, image: np.ndarray, min_face: float) -> Faces:
-        dets, kps = self.model.detect(image, input_size=self.input_size)
-        if dets is None or len(dets) == 0:
+        h, w = image.shape[:2]
+        scale = self.size / max(h, w)
+        canvas = np.zeros((self.size, self.size, 3), np.uint8)
+        canvas[:round(h * scale), :round(w * scale)] = cv2.resize(image, (round(w * scale), round(h * scale)))
+        blob = ((canvas[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None]
+        outs = [o.reshape(-1, o.shape[-1]) for o in self.backend.run(np.ascontiguousarray(blob))]
+        if len(outs) != 9:
+            raise ValueError(f"scrfd: expected 9 outputs (score/box/kps × 3 strides), found {len(outs)}; "
+                             "a *_kps model is needed")
+        boxes, scores, kps = [], [], []
+        floor = min(self.score_threshold, 0.5)
+        for i, stride in enumerate(STRIDES):
+            s, d, k = outs[i][:, 0], outs[i + 3] * stride, outs[i + 6] * stride
+            keep = s >= floor
+            c = self._anchor_centers(stride)[keep]
+            d, k = d[keep], k[keep].reshape(-1, 5, 2)
+            boxes.append(np.concatenate([c - d[:, :2], c + d[:, 2:]], 1))
+            kps.append(c[:, None] + k)
+            scores.append(s[keep])
+        boxes, scores, kps = np.concatenate(boxes) / scale, np.concatenate(scores), np.concatenate(kps) / scale
+        if not len(scores):
             return Faces.empty()
-        if kps is None:
-            raise ValueError("scrfd: the model gives no keypoints; expected a *_kps model")
-        return Faces(dets[:, :4], dets[:, 4], kps)
+        order = nms(boxes, scores, self.nms_threshold)
+        return Faces(boxes[order], scores[order], kps[order])

@@ -111,11 +111,19 @@ class GraphNet(nn.Module):
                     for t, v in ((bn.weight, scale), (bn.bias, offset), (bn.running_mean, mean), (bn.running_var, var)):
                         t.copy_(torch.from_numpy(v))
                 self.bns[_key(node.name)] = bn
+        # Weights now live in parameters; keep only the small constants the ops read at run time.
+        self.consts = {k: v for k, v in self.consts.items() if v.size <= 16}
+        # Free each intermediate after its last consumer (whole-graph activations would hold GBs).
+        last: dict[str, int] = {}
+        for i, node in enumerate(self.program):
+            for inp in node.inputs:
+                last[inp.split(":")[0].lstrip("^")] = i
+        self.release = [[n for n, j in last.items() if j == i and n != output] for i in range(len(self.program))]
 
     def forward(self, x: torch.Tensor, taps: dict | None = None) -> torch.Tensor:
         """Run the graph on NCHW ``x``; ``taps`` (a dict) receives every node's output by name."""
         vals: dict[str, torch.Tensor] = {}
-        for node in self.program:
+        for step, node in enumerate(self.program):
             ins = [i.split(":")[0] for i in node.inputs if not i.startswith("^")]
             arg = [vals[i] if i in vals else None for i in ins]
             op = node.op
@@ -154,6 +162,9 @@ class GraphNet(nn.Module):
             vals[node.name] = y
             if taps is not None:
                 taps[node.name] = y
+            else:
+                for name in self.release[step]:
+                    vals.pop(name, None)
         return vals[self.output]
 
     @staticmethod

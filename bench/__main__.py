@@ -1,0 +1,254 @@
+"""Side-by-side benchmarks; prints JSON lines and saves ``bench/results/<machine>.json``.
+
+    python -m bench            # full
+    python -m bench --quick    # minutes on a 2-core CPU
+
+Ratios compare our path with a faithful re-run of the official loop (``bench/official.py``) or the
+naive pipeline (``bench/naive.py``) on the same machine in the same run. Official-layout models
+with random weights are used for speed (weights do not change the arithmetic).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CROWD = ROOT.parent / "shared" / "data" / "videos" / "crowd_walk_1080p.mp4"
+log = logging.getLogger("bench")
+
+
+def machine() -> dict:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"name": re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{gpu or 'cpu'}-{os.cpu_count()}c").strip("-"),
+            "gpu": gpu, "cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def emit(results: list, row: dict) -> None:
+    results.append(row)
+    print(json.dumps(row), flush=True)
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def face_crops(n: int) -> np.ndarray:
+    """``n`` real aligned faces (the insightface photo's faces, jittered), as the pipeline holds them."""
+    from streamfiqa.tools import default_face_paths, load_faces
+
+    base = load_faces(default_face_paths()[-2:], min_face=40).aligned
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        img = base[i % len(base)].astype(np.int16) + rng.integers(-3, 4, base.shape[1:])
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def write_folder(crops: np.ndarray, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, c in enumerate(crops):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), c)
+    return folder
+
+
+def bench_ediffiqa(results: list, crops: np.ndarray, folder: Path, device: str) -> None:
+    from bench.official import ediffiqa_loop
+    from engines.export import export_onnx
+    from streamfiqa.backends import create_backend
+    from streamfiqa.models.common import to_input
+    from streamfiqa.models.ediffiqa import EDifFIQA
+
+    torch.manual_seed(0)
+    model = EDifFIQA("S").eval()
+    n = len(crops)
+    ediffiqa_loop(model, folder, device=device)  # warm-up
+    t_off, _ = timed(ediffiqa_loop, model, folder, 128, device)
+    ours = {}
+    kinds = [("torch", {"device": device, "half": device == "cuda"})]
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = export_onnx(model, Path(tmp) / "s.onnx")
+        kinds.append(("onnxruntime", {"onnx_path": str(onnx)}))
+        if device == "cuda":
+            kinds.append(("tensorrt", {"onnx_path": str(onnx), "precision": "fp16", "max_batch": 512}))
+        for kind, kw in kinds:
+            try:
+                be = create_backend(kind, module=model, max_batch=256, **kw)
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                emit(results, {"bench": "ediffiqa_s", "backend": kind, "error": str(exc)[:200]})
+                continue
+            be.run(to_input(crops[:256]))  # warm-up (and engine build)
+            dt, _ = timed(lambda: be.run(to_input(crops)))
+            ours[kind] = n / dt
+            emit(results, {"bench": "ediffiqa_s", "backend": kind, "faces": n, "faces_per_s": round(n / dt, 1)})
+    best = max(ours, key=ours.get)
+    emit(results, {"bench": "ediffiqa_s", "official_faces_per_s": round(n / t_off, 1), "best_backend": best,
+                   "ours_faces_per_s": round(ours[best], 1), "ratio_vs_official": round(ours[best] * t_off / n, 2)})
+
+
+def bench_grafiqs(results: list, crops: np.ndarray, folder: Path, device: str, depth: int) -> None:
+    from bench.official import grafiqs_loop
+    from streamfiqa.models.grafiqs import GraFIQs
+    from streamfiqa.models.iresnet import iresnet
+
+    torch.manual_seed(0)
+    net = iresnet(depth).eval()
+    n = len(crops)
+    t_off, _ = timed(grafiqs_loop, net, folder, device)
+    g = GraFIQs(net, "image", device=device, batch_size=64 if device == "cuda" else 16)
+    g.raw(crops[:4])
+    t_ours, _ = timed(g.raw, crops)
+    emit(results, {"bench": "grafiqs", "backbone": f"iresnet{depth}", "faces": n,
+                   "official_faces_per_s": round(n / t_off, 2), "ours_faces_per_s": round(n / t_ours, 2),
+                   "ratio_vs_official": round(t_off / t_ours, 2)})
+
+
+def bench_diffiqa(results: list, crops: np.ndarray, folder: Path, device: str, dim: int, repeats: int) -> None:
+    from bench.official import diffiqa_loop
+    from streamfiqa.models.diffiqa import DifFIQA
+    from streamfiqa.models.iresnet import iresnet
+    from streamfiqa.models.unet import Unet
+
+    torch.manual_seed(0)
+    unet = Unet(dim=dim).eval()
+
+    class FR:  # the paper's FR (CosFace IResNet-50), official layout, random weights
+        net = iresnet(50).eval().to(device)
+
+    ours = DifFIQA(unet, FR, t=5, repeats=repeats, batch_size=16 if device == "cuda" else 2, device=device)
+    n = len(crops)
+    t_off, _ = timed(diffiqa_loop, ours.diffusion, FR.net, folder, 5, repeats, 64, device)
+    t_ours, _ = timed(ours.score, crops)
+    emit(results, {"bench": "diffiqa", "unet_dim": dim, "repeats": repeats, "faces": n,
+                   "official_faces_per_s": round(n / t_off, 3), "ours_faces_per_s": round(n / t_ours, 3),
+                   "ratio_vs_official": round(t_off / t_ours, 2)})
+
+
+def bench_pipeline(results: list, quick: bool) -> None:
+    from bench.naive import run_naive
+
+    if not CROWD.is_file():
+        emit(results, {"bench": "pipeline", "skipped": f"needs {CROWD} (../shared)"})
+        return
+    import subprocess
+
+    for name in ("offline.yaml", "offline_realtime_cpu.yaml"):
+        # each configuration in a fresh process, so peak RSS is the pipeline's own
+        proc = subprocess.run([sys.executable, "-m", "bench", "--pipeline-config", name], capture_output=True,
+                              text=True, cwd=ROOT, timeout=3600)
+        if proc.returncode != 0:
+            emit(results, {"bench": "pipeline", "config": f"configs/{name}", "error": proc.stderr[-400:]})
+            continue
+        ours = json.loads(proc.stdout.strip().splitlines()[-1])
+        emit(results, ours)
+        cfg = _config(name)
+        frames = 30 if quick else 0
+        for heavy in (True, False):
+            naive = run_naive(str(CROWD), cfg, max_frames=frames // max(cfg.sources.stride, 1), heavy=heavy)
+            naive_rtf = naive["video_s"] / naive["wall_s"]
+            emit(results, {"bench": "pipeline_naive", "config": f"configs/{name}", "heavy_on_every_face": heavy,
+                           "frames": naive["frames"], "wall_s": round(naive["wall_s"], 2),
+                           "realtime_factor": round(naive_rtf, 3),
+                           "ratio_ours_vs_naive": round(ours["realtime_factor"] / naive_rtf, 2)})
+
+
+def _config(name: str):
+    from pipelines import offline
+    from streamfiqa.config import load_config
+
+    return load_config(ROOT / "configs" / name, ["stats_interval_s=0", 'progress="false"'], base=offline.DEFAULTS)
+
+
+def pipeline_once(name: str) -> dict:
+    """Our pipeline on the crowd clip with ``configs/<name>``; one JSON row."""
+    from streamfiqa.runner import Runner
+    from streamfiqa.sources import parse_sources
+
+    runner = Runner(_config(name), parse_sources([str(CROWD)]), [])
+    t0 = time.perf_counter()
+    runner.run()
+    wall = time.perf_counter() - t0
+    st = runner.stats()
+    src = next(iter(st["sources"].values()))
+    video_s = src["decoded"] / 25.0
+    return {"bench": "pipeline", "clip": CROWD.name, "config": f"configs/{name}", "wall_s": round(wall, 2),
+            "video_s": video_s, "realtime_factor": round(video_s / wall, 3), "frames_processed": src["processed"],
+            "faces": src["faces"], "tracks_reported": src["events"], "faces_per_s": round(src["faces"] / wall, 1),
+            "ms_per_frame": {"decode": src["decode_ms"], **st["stages_ms"]}, "heavy": st.get("heavy"),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss it does not survive exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes (minutes on 2 CPU cores)")
+    p.add_argument("--only", nargs="*", default=None, help="subset: ediffiqa grafiqs diffiqa pipeline")
+    p.add_argument("--out", default=None, help="results file (default bench/results/<machine>.json)")
+    p.add_argument("--pipeline-config", default=None, help=argparse.SUPPRESS)  # one pipeline run (subprocess)
+    args = p.parse_args(argv)
+    if args.pipeline_config:
+        print(json.dumps(pipeline_once(args.pipeline_config)))
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    info = machine()
+    device = "cuda" if info["gpu"] else "cpu"
+    results: list = []
+    emit(results, {"bench": "machine", **info, "quick": args.quick})
+    gpu = device == "cuda"
+    n_fast = 4096 if gpu else (256 if args.quick else 1024)
+    n_heavy = 64 if gpu else (8 if args.quick else 32)
+    todo = args.only or ["ediffiqa", "grafiqs", "diffiqa", "pipeline"]
+    with tempfile.TemporaryDirectory() as tmp:
+        crops = face_crops(n_fast)
+        folder = write_folder(crops, Path(tmp) / "fast")
+        heavy_folder = write_folder(crops[:n_heavy], Path(tmp) / "heavy")
+        if "ediffiqa" in todo:
+            bench_ediffiqa(results, crops, folder, device)
+        if "grafiqs" in todo:
+            bench_grafiqs(results, crops[:n_heavy], heavy_folder, device, 50 if gpu or not args.quick else 18)
+        if "diffiqa" in todo:
+            few = crops[:n_heavy if gpu else 2]
+            dfolder = write_folder(few, Path(tmp) / "diff")
+            bench_diffiqa(results, few, dfolder, device, 128 if gpu else 32, 10 if gpu else 2)
+    if "pipeline" in todo:
+        bench_pipeline(results, args.quick)
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"{info['name']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and out.is_file():  # keep the earlier rows of the benches not re-run
+        rerun = {"ediffiqa": {"ediffiqa_s"}, "grafiqs": {"grafiqs"}, "diffiqa": {"diffiqa"},
+                 "pipeline": {"pipeline", "pipeline_naive"}}
+        names = set().union(*(rerun.get(t, {t}) for t in todo)) | {"machine"}
+        results = [r for r in json.loads(out.read_text()) if r.get("bench") not in names] + results
+    out.write_text(json.dumps(results, indent=1))
+    print(json.dumps({"bench": "saved", "path": str(out)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
