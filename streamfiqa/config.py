@@ -50,6 +50,7 @@ class DetectorConfig:
     max_side: int = 1280
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
     threads: int = 0
+    backend: str = choice("onnxruntime", "onnxruntime", "tensorrt", "auto")
 
 
 @dataclass

@@ -57,7 +57,7 @@ class Runner:
             raise ValueError("expected at least one source, found none")
         self.cfg, self.specs, self.sinks = cfg, specs, sinks
         d = cfg.detector
-        extra = {"threads": d.threads} if d.name == "mtcnn" else {}
+        extra = {"threads": d.threads} if d.name == "mtcnn" else {"backend": d.backend} if d.name == "scrfd" else {}
         self.detector = create_detector(d.name, model_path=d.model_path, min_face=d.min_face,
                                         score_threshold=d.score_threshold, max_faces=d.max_faces,
                                         max_side=d.max_side, providers=d.providers, **extra)
