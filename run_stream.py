@@ -44,7 +44,7 @@ def _stop_on_signals() -> threading.Event:
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_stream.py", description="Best-quality face crops from video streams and files.",
-        epilog="Other commands: 'run_stream.py listen ENDPOINT --help', 'run_stream.py demo --help'. "
+        epilog="Other commands (each with --help): listen, demo, score, models, degrade, eval. "
                "SOURCE is a video file, an image folder, rtsp://..., http(s)://... (HLS too) or /dev/videoN; "
                "prefix ID= to name it (cam1=rtsp://...).")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="sources to read, several at once")
