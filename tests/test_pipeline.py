@@ -78,3 +78,14 @@ def test_enrollment_times_out_with_a_clear_message(synth_clip, tmp_path):
     code, events = run_enroll(path, tmp_path, "enroll.count=3", "enroll.threshold=0.99", "enroll.timeout_s=1.0")
     (timeout,) = [e for e in events if e["event"] == "enroll_timeout"]
     assert code == 3 and "0/3" in timeout["message"] and "timed out" in timeout["message"]
+
+
+def test_demo_clip_with_four_faces_publishes_every_sharp_frame(tmp_path):
+    """The README's demo: a face O-Net scores poorly must still win on its sharp frame."""
+    from streamfiqa.synth import make_clip
+
+    truth = make_clip(tmp_path / "demo.mp4", faces=4, frames=100)
+    code, events = run_offline([tmp_path / "demo.mp4"], tmp_path / "out")
+    assert code == 0
+    assert sorted(e["frame_index"] for e in events) == sorted(truth.sharp_frame)
+    assert all(e["quality"]["tier"] == "heavy" for e in events)

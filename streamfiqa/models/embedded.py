@@ -6,8 +6,9 @@
     noise     = exp(-(max(n - 8, 0) / 3)²)         n: Immerkær noise σ estimate, grey levels
     blocking  = exp(-(max(b - 1.25, 0) / 0.25)²)   b: 8-px block-edge gradient ratio (JPEG)
     exposure  = (1 - 2·|mean - 0.5|) · (1 - clipped fraction)
-    face      = p · exp(-(e / 6)²)                 MTCNN O-Net on the crop: face probability p and
-                                                   mean landmark distance e (px) to the template
+    face      = 0.25 + 0.75 · p · exp(-(e / 6)²)   MTCNN O-Net on the crop: face probability p and
+                                                   mean landmark distance e (px) to the template;
+                                                   floored because O-Net rejects some sharp real faces
     weights 2, 1, 1, 1, 1
 
 ``facenet_fusion`` (heavy tier) adds, with weight 1, FaceNet's embedding stability: the mean
@@ -89,7 +90,7 @@ class CropIQA:
             "noise": np.exp(-(np.maximum(noise_sigma(aligned) - 8.0, 0) / 3.0) ** 2),
             "blocking": np.exp(-(np.maximum(blockiness(aligned) - 1.25, 0) / 0.25) ** 2),
             "exposure": (1 - 2 * np.abs(st[:, 1] - 0.5)) * (1 - st[:, 2]),
-            "face": p * np.exp(-(e / 6.0) ** 2),
+            "face": 0.25 + 0.75 * p * np.exp(-(e / 6.0) ** 2),
         }
 
     def score(self, aligned: np.ndarray) -> np.ndarray:
