@@ -87,7 +87,7 @@ def create_backend(kind: str = "auto", **kwargs) -> Backend:
     return BACKENDS.create(kind, **kwargs)
 
 
-def chunks(n: int, size: int):
-    """Slices of ``range(n)`` of at most ``size``."""
+def batches(n: int, size: int):
+    """Slices covering ``range(n)`` in chunks of ``size``."""
     for i in range(0, n, max(size, 1)):
         yield slice(i, min(i + size, n))

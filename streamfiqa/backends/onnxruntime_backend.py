@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, chunks
+from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches
 
 
 @BACKENDS.register("onnxruntime")
@@ -48,7 +48,7 @@ class OrtBackend(Backend):
         self.check(batch)
         x = batch.detach().cpu().numpy() if hasattr(batch, "detach") else batch
         x = np.ascontiguousarray(x, np.float32)
-        outs = [self.session.run(None, {self.input_spec.name: x[sl]}) for sl in chunks(len(x), self.max_batch)]
+        outs = [self.session.run(None, {self.input_spec.name: x[sl]}) for sl in batches(len(x), self.max_batch)]
         return [np.concatenate(parts) for parts in zip(*outs)] if outs else []
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, chunks
+from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / "engines" / "cache"
@@ -147,7 +147,7 @@ class TensorRTBackend(Backend):
         self.check(batch)
         torch = self.torch
         x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
-        parts = [self.run_torch(x[sl]) for sl in chunks(len(x), self.max_batch)]
+        parts = [self.run_torch(x[sl]) for sl in batches(len(x), self.max_batch)]
         torch.cuda.current_stream(self.device).synchronize()
         return [torch.cat(p).float().cpu().numpy() for p in zip(*parts)] if parts else []
 

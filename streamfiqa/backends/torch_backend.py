@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, chunks
+from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches
 
 
 @BACKENDS.register("torch")
@@ -44,7 +44,7 @@ class TorchBackend(Backend):
         x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
         outs: list[list] = []
         with torch.inference_mode():
-            for sl in chunks(len(x), self.max_batch):
+            for sl in batches(len(x), self.max_batch):
                 y = self.module(x[sl].to(self.device, self.dtype, non_blocking=True))
                 y = y if isinstance(y, (tuple, list)) else (y,)
                 outs.append([t.float().cpu().numpy() for t in y])

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from streamfiqa.backends.base import batches  # noqa: F401 - re-exported for the models
+
 #: Face crops the scorers take: 112×112 BGR uint8, aligned to the ArcFace template.
 ALIGNED_SHAPE = (112, 112, 3)
 
@@ -68,9 +70,3 @@ def load_strict(module: torch.nn.Module, state: dict, what: str) -> None:
                          f"missing {len(missing)} {missing[:4]}, unexpected {len(unexpected)} {unexpected[:4]}, "
                          f"shape mismatches {shapes[:3]}")
     module.load_state_dict(state, strict=True)
-
-
-def batches(n: int, size: int):
-    """Slices covering ``range(n)`` in chunks of ``size``."""
-    for i in range(0, n, max(size, 1)):
-        yield slice(i, min(i + size, n))
