@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from streamfiqa.models.common import load_checkpoint, load_strict, to_input
-from streamfiqa.models.iresnet import iresnet
+from streamfiqa.models.iresnet import depth_from_state, iresnet
 from streamfiqa.models.mobilefacenet import MobileFaceNet
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,9 @@ def detect_variant(state: dict) -> str:
     """
     if any(k.startswith("base_model.conv_23.") for k in state):
         return "T"
-    blocks = {int(k.split(".")[2]) for k in state if k.startswith("base_model.layer3.")}
-    by_blocks = {2: "S", 14: "M", 30: "L"}
-    if blocks and max(blocks) + 1 in by_blocks:
-        return by_blocks[max(blocks) + 1]
+    variant = {18: "S", 50: "M", 100: "L"}.get(depth_from_state(state, "base_model."))
+    if variant:
+        return variant
     raise ValueError("eDifFIQA: expected a state_dict with keys base_model.* and mlp.* of variant S/T/M/L, "
                      f"found keys like {list(state)[:3]}")
 

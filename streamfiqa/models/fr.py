@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamfiqa.models.common import batches, check_aligned, load_checkpoint, load_strict, pick_device, to_input
-from streamfiqa.models.iresnet import DEPTHS, IResNet
+from streamfiqa.models.iresnet import IResNet, depth_from_state
 from streamfiqa.registry import Registry
 
 
@@ -98,8 +98,7 @@ def load_iresnet(path: str | Path) -> IResNet:
     """An insightface ``arcface_torch`` IResNet ``.pth`` (state dict), depth from its keys."""
     state = load_checkpoint(path)
     state = state.get("state_dict", state)
-    blocks = {int(k.split(".")[1]) for k in state if k.startswith("layer3.")}
-    depth = next((d for d, b in DEPTHS.items() if blocks and b[2] == max(blocks) + 1), None)
+    depth = depth_from_state(state)
     if depth is None:
         raise ValueError(f"{path}: expected an IResNet state dict (keys conv1.*, layer1..4.*, fc.*, features.*), "
                          f"found keys like {list(state)[:3]}")

@@ -74,6 +74,12 @@ class IResNet(nn.Module):
         return self.features(self.fc(x))
 
 
+def depth_from_state(state: dict, prefix: str = "") -> int | None:
+    """The depth whose ``layer3`` block count the state dict's ``{prefix}layer3.N.*`` keys show, or None."""
+    blocks = {int(k[len(prefix):].split(".")[1]) for k in state if k.startswith(f"{prefix}layer3.")}
+    return next((d for d, b in DEPTHS.items() if blocks and b[2] == max(blocks) + 1), None)
+
+
 def iresnet(depth: int, **kwargs) -> IResNet:
     """IResNet of the given depth (18, 34, 50, 100, 200)."""
     return IResNet(depth, **kwargs)
