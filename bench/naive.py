@@ -14,14 +14,12 @@ import numpy as np
 
 def run_naive(path: str, cfg, max_frames: int = 0, heavy: bool = True) -> dict:
     from streamfiqa.align import Aligner
-    from streamfiqa.detect import create_detector
+    from streamfiqa.detect import detector_from_config
     from streamfiqa.quality import QualityAssessor, create_scorer
     from streamfiqa.track import Tracker
 
-    d, q, t = cfg.detector, cfg.quality, cfg.tracker
-    extra = {"threads": d.threads} if d.name == "mtcnn" else {}
-    det = create_detector(d.name, model_path=d.model_path, min_face=d.min_face, score_threshold=d.score_threshold,
-                          max_side=d.max_side, **extra)
+    q, t = cfg.quality, cfg.tracker
+    det = detector_from_config(cfg.detector)
     aligner, assessor = Aligner(), QualityAssessor()
     fast = create_scorer(q.scorer, **q.scorer_args)
     slow = create_scorer(q.heavy, **q.heavy_args) if heavy and q.heavy else None

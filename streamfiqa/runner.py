@@ -11,7 +11,7 @@ import numpy as np
 
 from streamfiqa.align import Aligner
 from streamfiqa.config import Config
-from streamfiqa.detect import create_detector
+from streamfiqa.detect import detector_from_config
 from streamfiqa.events import Candidate, Event
 from streamfiqa.quality import QualityAssessor, create_scorer
 from streamfiqa.rescore import HeavyWorker, Job, KeyframeSampler
@@ -56,11 +56,7 @@ class Runner:
         if not specs:
             raise ValueError("expected at least one source, found none")
         self.cfg, self.specs, self.sinks = cfg, specs, sinks
-        d = cfg.detector
-        extra = {"threads": d.threads} if d.name == "mtcnn" else {"backend": d.backend} if d.name == "scrfd" else {}
-        self.detector = create_detector(d.name, model_path=d.model_path, min_face=d.min_face,
-                                        score_threshold=d.score_threshold, max_faces=d.max_faces,
-                                        max_side=d.max_side, providers=d.providers, **extra)
+        self.detector = detector_from_config(cfg.detector)
         self.aligner = Aligner(cfg.align.display_margin, cfg.align.display_size)
         q = cfg.quality
         self.assessor = QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score,
