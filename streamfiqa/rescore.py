@@ -116,11 +116,6 @@ class HeavyWorker:
             except queue.Empty:
                 return out
 
-    @property
-    def pending(self) -> int:
-        """Jobs submitted and not yet returned by :meth:`results`."""
-        return self.submitted - self.done - self.failed
-
     def drain(self, timeout: float, all_cores: bool = False) -> None:
         """Wait until every queued job is scored or ``timeout`` seconds pass; ``all_cores`` lifts
         the thread limit meanwhile (the live path is idle then)."""

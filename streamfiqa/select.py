@@ -22,8 +22,6 @@ class _TrackBest:
 
     def add(self, cand: Candidate, k: int) -> None:
         if cand.passed:
-            if any(c is cand for c in self.top):
-                return
             keys = [-c.fast_score for c in self.top]
             self.top.insert(bisect.bisect_right(keys, -cand.fast_score), cand)
             del self.top[k:]
@@ -102,10 +100,8 @@ class BestSelector:
         return events
 
     def _end(self, source_id: str, tid: int, reason: str | None) -> list[Event]:
+        cand = self.best_of(tid)
         st = self._tracks.pop(tid, None)
-        if st is None:
-            return []
-        cand = st.best or st.fallback
         if cand is None:
             return []
         return [Event("best", source_id, tid, cand, self._facts(st, reason),
