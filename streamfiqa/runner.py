@@ -26,6 +26,7 @@ STAGES = ("detect", "align", "quality", "score", "track", "select")
 
 @dataclass
 class _SourceState:
+    index: int  # position in Runner.states (heavy-tier jobs refer to their source by it)
     source: Source
     tracker: Tracker
     selector: BestSelector
@@ -79,7 +80,7 @@ class Runner:
             0 on success, 1 if a source failed, 3 if an enrolment timed out.
         """
         stop = stop or threading.Event()
-        self.states = [self._open(spec) for spec in self.specs]
+        self.states = [self._open(spec, i) for i, spec in enumerate(self.specs)]
         next_stats = time.monotonic() + self.cfg.stats_interval_s
         try:
             while not stop.is_set():
@@ -115,11 +116,11 @@ class Runner:
             log.info("per-frame stage times (ms): %s", self.stats()["stages_ms"])
         return self.exit_code
 
-    def _open(self, spec: SourceSpec) -> _SourceState:
+    def _open(self, spec: SourceSpec, index: int) -> _SourceState:
         t = self.cfg.tracker
         s = self.cfg.selection
         st = _SourceState(
-            Source(spec, self.cfg.sources, self.wake).start(),
+            index, Source(spec, self.cfg.sources, self.wake).start(),
             Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits),
             BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin))
         if self.cfg.pipeline == "enroll":
@@ -128,7 +129,7 @@ class Runner:
         show = self.cfg.progress == "true" or (self.cfg.progress == "auto" and sys.stderr.isatty())
         if show and not spec.live:
             from tqdm import tqdm
-            st.progress = tqdm(desc=spec.id, unit="frame", position=len(self.states), leave=True)
+            st.progress = tqdm(desc=spec.id, unit="frame", position=index, leave=True)
         return st
 
     def _process(self, ready: list[tuple[_SourceState, Frame]]) -> None:
@@ -176,10 +177,9 @@ class Runner:
             events = st.selector.select(st.source.spec.id, frame.pts, assigned, confirmed,
                                         self._defer_ends(st, update.ended), update.dropped)
             if self.heavy is not None:
-                idx = self.states.index(st)
                 for tid, cand in assigned.items():
-                    if self.sampler.wants(idx, tid, cand, st.selector.rank(tid, cand)):
-                        self.heavy.submit(Job(idx, tid, cand))
+                    if self.sampler.wants(st.index, tid, cand, st.selector.rank(tid, cand)):
+                        self.heavy.submit(Job(st.index, tid, cand))
             if st.enroll is not None:
                 events += self._enroll(st, frame, faces, update.assignments, candidate)
         self._emit(st, events)
@@ -245,11 +245,10 @@ class Runner:
         if self.heavy is None or not self.sampler.at_end:
             return ended
         now = []
-        idx = self.states.index(st)
         for track in ended:
-            self.sampler.forget(idx, track.track_id)
+            self.sampler.forget(st.index, track.track_id)
             best = st.selector.finalist(track.track_id)
-            if best is not None and best.tier == 0 and self.heavy.submit(Job(idx, track.track_id, best, True)):
+            if best is not None and best.tier == 0 and self.heavy.submit(Job(st.index, track.track_id, best, True)):
                 st.pending_end[track.track_id] = track
             else:
                 now.append(track)

@@ -126,8 +126,10 @@ def default_face_paths() -> list[str]:
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "deepface"
     if shared.is_dir():
         paths.append(str(shared))
-    spec = importlib.util.find_spec("insightface")
-    if spec and spec.submodule_search_locations:
-        images = Path(next(iter(spec.submodule_search_locations))) / "data" / "images"
-        paths += [str(images / n) for n in ("t1.jpg", "Tom_Hanks_54745.png") if (images / n).is_file()]
-    return paths
+    from streamfiqa.synth import sample_photo
+
+    try:
+        images = sample_photo().parent
+    except FileNotFoundError:
+        return paths
+    return paths + [str(images / n) for n in ("t1.jpg", "Tom_Hanks_54745.png") if (images / n).is_file()]

@@ -47,6 +47,7 @@ def test_a_broken_source_does_not_take_the_others_down(synth_clip, tmp_path):
     code, events = run_offline([bad, path], tmp_path / "out")
     assert code == 1
     assert {e["source"] for e in events} == {"synth"} and len(events) == 3
+    assert all(e["quality"]["tier"] == "heavy" for e in events)  # keyframes reach the second source's tracks
 
 
 def test_crowd_clip_gives_best_faces(tmp_path):
