@@ -233,7 +233,8 @@ def cmd_eval(argv: list[str]) -> int:
     _setup_logging(args.log_level)
     import numpy as np
 
-    from streamfiqa.evaluate import edc, read_pairs, write_report
+    from streamfiqa.degrade import degrade_randomly
+    from streamfiqa.evaluate import edc, pair_index, read_pairs, write_report
     from streamfiqa.models.fr import create_fr
     from streamfiqa.tools import load_faces, score_faces
 
@@ -245,20 +246,12 @@ def cmd_eval(argv: list[str]) -> int:
     folder = Path(args.images or Path(args.pairs).parent)
     names = sorted(set(pairs.a) | set(pairs.b))
     faces = load_faces([str(folder / n) for n in names], largest_only=True)
-    index = {Path(pth).name: k for k, pth in enumerate(faces.paths)}
     scorers = args.scorer or ["crop_iqa", "facenet_fusion", "tier0"]
     applied = None
     if args.degrade is not None:
-        from streamfiqa.degrade import KINDS
-
-        rng = np.random.default_rng(args.degrade)
-        kinds = ["clean", *KINDS]
-        applied = [kinds[i] for i in rng.integers(0, len(kinds), len(faces.aligned))]
-        faces.aligned = np.stack([a if k == "clean" else KINDS[k](a) for a, k in zip(faces.aligned, applied)])
+        faces.aligned, applied = degrade_randomly(faces.aligned, args.degrade)
         scorers = [s for s in scorers if s != "tier0"]
-    keep = np.array([a in index and b in index for a, b in zip(pairs.a, pairs.b)])
-    ia = np.array([index[a] for a, k in zip(pairs.a, keep) if k])
-    ib = np.array([index[b] for b, k in zip(pairs.b, keep) if k])
+    keep, ia, ib = pair_index(pairs, [Path(p).name for p in faces.paths])
     emb = create_fr(args.fr).embed(faces.aligned)
     sim = (emb[ia] * emb[ib]).sum(1)
     gen = pairs.genuine[keep]

@@ -59,6 +59,15 @@ def degrade_all(aligned: np.ndarray) -> dict[str, np.ndarray]:
     return {kind: np.stack([fn(a) for a in aligned]) for kind, fn in KINDS.items()}
 
 
+def degrade_randomly(aligned: np.ndarray, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Each crop replaced by a seeded random choice among clean and every kind; returns the crops and
+    the kind applied to each (``"clean"`` when none)."""
+    kinds = ["clean", *KINDS]
+    applied = [kinds[i] for i in np.random.default_rng(seed).integers(0, len(kinds), len(aligned))]
+    out = np.stack([a if k == "clean" else KINDS[k](a) for a, k in zip(aligned, applied)]) if len(aligned) else aligned
+    return out, applied
+
+
 def ranking_table(score: Callable[[np.ndarray], np.ndarray], aligned: np.ndarray) -> dict[str, float]:
     """Per kind, the fraction of faces whose clean crop scores strictly above the degraded one."""
     clean = np.asarray(score(aligned), np.float64)

@@ -33,6 +33,16 @@ class Pairs:
                              f"{len(self.genuine)}")
 
 
+def pair_index(pairs: Pairs, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``names`` for each pair's two images: ``(keep, ia, ib)``, where ``keep`` marks the pairs
+    whose both images are present and ``ia``/``ib`` index the kept ones."""
+    index = {n: k for k, n in enumerate(names)}
+    keep = np.array([a in index and b in index for a, b in zip(pairs.a, pairs.b)], bool)
+    ia = np.array([index[a] for a, k in zip(pairs.a, keep) if k], np.int64)
+    ib = np.array([index[b] for b, k in zip(pairs.b, keep) if k], np.int64)
+    return keep, ia, ib
+
+
 def read_pairs(path: str | Path) -> Pairs:
     """A deepface-style CSV with columns ``file_x, file_y, Decision`` (Yes/No)."""
     a, b, g = [], [], []

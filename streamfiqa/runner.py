@@ -148,7 +148,7 @@ class Runner:
             fast = self.scorer is not None and st.processed % self.cfg.quality.fast_every == 0
             items.append((st, frame, faces, crops, quality, fast))
         with timer("score"):
-            batch = [it[3].aligned for it in items if it[5] and len(it[2])]
+            batch = [crops.aligned for _, _, faces, crops, _, fast in items if fast and len(faces)]
             fast_scores = iter(np.split(np.asarray(self.scorer.score(np.concatenate(batch)), np.float32),
                                         np.cumsum([len(b) for b in batch])[:-1]) if batch else [])
         for st, frame, faces, crops, quality, fast in items:
