@@ -20,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-COMMANDS = ("listen", "demo", "score", "models", "degrade", "eval")
+COMMANDS = ("listen", "demo", "score", "models", "degrade", "eval", "distil")
 log = logging.getLogger("streamfiqa")
 
 
@@ -168,7 +168,7 @@ def cmd_score(argv: list[str]) -> int:
         log.error("%s", exc)
         return 2
     for path, face, s in zip(faces.paths, faces.faces, scores):
-        print(json.dumps({"path": path, "face": face, "scorer": args.scorer, "score": round(float(s), 6)}))
+        print(json.dumps({"path": path, "face": face, "scorer": args.scorer, "score": float(s)}))
     return 0
 
 
@@ -197,75 +197,135 @@ def cmd_models(argv: list[str]) -> int:
 def cmd_degrade(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="run_stream.py degrade",
-        description="Degradation ranking check: fraction of faces whose clean crop outscores each degraded copy.")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="face photos (default: ../shared deepface set "
-                   "if present, plus the insightface wheel's photos)")
-    _add_scorer_options(p, "crop_iqa")
-    args = p.parse_args(argv)
-    _setup_logging(args.log_level)
-    from streamfiqa.degrade import ranking_table
-    from streamfiqa.quality import create_scorer
-    from streamfiqa.tools import default_face_paths, load_faces
-
-    faces = load_faces(args.paths or default_face_paths(), min_face=40)
-    scorer = create_scorer(args.scorer, **_scorer_args(args.arg))
-    table = ranking_table(scorer.score, faces.aligned)
-    print(json.dumps({"scorer": args.scorer, "faces": len(faces.aligned),
-                      "clean_above_degraded": {k: round(v, 4) for k, v in table.items()},
-                      "bar_0.9_met": all(v >= 0.9 for v in table.values())}))
-    return 0
-
-
-def cmd_eval(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="run_stream.py eval",
-                                description="EDC curves and pAUC of scorers on labelled pairs; writes edc.json/png.")
-    root = Path(__file__).resolve().parent.parent / "shared" / "data" / "faces" / "deepface"
-    p.add_argument("--pairs", default=str(root / "master.csv"), help="CSV file_x,file_y,Decision")
-    p.add_argument("--images", default=None, help="folder of the pair images (default: the CSV's folder)")
-    p.add_argument("--fr", default="facenet", help="FR model for comparison scores (default: facenet)")
-    p.add_argument("--fmr", type=float, default=1e-3)
-    p.add_argument("--out", default="eval_out", help="output folder")
-    p.add_argument("--degrade", type=int, default=None, metavar="SEED",
-                   help="replace each image's crop by a seeded random choice among clean and the six "
-                        "degradation kinds (a harder protocol; tier0 is then left out)")
-    _add_scorer_options(p, "crop_iqa, facenet_fusion, tier0", many=True)
+        description="Degradation ranking check: each kind is applied to the whole photo before detection (as a "
+                    "camera produces it); prints, per kind, the fraction of faces whose clean crop outscores it.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="face photos (default: the held-out half of "
+                   "../shared celeba_ids, else the insightface wheel's photos)")
+    p.add_argument("--split", default="test", choices=("test", "train", "all"),
+                   help="identity half of the default set (default: test, held out from training)")
+    p.add_argument("--max-photos", type=int, default=400, help="at most this many photos (0 = all)")
+    _add_scorer_options(p, "fiqa_fast")
     args = p.parse_args(argv)
     _setup_logging(args.log_level)
     import numpy as np
 
-    from streamfiqa.degrade import degrade_randomly
-    from streamfiqa.evaluate import edc, pair_index, read_pairs, write_report
-    from streamfiqa.models.fr import create_fr
-    from streamfiqa.tools import load_faces, score_faces
+    from streamfiqa.degrade import PHOTO_KINDS
+    from streamfiqa.facedata import celeba_ids_dir, load_crops, read_identities
+    from streamfiqa.scorers import create_scorer
+    from streamfiqa.tools import default_face_paths, image_files
 
-    try:
-        pairs = read_pairs(args.pairs)
-    except (OSError, ValueError) as exc:
-        log.error("%s", exc)
-        return 2
-    folder = Path(args.images or Path(args.pairs).parent)
-    names = sorted(set(pairs.a) | set(pairs.b))
-    faces = load_faces([str(folder / n) for n in names], largest_only=True)
-    scorers = args.scorer or ["crop_iqa", "facenet_fusion", "tier0"]
-    applied = None
-    if args.degrade is not None:
-        faces.aligned, applied = degrade_randomly(faces.aligned, args.degrade)
-        scorers = [s for s in scorers if s != "tier0"]
-    keep, ia, ib = pair_index(pairs, [Path(p).name for p in faces.paths])
-    emb = create_fr(args.fr).embed(faces.aligned)
-    sim = (emb[ia] * emb[ib]).sum(1)
-    gen = pairs.genuine[keep]
-    curves = {}
-    for name in scorers:
-        q = score_faces(faces, name, _scorer_args(args.arg))
-        curves[name] = edc(sim, np.minimum(q[ia], q[ib]), gen, args.fmr)
-        print(json.dumps({"scorer": name, "pauc_0.2": round(curves[name]["pauc_0.2"], 5),
-                          "pauc_0.3": round(curves[name]["pauc_0.3"], 5), "fnmr_at_0": curves[name]["fnmr"][0]}))
-    extra = {"pairs": int(keep.sum()), "genuine": int(gen.sum()), "impostor": int((~gen).sum()),
-             "skipped_pairs": int((~keep).sum()), "fr": args.fr, "fmr": args.fmr,
-             "degrade_seed": args.degrade, "degradations": applied}
-    js, png = write_report(curves, extra, args.out)
-    print(json.dumps({**extra, "json": str(js), "plot": str(png)}))
+    if args.paths:
+        paths = [str(f) for f in image_files(args.paths)]
+    elif celeba_ids_dir().is_dir():
+        paths = read_identities(celeba_ids_dir()).split(args.split).paths
+    else:
+        paths = [str(f) for f in image_files(default_face_paths())]
+    paths = paths[: args.max_photos] if args.max_photos else paths
+    scorer = create_scorer(args.scorer, **_scorer_args(args.arg))
+    clean = load_crops(paths)
+    keep = clean.found
+    base = np.asarray(scorer.score(clean.aligned[keep]), np.float64)
+    table = {}
+    for kind in PHOTO_KINDS:
+        deg = load_crops([q for q, k in zip(paths, keep) if k], protocol=kind)
+        table[kind] = round(float(np.mean(base > np.asarray(scorer.score(deg.aligned), np.float64))), 4)
+    print(json.dumps({"scorer": args.scorer, "faces": int(keep.sum()), "clean_above_degraded": table,
+                      "bar_0.95_met": all(v >= 0.95 for v in table.values())}))
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+    from streamfiqa.facedata import celeba_ids_dir
+
+    p = argparse.ArgumentParser(
+        prog="run_stream.py eval",
+        description="EDC and pAUC (normalised to random discard) of scorers × FR models × protocols on an "
+                    "identity-labelled folder; writes OUT/edc.json, OUT/edc.png and OUT/calibration.json.")
+    p.add_argument("--ids", default=str(celeba_ids_dir()), help="identity folder: identities.csv or a sub-folder "
+                   "per person (default: ../shared celeba_ids)")
+    p.add_argument("--split", default="test", choices=("test", "train", "all"),
+                   help="identity half to evaluate (default: test, the half distil does not train on)")
+    p.add_argument("--protocol", action="append", default=None,
+                   help="clean, mixed (half the photos degraded before detection, random kind and strength), or "
+                        "one kind (blur, downscale, noise, jpeg, dark, occlusion); repeatable (default: clean, mixed)")
+    p.add_argument("--fr", action="append", default=None, metavar="NAME[:key=value;...]",
+                   help="recogniser(s) for the comparison scores (default: mobilefacenet (../shared), facenet)")
+    p.add_argument("--fmr", type=float, default=1e-3)
+    p.add_argument("--impostors", type=int, default=50_000, help="seeded impostor pairs")
+    p.add_argument("--max-photos", type=int, default=0, help="evaluate on the first N photos only (0 = all)")
+    p.add_argument("--calibrate-discard", type=float, default=0.1,
+                   help="calibration: the threshold reaching the best FNMR within this discard fraction")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="eval_out", help="output folder")
+    p.add_argument("--scorer", action="append", default=None, metavar="NAME[:key=value;...]",
+                   help="scorer(s) (default: fiqa_fast, fiqa_heavy, crop_iqa, grafiqs:fr=mobilefacenet)")
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    args = p.parse_args(argv)
+    _setup_logging(args.log_level)
+    from streamfiqa.evaluate import identity_eval, plot_edc
+
+    frs = args.fr or ["mobilefacenet", "facenet"]
+    scorers = args.scorer or ["fiqa_fast", "fiqa_heavy", "crop_iqa", "grafiqs:fr=mobilefacenet"]
+    result = identity_eval(args.ids, args.split, args.protocol or ["clean", "mixed"], frs, scorers, args.fmr,
+                           args.impostors, args.seed, args.max_photos, args.calibrate_discard,
+                           progress=sys.stderr.isatty())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for row in result["rows"]:
+        print(json.dumps(row))
+    (out / "edc.json").write_text(json.dumps(result, indent=1))
+    (out / "calibration.json").write_text(json.dumps({"meta": result["meta"], "calibration": result["calibration"]},
+                                                     indent=1))
+    first = {k.rsplit("/", 1)[1]: v for k, v in result["curves"].items() if k.startswith(result["rows"][0]["protocol"]
+                                                                                          + "/" + result["rows"][0]["fr"] + "/")}
+    plot_edc(first, out / "edc.png", title=f"{result['rows'][0]['protocol']} / {result['rows'][0]['fr']}")
+    print(json.dumps({**result["meta"], "json": str(out / "edc.json"), "calibration": str(out / "calibration.json")}))
+    return 0
+
+
+def cmd_distil(argv: list[str]) -> int:
+    from streamfiqa.facedata import celeba_ids_dir, shared_mobilefacenet
+
+    p = argparse.ArgumentParser(
+        prog="run_stream.py distil",
+        description="Train a fast quality student (FR backbone + MLP head) to regress FR-utility labels or a "
+                    "teacher scorer, on identity folders, image folders or videos; writes OUT/student.pt and "
+                    "OUT/student.onnx (use with --set quality.scorer=student --set quality.scorer_args.weights=…).")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="identity folder, image folders or videos (default: ../shared celeba_ids)")
+    p.add_argument("--out", required=True, help="output folder (checkpoints, ONNX, summary.json)")
+    p.add_argument("--arch", default="mfn80", help="mfn80 (CPU fast tier), mfn112, iresnet18 (eDifFIQA(S) layout)")
+    p.add_argument("--labels", default="utility", help="utility (identity folders), consistency, or scorer:NAME")
+    p.add_argument("--teacher-fr", default="mobilefacenet", help="FR model for labels and the embedding loss")
+    p.add_argument("--teacher-fr-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--init", default=None, help="FR weights to start the backbone from (default: the teacher's "
+                   "MobileFaceNet for mfn* archs when it is in ../shared)")
+    p.add_argument("--variants", type=int, default=4, help="degraded copies per photo")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--split", default="train", choices=("train", "test", "all"), help="identity half to train on")
+    p.add_argument("--max-photos", type=int, default=0)
+    p.add_argument("--every", type=int, default=10, help="videos: one frame in this many")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    _add_scorer_options(p, "")
+    args = p.parse_args(argv)
+    _setup_logging(args.log_level if args.log_level != "warning" else "info")
+    from streamfiqa.distil import DistilConfig, distil
+
+    fr_args = _scorer_args(args.teacher_fr_arg)
+    if args.teacher_fr == "mobilefacenet" and "weights" not in fr_args:
+        fr_args["weights"] = str(shared_mobilefacenet())
+    init = args.init
+    if init is None and args.arch.startswith("mfn") and args.teacher_fr == "mobilefacenet":
+        init = fr_args["weights"]
+    cfg = DistilConfig(arch=args.arch, labels=args.labels, teacher_fr=args.teacher_fr, teacher_fr_args=fr_args,
+                       init=init, variants=args.variants, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       split=args.split, seed=args.seed, max_photos=args.max_photos, every=args.every)
+    summary = distil(args.inputs or [str(celeba_ids_dir())], args.out, cfg, resume=args.resume,
+                     progress=sys.stderr.isatty(), scorer_args=_scorer_args(args.arg))
+    print(json.dumps(summary))
     return 0
 
 
@@ -273,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
         cmds = {"listen": cmd_listen, "demo": cmd_demo, "score": cmd_score, "models": cmd_models,
-                "degrade": cmd_degrade, "eval": cmd_eval}
+                "degrade": cmd_degrade, "eval": cmd_eval, "distil": cmd_distil}
         return cmds[argv[0]](argv[1:])
     return cmd_run(argv)
 

@@ -9,7 +9,6 @@ The ONNX model takes ``input``: ``(N, 3, 112, 112)`` float32 RGB in ``[-1, 1]`` 
 from __future__ import annotations
 
 import argparse
-import warnings
 import json
 import logging
 import sys
@@ -18,21 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from streamfiqa.backends.export import export_onnx
+
 log = logging.getLogger("engines.export")
-
-
-def export_onnx(model: torch.nn.Module, out: str | Path, opset: int = 17) -> Path:
-    """Write ``model`` (``(N, 3, 112, 112)`` → ``(N,)``) to ONNX with a dynamic batch axis."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu().float()
-    dummy = torch.zeros(2, 3, 112, 112)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter handles dynamic axes
-        torch.onnx.export(model, (dummy,), str(out), input_names=["input"], output_names=["quality"],
-                          dynamic_axes={"input": {0: "batch"}, "quality": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
-    return out
 
 
 def parity(model: torch.nn.Module, onnx_path: str | Path, batches=(1, 7, 32), seed: int = 0) -> float:

@@ -5,7 +5,7 @@ from streamfiqa import compose
 DEFAULTS = {
     "pipeline": "cctv",
     "publish.endpoint": "tcp://127.0.0.1:5556",
-    "quality.heavy": "facenet_fusion",
+    "quality.heavy": "fiqa_heavy",
     "quality.keyframes.top_k": 1,
     "quality.keyframes.max_per_track": 3,
     "quality.keyframes.threads": 1,

@@ -6,7 +6,7 @@ DEFAULTS = {
     "sources.live": "false",
     "sources.queue_size": 8,
     "output.contact_sheet": True,
-    "quality.heavy": "facenet_fusion",
+    "quality.heavy": "fiqa_heavy",
     "quality.keyframes.top_k": 1,
     "quality.keyframes.max_per_track": 3,
     "quality.keyframes.threads": 1,

@@ -36,13 +36,16 @@ class SourcesConfig:
     reconnect_max_s: float = 10.0
     max_reconnects: int = 0
     folder_fps: float = 1.0
+    max_lag_s: float = 1.0  # live: past this lag the decoder drops packets up to the next keyframe
+    shot_cuts: str = choice("auto", "auto", "true", "false")  # detect hard cuts (auto: files, not live)
+    cut_threshold: float = 0.45
 
 
 @dataclass
 class DetectorConfig:
     """Face detector; ``name`` is one of the registered detectors."""
 
-    name: str = choice("mtcnn", "mtcnn", "scrfd", "yunet")
+    name: str = choice("retinaface", "retinaface", "mtcnn", "scrfd", "yunet")
     model_path: str | None = None
     min_face: int = 20
     score_threshold: float = 0.7
@@ -71,6 +74,12 @@ class TrackerConfig:
     match_iou: float = 0.2
     max_age: int = 15
     min_hits: int = 3
+    appearance: str = "auto"  # FR embeddings in the association: auto (the fast scorer's), off, or an FR name
+    appearance_args: dict = field(default_factory=dict)
+    min_similarity: float = 0.25
+    reid_similarity: float = 0.5
+    reid_window_s: float = 2.0
+    end_at_cut: bool = True  # a shot cut ends every track (cuts are detected per sources.shot_cuts)
 
 
 @dataclass
@@ -97,8 +106,10 @@ class QualityConfig:
     min_det_score: float = 0.0
     min_sharpness: float = 0.0
     max_clipped: float = 0.5
-    scorer: str | None = "crop_iqa"
+    scorer: str | None = "fiqa_fast"
     scorer_args: dict = field(default_factory=dict)
+    min_score: str | None = None  # a number, or an ``eval`` calibration.json (its entry for ``scorer``)
+    min_score_fr: str | None = None  # which FR model's calibration (default: the file's first)
     fast_every: int = 1
     heavy: str | None = None
     heavy_args: dict = field(default_factory=dict)
@@ -184,7 +195,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML reads true/false as booleans: keys like progress take them as words
+            return "true" if value else "false"
+        if isinstance(value, (str, int, float)):
             return str(value)
     elif tp is list or typing.get_origin(tp) is list:
         if isinstance(value, list):

@@ -1,4 +1,4 @@
-"""EDC (error-versus-discard characteristic) evaluation of quality scores on labelled pairs.
+"""EDC (error-versus-discard characteristic) evaluation of quality scores on identity-labelled photos.
 
 The standard protocol (as in the CR-FIQA / DifFIQA evaluations):
 
@@ -10,52 +10,11 @@ The standard protocol (as in the CR-FIQA / DifFIQA evaluations):
 """
 from __future__ import annotations
 
-import csv
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-
-@dataclass
-class Pairs:
-    """Labelled comparisons: image names ``a``, ``b`` and ``genuine`` (True = same person)."""
-
-    a: list
-    b: list
-    genuine: np.ndarray
-
-    def __post_init__(self) -> None:
-        if not len(self.a) == len(self.b) == len(self.genuine):
-            raise ValueError(f"Pairs: expected equal lengths, found {len(self.a)}, {len(self.b)}, "
-                             f"{len(self.genuine)}")
-
-
-def pair_index(pairs: Pairs, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of ``names`` for each pair's two images: ``(keep, ia, ib)``, where ``keep`` marks the pairs
-    whose both images are present and ``ia``/``ib`` index the kept ones."""
-    index = {n: k for k, n in enumerate(names)}
-    keep = np.array([a in index and b in index for a, b in zip(pairs.a, pairs.b)], bool)
-    ia = np.array([index[a] for a, k in zip(pairs.a, keep) if k], np.int64)
-    ib = np.array([index[b] for b, k in zip(pairs.b, keep) if k], np.int64)
-    return keep, ia, ib
-
-
-def read_pairs(path: str | Path) -> Pairs:
-    """A deepface-style CSV with columns ``file_x, file_y, Decision`` (Yes/No)."""
-    a, b, g = [], [], []
-    with open(path, newline="") as fh:
-        rows = csv.DictReader(fh)
-        need = {"file_x", "file_y", "Decision"}
-        if not need <= set(rows.fieldnames or []):
-            raise ValueError(f"{path}: expected columns {sorted(need)}, found {rows.fieldnames}")
-        for row in rows:
-            a.append(row["file_x"])
-            b.append(row["file_y"])
-            g.append(row["Decision"].strip().lower() == "yes")
-    return Pairs(a, b, np.array(g, bool))
 
 
 def threshold_at_fmr(impostor: np.ndarray, fmr: float = 1e-3) -> float:
@@ -139,3 +98,143 @@ def write_report(curves: dict[str, dict], extra: dict, out: str | Path) -> tuple
     (out / "edc.json").write_text(json.dumps({**extra, "curves": curves}, indent=1))
     plot_edc(curves, out / "edc.png")
     return out / "edc.json", out / "edc.png"
+
+
+# --- EDC on identity-labelled photos (the project's quality metric) -------------------------------------------
+
+
+def normalised(curve: dict, limit: float) -> float:
+    """pAUC over ``[0, limit]`` divided by what discarding at random gives (FNMR stays at its start value
+    on average), so 1.0 = random, lower = better, and the oracle's value is the floor."""
+    base = curve["fnmr"][0] * limit
+    return float(curve[f"pauc_{limit}"] / base) if base > 0 else float("nan")
+
+
+def edc_table(similarity: np.ndarray, genuine: np.ndarray, a: np.ndarray, b: np.ndarray,
+              qualities: dict[str, np.ndarray], fmr: float = 1e-3, seed: int = 0) -> dict[str, dict]:
+    """EDC of each quality (per image; pair quality = the lower of its two) plus ``random`` (seeded random
+    image qualities) and ``oracle`` (genuine pairs ordered by their own similarity: the best any order can do)."""
+    rng = np.random.default_rng(seed)
+    n = int(max(a.max(), b.max())) + 1
+    rows = {name: edc(similarity, np.minimum(q[a], q[b]), genuine, fmr) for name, q in qualities.items()}
+    rand = rng.random(n)
+    rows["random"] = edc(similarity, np.minimum(rand[a], rand[b]), genuine, fmr)
+    rows["oracle"] = edc(similarity, similarity, genuine, fmr)
+    for curve in rows.values():
+        curve["norm_0.2"], curve["norm_0.3"] = normalised(curve, 0.2), normalised(curve, 0.3)
+    return rows
+
+
+def calibrate(curve: dict, quality_pairs: np.ndarray, max_discard: float = 0.1,
+              target_fnmr: float | None = None) -> dict:
+    """The quality threshold of one scorer × FR model: the lowest discard fraction (at most ``max_discard``)
+    whose FNMR reaches ``target_fnmr`` (default: the best FNMR reachable within ``max_discard``), and the
+    pair-quality value at that cut (an image below it is what the EDC discarded).
+
+    Args:
+        curve: an :func:`edc` result.
+        quality_pairs: the genuine pairs' qualities (the ``min`` of their two images), any order.
+    """
+    d, f = np.asarray(curve["discard"]), np.asarray(curve["fnmr"])
+    within = d <= max_discard + 1e-12
+    goal = float(f[within].min()) if target_fnmr is None else float(target_fnmr)
+    hit = np.flatnonzero(within & (f <= goal + 1e-12))
+    k = int(hit[0]) if len(hit) else int(np.flatnonzero(within)[-1])
+    q = np.sort(np.asarray(quality_pairs, np.float64))
+    cut = int(round(d[k] * len(q)))
+    threshold = float(q[cut]) if cut < len(q) else float(q[-1])
+    if cut == 0:
+        threshold = float(q[0])
+    return {"threshold": threshold, "discard": float(d[k]), "fnmr": float(f[k]), "fnmr_at_0": float(f[0]),
+            "target_fnmr": goal, "max_discard": max_discard, "fr_threshold": curve["threshold"]}
+
+
+def load_calibration(path: str | Path, scorer: str, fr: str | None = None) -> float:
+    """The threshold an ``eval`` calibration file gives ``scorer`` (with ``fr``, or its only / first FR).
+
+    Raises:
+        ValueError: the file has no entry for the scorer (the message lists those it has).
+    """
+    data = json.loads(Path(path).read_text())
+    table = data.get("calibration", data)
+    if scorer not in table:
+        raise ValueError(f"{path}: no calibration for scorer {scorer!r}; it has {', '.join(table) or 'none'}")
+    per_fr = table[scorer]
+    if fr is None:
+        fr = next(iter(per_fr))
+    if fr not in per_fr:
+        raise ValueError(f"{path}: no calibration of {scorer!r} with FR {fr!r}; it has {', '.join(per_fr)}")
+    return float(per_fr[fr]["threshold"])
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict]:
+    """``NAME`` or ``NAME:key=value;key=value`` (YAML values) → ``(label, name, args)``; the label is the spec."""
+    import yaml
+
+    name, _, rest = spec.partition(":")
+    args = {}
+    for item in filter(None, rest.split(";")):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{spec!r}: expected NAME or NAME:key=value;key=value, found {item!r}")
+        args[key.strip()] = yaml.safe_load(raw)
+    return spec, name, args
+
+
+def _with_shared_weights(name: str, args: dict) -> dict:
+    """Development convenience: ``mobilefacenet`` without weights takes the one in ``../shared``."""
+    from streamfiqa.facedata import shared_mobilefacenet
+
+    args = dict(args)
+    if name == "mobilefacenet" and "weights" not in args:
+        args["weights"] = str(shared_mobilefacenet())
+    if args.get("fr") == "mobilefacenet" and not args.get("fr_args"):
+        args["fr_args"] = {"weights": str(shared_mobilefacenet())}
+    return args
+
+
+def identity_eval(folder: str | Path, split: str, protocols: list[str], frs: list[str], scorers: list[str],
+                  fmr: float = 1e-3, impostors: int = 50_000, seed: int = 0, max_photos: int = 0,
+                  calibrate_discard: float = 0.1, progress: bool = False) -> dict:
+    """EDC for every scorer × FR model × protocol on the identity folder's ``split`` half.
+
+    Returns ``{"rows": [...], "curves": {...}, "calibration": {...}, "meta": {...}}``; each row has
+    ``protocol, fr, scorer, pauc_0.2, pauc_0.3, norm_0.2, norm_0.3, fnmr_at_0``.
+    """
+    from streamfiqa.facedata import load_crops, pairs, read_identities
+    from streamfiqa.models.fr import create_fr
+    from streamfiqa.scorers import create_scorer
+
+    ids = read_identities(folder).split(split, seed)
+    if max_photos:
+        ids = ids.subset(np.arange(len(ids)) < max_photos)
+    a, b, genuine = pairs(ids.ids, impostors, seed)
+    rows, curves, calibration = [], {}, {}
+    fr_models = {}
+    for spec in frs:
+        label, name, args = parse_spec(spec)
+        fr_models[label] = create_fr(name, **_with_shared_weights(name, args))
+    scorer_models = {}
+    for spec in scorers:
+        label, name, args = parse_spec(spec)
+        scorer_models[label] = create_scorer(name, **_with_shared_weights(name, args))
+    meta = {"folder": str(folder), "split": split, "photos": len(ids), "identities": int(len(np.unique(ids.ids))),
+            "genuine_pairs": int(genuine.sum()), "impostor_pairs": int((~genuine).sum()), "fmr": fmr, "seed": seed}
+    for protocol in protocols:
+        crops = load_crops(ids.paths, protocol=protocol, seed=seed, progress=progress)
+        meta[f"{protocol}_redetected"] = float(crops.redetected.mean())
+        qualities = {label: np.asarray(m.score(crops.aligned), np.float64) for label, m in scorer_models.items()}
+        for fr_label, fr in fr_models.items():
+            emb = fr.embed(crops.aligned)
+            sim = (emb[a] * emb[b]).sum(1)
+            table = edc_table(sim, genuine, a, b, qualities, fmr, seed)
+            for label, curve in table.items():
+                rows.append({"protocol": protocol, "fr": fr_label, "scorer": label,
+                             **{k: round(float(curve[k]), 5) for k in ("pauc_0.2", "pauc_0.3", "norm_0.2", "norm_0.3")},
+                             "fnmr_at_0": round(float(curve["fnmr"][0]), 5)})
+                curves[f"{protocol}/{fr_label}/{label}"] = curve
+                if label in qualities and protocol == protocols[-1]:
+                    qp = np.minimum(qualities[label][a], qualities[label][b])[genuine]
+                    calibration.setdefault(label, {})[fr_label] = {
+                        **calibrate(curve, qp, calibrate_discard), "protocol": protocol}
+    return {"rows": rows, "curves": curves, "calibration": calibration, "meta": meta}

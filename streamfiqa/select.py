@@ -18,7 +18,7 @@ class _TrackBest:
     hits: int = 0
     top: list = field(default_factory=list)  # passing candidates, best first
     fallback: Candidate | None = None        # best candidate that failed a gate
-    emitted: float | None = None              # score of the last update sent
+    emitted: float | None = None              # fast score of the last update sent
 
     def add(self, cand: Candidate, k: int) -> None:
         if cand.passed:
@@ -29,12 +29,28 @@ class _TrackBest:
             self.fallback = cand
 
     @property
+    def heavy_ranked(self) -> bool:
+        """Whether the heavy tier has scored every finalist: then it ranks them, else the fast tier does
+        (one scale per track: a heavy score is never compared with a fast one)."""
+        return bool(self.top) and all(c.has_heavy for c in self.top)
+
+    @property
     def best(self) -> Candidate | None:
-        """The fast tier's finalist, unless the heavy tier has scored it: then the heavy tier
-        decides among the finalists it scored."""
-        if not self.top or self.top[0].tier == 0:
-            return self.top[0] if self.top else None
-        return max((c for c in self.top if c.tier), key=lambda c: c.score)
+        """The best finalist on the track's scale (see :attr:`heavy_ranked`)."""
+        if not self.top:
+            return None
+        if self.heavy_ranked:
+            return max(self.top, key=lambda c: c.heavy_score)
+        return self.top[0]
+
+    def ranked(self) -> list[Candidate]:
+        """The finalists shown on the track's scale, best first."""
+        heavy = self.heavy_ranked
+        for c in self.top:
+            c.rank_on(heavy)
+        if self.fallback is not None:
+            self.fallback.rank_on(False)
+        return sorted(self.top, key=lambda c: -c.score)
 
 
 class BestSelector:
@@ -65,10 +81,10 @@ class BestSelector:
         st = self._tracks.get(tid)
         return (st.best or st.fallback) if st else None
 
-    def finalist(self, tid: int) -> Candidate | None:
-        """The track's best candidate by fast score (what the end keyframe re-scores)."""
+    def finalists(self, tid: int) -> list[Candidate]:
+        """The track's kept candidates by fast score (what the end keyframes re-score)."""
         st = self._tracks.get(tid)
-        return (st.top[0] if st.top else st.fallback) if st else None
+        return list(st.top) if st else []
 
     def select(self, source_id: str, pts: float, assigned: dict[int, Candidate], confirmed: set[int],
                ended: list[Track], dropped: list[int]) -> list[Event]:
@@ -89,10 +105,11 @@ class BestSelector:
             st.add(cand, self.top_k)
             if self.emit_updates and tid in confirmed and st.best is not None \
                     and pts - st.first_pts >= self.min_dwell_s \
-                    and (st.emitted is None or st.best.score >= st.emitted + self.update_margin):
-                st.emitted = st.best.score
+                    and (st.emitted is None or st.best.fast_score >= st.emitted + self.update_margin):
+                ranked = st.ranked()
+                st.emitted = st.best.fast_score
                 events.append(Event("update", source_id, tid, st.best, self._facts(st, None),
-                                    {"candidates": [c.summary() for c in st.top]}))
+                                    {"candidates": [c.summary() for c in ranked]}))
         for tid in dropped:
             self._tracks.pop(tid, None)
         for track in ended:
@@ -104,8 +121,9 @@ class BestSelector:
         st = self._tracks.pop(tid, None)
         if cand is None:
             return []
+        ranked = st.ranked()
         return [Event("best", source_id, tid, cand, self._facts(st, reason),
-                      {"candidates": [c.summary() for c in st.top]})]
+                      {"candidates": [c.summary() for c in ranked]})]
 
     @staticmethod
     def _facts(st: _TrackBest, reason: str | None) -> dict:

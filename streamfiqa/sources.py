@@ -110,6 +110,20 @@ class Source:
         self._pts_offset = 0.0
         self._last_pts = -np.inf
         self._last_kept = -np.inf
+        self._anchor = np.inf
+        self.lag_skipped = 0      # live packets dropped unseen to catch up (to the next keyframe)
+        self.decode_errors = 0    # packets that failed to decode (skipped)
+        cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
+        self._shots = None
+        if cuts:
+            from streamfiqa.shots import ShotCutDetector
+
+            self._shots = ShotCutDetector(cfg.cut_threshold)
+
+    @property
+    def cuts(self) -> int:
+        """Shot cuts seen so far."""
+        return self._shots.cuts if self._shots is not None else 0
 
     def start(self) -> "Source":
         """Start decoding."""
@@ -150,6 +164,8 @@ class Source:
             self._thread.join(timeout=2 if self.spec.live else 10)
 
     def _put(self, frame: Frame) -> None:
+        if self._shots is not None:
+            frame.cut = self._shots.is_cut(frame.image)
         with self._cond:
             if self.spec.live:
                 if len(self._queue) >= self.cfg.queue_size:
@@ -226,7 +242,22 @@ class Source:
         timeout = (self.cfg.open_timeout_s, self.cfg.read_timeout_s) if timed else None
         return av.open(self.spec.uri.removeprefix("v4l2:"), format=fmt, options=options, timeout=timeout)
 
+    def _lateness(self, pts: float) -> float:
+        """Seconds by which a live packet of stream time ``pts`` (before our offset) arrives after real time.
+        The stream clock is anchored on the earliest arrival seen: ``capture ≈ anchor + pts``."""
+        now = time.time()
+        self._anchor = min(self._anchor, now - pts - self._pts_offset)
+        return now - (self._anchor + pts + self._pts_offset)
+
+    def _capture_time(self, pts: float) -> float:
+        """Estimated wall time at which the frame of (offset) stream time ``pts`` was captured."""
+        if not np.isfinite(self._anchor):
+            self._anchor = time.time() - pts
+        return self._anchor + pts
+
     def _av_frames(self) -> Iterator[Frame]:
+        import av
+
         container = self._open()
         try:
             if not container.streams.video:
@@ -241,24 +272,46 @@ class Source:
             first = True
             n = 0
             t0 = time.perf_counter()
-            for av_frame in container.decode(stream):
-                pts = av_frame.time if av_frame.time is not None else n / fallback_rate
-                n += 1
-                if first and pts + self._pts_offset <= self._last_pts:
-                    # A reconnect restarted the stream clock: keep our timestamps monotonic.
-                    self._pts_offset = self._last_pts + 1.0 / fallback_rate - pts
-                first = False
-                pts += self._pts_offset
-                self._last_pts = pts
-                if not self._keep(pts):
-                    t0 = time.perf_counter()
+            to_keyframe = False
+            for packet in container.demux(stream):
+                if self.spec.live and packet.pts is not None and packet.time_base is not None:
+                    # Bounded lag: drop whole GOPs (no decoding) while far behind real time, and let the
+                    # decoder skip non-reference frames while our queue is full.
+                    late = self._lateness(float(packet.pts * packet.time_base))
+                    if late > self.cfg.max_lag_s and not packet.is_keyframe:
+                        to_keyframe = True
+                    if to_keyframe and not packet.is_keyframe:
+                        self.lag_skipped += 1
+                        continue
+                    to_keyframe = False
+                    stream.codec_context.skip_frame = "NONREF" if self.depth >= self.cfg.queue_size else "DEFAULT"
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as exc:  # a corrupt packet: skip to the next decodable frame
+                    self.decode_errors += 1
+                    if self.decode_errors <= 3 or self.decode_errors % 100 == 0:
+                        log.warning("%s: undecodable packet skipped (%d so far): %s", self.spec.id,
+                                    self.decode_errors, exc)
                     continue
-                image = av_frame.to_ndarray(format="bgr24")
-                self.decode_s += time.perf_counter() - t0
-                yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time())
-                t0 = time.perf_counter()
-                if self._stop.is_set():
-                    return
+                for av_frame in decoded:
+                    pts = av_frame.time if av_frame.time is not None else n / fallback_rate
+                    n += 1
+                    if first and pts + self._pts_offset <= self._last_pts:
+                        # A reconnect restarted the stream clock: keep our timestamps monotonic.
+                        self._pts_offset = self._last_pts + 1.0 / fallback_rate - pts
+                    first = False
+                    pts += self._pts_offset
+                    self._last_pts = pts
+                    if not self._keep(pts):
+                        t0 = time.perf_counter()
+                        continue
+                    image = av_frame.to_ndarray(format="bgr24")
+                    self.decode_s += time.perf_counter() - t0
+                    yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(),
+                                capture=self._capture_time(pts))
+                    t0 = time.perf_counter()
+                    if self._stop.is_set():
+                        return
         finally:
             container.close()
 

@@ -101,3 +101,127 @@ def make_clip(path: str | Path, faces: int = 3, frames: int = 60, fps: int = 25,
         for packet in stream.encode():
             out.mux(packet)
     return Truth(sharp, boxes)
+
+
+# --- Multi-person scenes with crossings, exits and re-entries, and hard cuts (the tracking test bed) ---------
+
+
+@dataclass
+class SceneTruth:
+    """Ground truth of a scene clip: per frame, ``(person, x1, y1, x2, y2)`` rows, and where shots start."""
+
+    frames: list
+    shot_starts: list
+    people: int
+    fps: int
+
+    def shot_of(self, frame: int) -> int:
+        """Index of the shot ``frame`` belongs to."""
+        return sum(1 for s in self.shot_starts if s <= frame) - 1
+
+    def to_json(self) -> dict:
+        return {"frames": [[list(map(float, r)) for r in rows] for rows in self.frames],
+                "shot_starts": self.shot_starts, "people": self.people, "fps": self.fps}
+
+
+PATCH_MARGIN = 0.3
+
+
+def people_patches(count: int, side: int = 150, seed: int = 0) -> list[np.ndarray]:
+    """Face patches of ``count`` different people: from ``../shared`` celeba_ids when present (one photo of
+    each of ``count`` seeded identities), else the faces of the photos in the ``insightface`` wheel."""
+    from streamfiqa.align import Aligner
+    from streamfiqa.detect import create_detector
+
+    det = create_detector("retinaface", score_threshold=0.9)
+    cut = Aligner(display_margin=PATCH_MARGIN, display_size=side)
+    out = []
+    from streamfiqa.facedata import celeba_ids_dir, read_identities
+
+    if celeba_ids_dir().is_dir():
+        ids = read_identities(celeba_ids_dir())
+        rng = np.random.default_rng(seed)
+        for person in rng.permutation(np.unique(ids.ids)):
+            path = ids.paths[int(np.flatnonzero(ids.ids == person)[0])]
+            image = cv2.imread(path)
+            faces = det.detect(image)
+            if len(faces) and faces.sizes.max() >= 80 and faces.scores.max() > 0.99:
+                out.append(cut.display_crop(image, faces.boxes[int(np.argmax(faces.sizes))]))
+            if len(out) == count:
+                return out
+    image = cv2.imread(str(sample_photo()))
+    faces = det.detect(image)
+    for k in np.argsort(-faces.sizes)[:count]:
+        out.append(cut.display_crop(image, faces.boxes[k]))
+    if len(out) < count:
+        raise ValueError(f"expected {count} different faces for the scene, found {len(out)}")
+    return out
+
+
+def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    base = rng.integers(20, 235, 3)
+    noise = rng.integers(-50, 50, (h // 16, w // 16, 3))
+    tex = cv2.resize(np.clip(base + noise, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    return cv2.GaussianBlur(tex, (0, 0), 5)
+
+
+def default_script(frames_per_shot: int = 75) -> list[list[tuple]]:
+    """Two shots of four people. Shot 1: A and B cross paths (their boxes overlap mid-way); C walks out
+    of the frame and comes back; D stands. Shot 2 (after a hard cut, new background): D where B was at the
+    cut, A and C elsewhere — a tracker without cuts would continue B's track on D.
+
+    Each entry is ``(person, start_xy, end_xy, first_frame, last_frame)`` in fractions of the frame, per shot.
+    """
+    n = frames_per_shot
+    shot1 = [(0, (0.05, 0.30), (0.70, 0.36), 0, n - 1),          # A: left → right
+             (1, (0.72, 0.36), (0.08, 0.30), 0, n - 1),          # B: right → left, crosses A
+             (2, (0.40, 0.02), (0.40, 0.02), 0, n // 3),         # C: until a third …
+             (2, (0.40, 0.02), (0.40, 0.02), n // 3 + 20, n - 1),  # … out of frame 20 frames, back
+             (3, (0.82, 0.62), (0.80, 0.60), 0, n - 1)]          # D: stands in a corner
+    shot2 = [(3, (0.08, 0.30), (0.12, 0.32), 0, n - 1),          # D where B ended shot 1
+             (0, (0.70, 0.55), (0.60, 0.50), 0, n - 1),
+             (2, (0.40, 0.05), (0.45, 0.08), 0, n - 1)]
+    return [shot1, shot2]
+
+
+def make_scene(path: str | Path, script: list[list[tuple]] | None = None, frames_per_shot: int = 75,
+               fps: int = 25, size=(960, 540), face_side: int = 150, seed: int = 0, crf: int = 18) -> SceneTruth:
+    """Write an H.264 clip of several real people (see :func:`default_script`) and its per-frame truth."""
+    import av
+
+    script = script or default_script(frames_per_shot)
+    people = 1 + max(p for shot in script for p, *_ in shot)
+    patches = people_patches(people, face_side, seed)
+    w, h = size
+    rng = np.random.default_rng(seed)
+    truth, starts = [], []
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        frame_no = 0
+        for shot in script:
+            starts.append(frame_no)
+            background = _background(rng, w, h)
+            for f in range(frames_per_shot):
+                canvas = background.copy()
+                rows = []
+                for person, (x0, y0), (x1, y1), first, last in shot:
+                    if not first <= f <= last:
+                        continue
+                    t = (f - first) / max(last - first, 1)
+                    side = int(face_side * (0.95 + 0.1 * np.sin(f / 7.0 + person)))
+                    x = int((x0 + (x1 - x0) * t) * w)
+                    y = int((y0 + (y1 - y0) * t) * h)
+                    x, y = min(max(x, 0), w - side), min(max(y, 0), h - side)
+                    canvas[y:y + side, x:x + side] = cv2.resize(patches[person], (side, side),
+                                                                interpolation=cv2.INTER_AREA)
+                    m = side * (1 - 1 / (1 + 2 * PATCH_MARGIN)) / 2  # the face's box inside its patch
+                    rows.append((person, x + m, y + m, x + side - m, y + side - m))
+                truth.append(rows)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="bgr24")):
+                    out.mux(packet)
+                frame_no += 1
+        for packet in stream.encode():
+            out.mux(packet)
+    return SceneTruth(truth, starts, people, fps)

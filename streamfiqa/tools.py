@@ -30,6 +30,17 @@ def image_files(paths: list[str]) -> list[Path]:
     return out
 
 
+def resize_antialiased(img: np.ndarray, size: int) -> np.ndarray:
+    """Antialiased bilinear resize to ``size × size`` (what the official repositories' PIL/torchvision
+    ``Resize`` does; ``cv2.INTER_LINEAR`` skips the antialiasing and differs on downscaling)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+    y = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 @dataclass
 class FaceSet:
     """Aligned crops with where they came from: ``paths[k]``, face index ``faces[k]``."""
@@ -56,8 +67,7 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
             log.warning("%s: not a readable image, skipped", path)
             continue
         if aligned:
-            crops.append(cv2.resize(img, (112, 112), interpolation=cv2.INTER_LINEAR)
-                         if img.shape[:2] != (112, 112) else img)
+            crops.append(resize_antialiased(img, 112) if img.shape[:2] != (112, 112) else img)
             where.append(str(path))
             idx.append(0)
             t0.append(np.nan)
@@ -90,7 +100,7 @@ def score_faces(faces: FaceSet, scorer: str, args: dict | None = None) -> np.nda
         if np.isnan(faces.tier0).any():
             raise ValueError("tier0 needs detected faces (landmarks in the source image); drop --aligned")
         return faces.tier0
-    from streamfiqa.quality import create_scorer
+    from streamfiqa.scorers import create_scorer
 
     model = create_scorer(scorer, **(args or {}))
     return np.asarray(model.score(faces.aligned), np.float32) if len(faces.aligned) else np.zeros(0, np.float32)
@@ -99,7 +109,7 @@ def score_faces(faces: FaceSet, scorer: str, args: dict | None = None) -> np.nda
 def model_table(configured: dict[str, dict] | None = None) -> list[dict]:
     """Every scorer and FR model with whether its weights are present here."""
     from streamfiqa.models.fr import FR_MODELS
-    from streamfiqa.quality import scorer_names
+    from streamfiqa.scorers import scorer_names
     from streamfiqa.scorers import availability
 
     configured = configured or {}

@@ -1,4 +1,12 @@
-"""Kalman + IoU multi-object tracker with ByteTrack's two-stage association."""
+"""Kalman + IoU + appearance multi-object tracker with ByteTrack's two-stage association.
+
+Appearance (BoT-SORT / DeepSORT style), when the caller passes FR embeddings: each track keeps an
+exponential moving average of the unit-norm embeddings of its confident faces; a geometric match is
+refused when the face's cosine similarity to the track's embedding is below ``min_similarity`` (it
+starts a new track instead of continuing someone else's), and appearance breaks geometric ties.
+Re-identification: a lost track whose person reappears (cosine ≥ ``reid_similarity``) anywhere in the
+frame within ``reid_window_s`` of stream time resumes with the same id.
+"""
 from __future__ import annotations
 
 import enum
@@ -80,7 +88,19 @@ class Track:
     state: TrackState = TrackState.TENTATIVE
     streak: int = 1
     end_reason: str | None = None
+    feature: np.ndarray | None = None
+    last_seen: float = 0.0
     _misses: int = field(default=0, repr=False)
+
+    def observe(self, embedding: np.ndarray | None, momentum: float) -> None:
+        """Fold a confident face's unit-norm embedding into the track's appearance."""
+        if embedding is None or not np.all(np.isfinite(embedding)):
+            return
+        if self.feature is None:
+            self.feature = embedding.astype(np.float32)
+        else:
+            f = momentum * self.feature + (1 - momentum) * embedding
+            self.feature = (f / max(float(np.linalg.norm(f)), 1e-9)).astype(np.float32)
 
     @property
     def box(self) -> np.ndarray:
@@ -123,21 +143,62 @@ class Tracker:
         match_iou: lowest IoU for a first-stage match (second stage uses 0.5 × 1.0 cost, i.e. IoU ≥ 0.5).
         max_age: frames a confirmed track may go unmatched before it ends as ``lost``.
         min_hits: consecutive matches a tentative track needs to be confirmed.
+        min_similarity: appearance gate of every match (cosine; used when both sides have embeddings).
+        reid_similarity: cosine a lost track needs to resume on a face anywhere in the frame.
+        reid_window_s: how long (stream time) a lost track may resume; it also waits this long
+            (and at least ``max_age`` frames) before it ends.
+        momentum: weight of the old appearance in the moving average.
+        appearance_weight: weight of ``1 − cosine`` added to the geometric cost.
     """
 
     def __init__(self, high_thresh: float = 0.8, low_thresh: float = 0.5, new_track_thresh: float = 0.85,
-                 match_iou: float = 0.2, max_age: int = 30, min_hits: int = 3) -> None:
+                 match_iou: float = 0.2, max_age: int = 30, min_hits: int = 3, min_similarity: float = 0.25,
+                 reid_similarity: float = 0.5, reid_window_s: float = 2.0, momentum: float = 0.8,
+                 appearance_weight: float = 0.5) -> None:
         if not 0 <= low_thresh <= high_thresh <= 1:
             raise ValueError(f"tracker: expected 0 <= low_thresh <= high_thresh <= 1, "
                              f"found {low_thresh}, {high_thresh}")
+        self.min_similarity, self.reid_similarity = float(min_similarity), float(reid_similarity)
+        self.reid_window_s, self.momentum = float(reid_window_s), float(momentum)
+        self.appearance_weight = float(appearance_weight)
         self.high_thresh, self.low_thresh = high_thresh, low_thresh
         self.new_track_thresh, self.match_iou = new_track_thresh, match_iou
         self.max_age, self.min_hits = int(max_age), int(min_hits)
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._now: float | None = None
 
-    def update(self, faces: Faces) -> TrackUpdate:
-        """Advance one frame with its detections."""
+    def _cost(self, tracks: list[Track], det: np.ndarray, faces: Faces, emb: np.ndarray | None) -> np.ndarray:
+        """``1 − IoU`` (+ appearance), with appearance-gated pairs set out of reach."""
+        boxes = np.array([t.box for t in tracks], np.float32).reshape(-1, 4)
+        cost = 1 - iou_matrix(boxes, faces.boxes[det])
+        if emb is None or not len(tracks) or not len(det):
+            return cost
+        sim = self._similarity(tracks, emb[det])
+        known = np.isfinite(sim)
+        cost = cost + np.where(known, self.appearance_weight * (1 - np.nan_to_num(sim)), 0.0)
+        return np.where(known & (sim < self.min_similarity), 1e6, cost)
+
+    @staticmethod
+    def _similarity(tracks: list[Track], emb: np.ndarray) -> np.ndarray:
+        """Cosine of each track's appearance to each embedding (NaN where either is unknown)."""
+        out = np.full((len(tracks), len(emb)), np.nan, np.float32)
+        for r, t in enumerate(tracks):
+            if t.feature is not None:
+                out[r] = emb @ t.feature
+        return out
+
+    def update(self, faces: Faces, embeddings: np.ndarray | None = None, now: float | None = None) -> TrackUpdate:
+        """Advance one frame with its detections.
+
+        Args:
+            faces: this frame's detections.
+            embeddings: ``(N, D)`` unit-norm FR embeddings of the faces (rows of NaN where unknown), or
+                None for geometry alone.
+            now: the frame's stream time in seconds (re-identification window); None counts frames only.
+        """
+        emb = None if embeddings is None else np.asarray(embeddings, np.float32).reshape(len(faces), -1)
+        self._now = now
         for t in self.tracks:
             t.kalman.predict()
         high = np.nonzero(faces.scores >= self.high_thresh)[0]
@@ -149,22 +210,44 @@ class Tracker:
         def boxes(ts):
             return np.array([t.box for t in ts], np.float32).reshape(-1, 4)
 
-        # Stage 1: confident detections against confirmed and lost tracks.
-        pairs, left_t, left_d = _match(1 - iou_matrix(boxes(active), faces.boxes[high]), 1 - self.match_iou)
-        matched += [(active[r], high[c]) for r, c in pairs]
-        rest_high = high[left_d]
+        w = self.appearance_weight if emb is not None else 0.0
+        # Stage 1: confident detections against confirmed and lost tracks (geometry, appearance-gated).
+        pairs, left_t, left_d = _match(self._cost(active, high, faces, emb), 1 - self.match_iou + w)
+        matched += [(active[r], high[c]) for r, c in pairs if iou_matrix(boxes([active[r]]), faces.boxes[[high[c]]])[0, 0]
+                    >= self.match_iou]
+        done_t = {id(t) for t, _ in matched}
+        rest_high = np.array([d for d in high if d not in {int(x) for _, x in matched}], np.int64)
+        # Stage 1b: re-identification: lost tracks against the leftover confident faces, by appearance only.
+        if emb is not None:
+            lost = [t for t in active if id(t) not in done_t and t.state is TrackState.LOST and t.feature is not None]
+            if lost and len(rest_high):
+                sim = np.nan_to_num(self._similarity(lost, emb[rest_high]), nan=-1.0)
+                pairs, _, _ = _match(1 - sim, 1 - self.reid_similarity)
+                matched += [(lost[r], rest_high[c]) for r, c in pairs]
+                taken = {int(rest_high[c]) for _, c in pairs}
+                rest_high = np.array([d for d in rest_high if d not in taken], np.int64)
+                done_t |= {id(lost[r]) for r, _ in pairs}
         # Stage 2: low-score detections only extend tracks that are still visible.
-        remaining = [active[r] for r in left_t if active[r].state is TrackState.CONFIRMED]
-        pairs, _, _ = _match(1 - iou_matrix(boxes(remaining), faces.boxes[low]), 0.5)
-        matched += [(remaining[r], low[c]) for r, c in pairs]
+        remaining = [t for t in active if id(t) not in done_t and t.state is TrackState.CONFIRMED]
+        pairs, _, _ = _match(self._cost(remaining, low, faces, emb), 0.5 + w)
+        matched += [(remaining[r], low[c]) for r, c in pairs
+                    if iou_matrix(boxes([remaining[r]]), faces.boxes[[low[c]]])[0, 0] >= 0.5]
         # Stage 3: tentative tracks against leftover confident detections.
-        pairs, _, left_d = _match(1 - iou_matrix(boxes(tentative), faces.boxes[rest_high]), 1 - self.match_iou)
-        matched += [(tentative[r], rest_high[c]) for r, c in pairs]
-        unmatched_high = rest_high[left_d]
+        pairs, _, left_d = _match(self._cost(tentative, rest_high, faces, emb), 1 - self.match_iou + w)
+        matched += [(tentative[r], rest_high[c]) for r, c in pairs
+                    if iou_matrix(boxes([tentative[r]]), faces.boxes[[rest_high[c]]])[0, 0] >= self.match_iou]
+        used = {int(d) for _, d in matched}
+        unmatched_high = np.array([d for d in rest_high if d not in used], np.int64)
 
         hit_ids = set()
         for t, d in matched:
+            if t.state is TrackState.LOST and t._misses > 1:  # resumed after a gap: restart the motion model
+                t.kalman = KalmanBox(faces.boxes[d])
             t.kalman.update(faces.boxes[d])
+            if now is not None:
+                t.last_seen = now
+            if faces.scores[d] >= self.high_thresh:
+                t.observe(None if emb is None else emb[d], self.momentum)
             t.streak += 1
             t._misses = 0
             if t.state is TrackState.LOST or (t.state is TrackState.TENTATIVE and t.streak >= self.min_hits):
@@ -179,7 +262,7 @@ class Tracker:
             if t.state is TrackState.TENTATIVE:
                 t.state = TrackState.ENDED
                 dropped.append(t.track_id)
-            elif t._misses > self.max_age:
+            elif t._misses > self.max_age and not self._may_resume(t):
                 t.state, t.end_reason = TrackState.ENDED, "lost"
                 ended.append(t)
             else:
@@ -187,12 +270,19 @@ class Tracker:
         for d in unmatched_high:
             if faces.scores[d] >= self.new_track_thresh:
                 self._start(faces.boxes[d])
+                self.tracks[-1].last_seen = now or 0.0
+                self.tracks[-1].observe(None if emb is None else emb[d], self.momentum)
                 if self.min_hits <= 1:
                     self.tracks[-1].state = TrackState.CONFIRMED
                 matched.append((self.tracks[-1], d))
         self.tracks = [t for t in self.tracks if t.state is not TrackState.ENDED]
         assignments = sorted((t.track_id, int(d)) for t, d in matched)
         return TrackUpdate(assignments, ended, dropped)
+
+    def _may_resume(self, t: Track) -> bool:
+        """A lost track with an appearance waits for re-identification until ``reid_window_s`` has passed."""
+        return (t.feature is not None and self._now is not None and self.reid_window_s > 0
+                and self._now - t.last_seen <= self.reid_window_s)
 
     def get(self, track_id: int) -> Track | None:
         """The live track with ``track_id``, if any."""

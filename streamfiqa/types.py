@@ -73,6 +73,9 @@ class Frame:
         pts: presentation time in seconds, from the stream's own timestamps.
         image: ``(H, W, 3)`` uint8 BGR picture.
         wallclock: ``time.time()`` when it was decoded.
+        cut: True when this frame starts a new shot (a hard cut since the previous frame).
+        capture: estimated wall time the frame was captured (live sources: anchored on the earliest
+            arrival; files: the decode time).
     """
 
     source_id: str
@@ -80,6 +83,8 @@ class Frame:
     pts: float
     image: np.ndarray
     wallclock: float = 0.0
+    cut: bool = False
+    capture: float = 0.0
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:

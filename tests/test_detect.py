@@ -70,3 +70,44 @@ def test_nms_union_and_min():
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     assert nms(boxes, scores, 0.5).tolist() == [0, 2, 3]
     assert nms(boxes, scores, 0.5, mode="min").tolist() == [0, 2]
+
+
+def test_retinaface_embedded_finds_the_six_faces_with_landmarks(group_photo):
+    det = create_detector("retinaface", score_threshold=0.9)
+    faces = det.detect(group_photo)
+    assert len(faces) == 6
+    _check_landmarks(faces)
+    mt = create_detector("mtcnn", score_threshold=0.9).detect(group_photo)
+    # the same faces as MTCNN: every RetinaFace box centre near an MTCNN one
+    c1 = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
+    c2 = (mt.boxes[:, :2] + mt.boxes[:, 2:]) / 2
+    assert np.linalg.norm(c1[:, None] - c2[None], axis=2).min(axis=1).max() < 15
+
+
+def test_retinaface_batch_equals_one_by_one(group_photo):
+    det = create_detector("retinaface", score_threshold=0.9)
+    small = group_photo[::2, ::2].copy()
+    one = [det.detect(group_photo), det.detect(small)]
+    many = det.detect_batch([group_photo, small])
+    for a, b in zip(one, many):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1.0)
+
+
+def test_retinaface_priors_follow_the_feature_maps():
+    from streamfiqa.detect.retinaface import priors
+
+    p = priors(640, 480)
+    assert len(p) == 2 * (80 * 60 + 40 * 30 + 20 * 15)
+    np.testing.assert_allclose(p[0], [4, 4, 16, 16])
+    np.testing.assert_allclose(p[1], [4, 4, 32, 32])
+
+
+def test_yunet_runs_from_config_with_the_common_options(group_photo):
+    from streamfiqa.config import load_config
+    from streamfiqa.detect import detector_from_config
+
+    model = shared_path("models/yunet/face_detection_yunet_2023mar.onnx")
+    cfg = load_config(None, ["detector.name=yunet", f"detector.model_path={model}", "detector.score_threshold=0.8"])
+    faces = detector_from_config(cfg.detector).detect(group_photo)
+    assert len(faces) >= 5

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import SHARED
 from streamfiqa.degrade import KINDS, ranking_table
-from streamfiqa.quality import create_scorer
+from streamfiqa.scorers import create_scorer
 
 
 @pytest.fixture(scope="module")

@@ -90,3 +90,29 @@ def test_demo_clip_with_four_faces_publishes_every_sharp_frame(tmp_path):
     assert code == 0
     assert sorted(e["frame_index"] for e in events) == sorted(truth.sharp_frame)
     assert all(e["quality"]["tier"] == "heavy" for e in events)
+
+
+def test_scene_with_crossings_exits_and_a_cut_one_track_per_person_per_shot(tmp_path):
+    """The tracking test bed: real faces crossing, leaving and coming back, and a hard cut."""
+    from pipelines.offline import DEFAULTS
+    from streamfiqa.mot import mot_metrics, track_clip
+    from streamfiqa.synth import make_scene
+
+    truth = make_scene(tmp_path / "scene.mp4")
+    rows, events = track_clip(str(tmp_path / "scene.mp4"), ["quality.heavy=null"], DEFAULTS)
+    m = mot_metrics(truth.frames, rows, shots=truth.shot_starts)
+    assert m["id_switches"] == 0, m
+    assert all(n == 1 for n in m["tracks_per_person_shot"].values()), m
+    # every person of every shot has a best event whose crop is that person
+    best = [e for e in events if e["event"] == "best"]
+    seen = set()
+    for e in best:
+        f = e["frame_index"]
+        for person, *box in truth.frames[f]:
+            from streamfiqa.track import iou_matrix
+
+            if iou_matrix(np.array([box], np.float32), np.array([e["box"]], np.float32))[0, 0] > 0.5:
+                seen.add((person, truth.shot_of(f)))
+    expected = {(p, truth.shot_of(f)) for f, rows in enumerate(truth.frames) for p, *_ in rows}
+    assert seen == expected
+    assert any(e["track"]["end_reason"] == "cut" for e in best)

@@ -48,21 +48,35 @@ def test_saturated_worker_skips_and_counts_without_blocking():
     w.close()
 
 
-def test_heavy_tier_decides_among_finalists_once_it_scored_the_fast_best():
+def test_one_scale_per_track_heavy_ranks_only_when_it_scored_every_finalist():
     sel = BestSelector(top_k=3)
     a, b, c = cand(0.9, 0.0), cand(0.8, 0.1), cand(0.7, 0.2)
     for x in (a, b, c):
         sel.select("s", x.pts, {1: x}, {1}, [], [])
-    assert sel.rank(1, a) == 0 and sel.finalist(1) is a
+    assert sel.rank(1, a) == 0 and sel.finalists(1) == [a, b, c]
     c.rescore("heavy", 0.2)
-    assert sel.best_of(1) is a  # the fast best has not been heavy-scored yet: fast order stands
     a.rescore("heavy", 0.1)
-    assert sel.best_of(1) is c and c.decided_by == "heavy" and c.scores == {"crop_iqa": 0.7, "heavy": 0.2}
+    assert sel.best_of(1) is a  # b has no heavy score yet: the fast order stands, no mixing of scales
     b.rescore("heavy", 0.3)
-    assert sel.best_of(1) is b and sel.finalist(1) is a
+    assert sel.best_of(1) is b
+    (event,) = sel.select("s", 1.0, {}, set(), [_ended(1)], [])
+    meta = event.metadata()
+    assert meta["quality"]["decided_by"] == "heavy" and meta["quality"]["tier"] == "heavy"
+    assert meta["quality"]["scores"] == {"crop_iqa": 0.8, "heavy": 0.3}
+    listed = meta["candidates"]
+    assert [x["score"] for x in listed] == [0.3, 0.2, 0.1] and all(x["decided_by"] == "heavy" for x in listed)
+    assert [x["fast_score"] for x in listed] == [0.8, 0.7, 0.9]
     failed = cand(0.6)
     failed.rescore("heavy", float("nan"))  # a failed heavy score is recorded but decides nothing
-    assert failed.tier == 0 and failed.score == 0.6
+    assert not failed.has_heavy and failed.score == 0.6
+
+
+def _ended(tid):
+    from streamfiqa.track import KalmanBox, Track
+
+    t = Track(tid, KalmanBox(np.array([0, 0, 10, 10], np.float32)))
+    t.end_reason = "lost"
+    return t
 
 
 def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
@@ -85,6 +99,7 @@ def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
     for e in events:
         q = e["quality"]
         assert q["tier"] == "heavy" and q["decided_by"] == "crop_iqa"
-        assert set(q["scores"]) == {"tier0", "crop_iqa"}
+        assert set(q["scores"]) == {"tier0", "fiqa_fast", "crop_iqa"}
+        assert all("heavy_score" in c for c in e["candidates"])  # every finalist got its end keyframe
     heavy = runner.stats()["heavy"]
     assert heavy["done"] >= 3 and heavy["submitted"] == heavy["done"] and "skipped" in heavy

@@ -68,3 +68,51 @@ def test_flush_ends_every_confirmed_track_with_the_reason():
     assert sorted(t.track_id for t in ended) == [1, 2]
     assert {t.end_reason for t in ended} == {"eof"}
     assert tr.tracks == []
+
+
+def _unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_appearance_refuses_a_geometric_match_with_another_person():
+    tr = Tracker(min_hits=1, max_age=5, min_similarity=0.3)
+    a, b = _unit([1, 0, 0]), _unit([0, 1, 0])
+    box = [100, 100, 150, 150]
+    for _ in range(3):
+        first = tr.update(faces([box]), np.stack([a])).assignments
+    # someone else appears exactly where the first person was: a new track, not a continuation
+    other = tr.update(faces([box]), np.stack([b])).assignments
+    assert other[0][0] != first[0][0]
+
+
+def test_lost_person_resumes_anywhere_within_the_reid_window():
+    tr = Tracker(min_hits=1, max_age=2, reid_similarity=0.6, reid_window_s=1.0)
+    a = _unit([1, 0.1, 0])
+    for f in range(3):
+        tid = tr.update(faces([[10, 10, 60, 60]]), a[None], now=f * 0.04).assignments[0][0]
+    for f in range(3, 15):  # gone (behind a pillar) for 12 frames, longer than max_age
+        assert tr.update(faces([]), np.zeros((0, 3)), now=f * 0.04).ended == []
+    back = tr.update(faces([[400, 300, 450, 350]]), a[None], now=15 * 0.04).assignments
+    assert back == [(tid, 0)]
+    # past the window the track ends as lost
+    ended = []
+    for f in range(16, 60):
+        ended += tr.update(faces([]), np.zeros((0, 3)), now=f * 0.04).ended
+    assert [t.track_id for t in ended] == [tid]
+
+
+def test_shot_cut_detector_flags_a_change_of_scene_not_motion():
+    from streamfiqa.shots import ShotCutDetector
+
+    rng = np.random.default_rng(0)
+    scene1 = np.full((360, 640, 3), (40, 120, 200), np.uint8) + rng.integers(0, 30, (360, 640, 3), dtype=np.uint8)
+    scene2 = np.full((360, 640, 3), (200, 60, 30), np.uint8) + rng.integers(0, 30, (360, 640, 3), dtype=np.uint8)
+    det = ShotCutDetector()
+    flags = []
+    for f in range(20):
+        img = (scene1 if f < 10 else scene2).copy()
+        x = 20 + 15 * f
+        img[100:200, x:x + 100] = 255  # a moving bright object
+        flags.append(det.is_cut(img))
+    assert flags == [False] * 10 + [True] + [False] * 9

@@ -40,8 +40,14 @@ class Detector(abc.ABC):
             scale = self.max_side / longest
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         faces = self._detect(image, max(self.min_face * scale, 1.0))
-        if scale != 1.0:
-            faces = faces.scaled(1.0 / scale)
+        return self._finish(faces.scaled(1.0 / scale) if scale != 1.0 else faces)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Faces]:
+        """Faces of several frames; detectors that batch their network override this."""
+        return [self.detect(image) for image in images]
+
+    def _finish(self, faces: Faces) -> Faces:
+        """Drop faces below the score or size floor and keep the ``max_faces`` best."""
         keep = (faces.scores >= self.score_threshold) & (faces.sizes >= self.min_face)
         faces = faces[keep]
         if self.max_faces and len(faces) > self.max_faces:

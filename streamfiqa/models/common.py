@@ -1,8 +1,10 @@
 """Shared helpers of the torch models: preprocessing, checkpoint loading, devices."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -10,6 +12,41 @@ from streamfiqa.backends.base import batches  # noqa: F401 - re-exported for the
 
 #: Face crops the scorers take: 112×112 BGR uint8, aligned to the ArcFace template.
 ALIGNED_SHAPE = (112, 112, 3)
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How a network wants its pixels (it travels with the model, as timm's configs do).
+
+    ``x = (pixel / 255 − mean) / std`` per channel, in ``channels`` order, at ``size × size``.
+    Torch FR modules in this library all take the canonical ``[-1, 1]`` RGB tensor and convert to
+    their own convention inside; ONNX models are fed by :meth:`apply`.
+    """
+
+    size: int = 112
+    channels: str = "RGB"
+    mean: tuple = (0.5, 0.5, 0.5)
+    std: tuple = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("RGB", "BGR"):
+            raise ValueError(f"InputConvention.channels: expected RGB or BGR, found {self.channels!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"InputConvention: expected 3 means and 3 positive stds, found {self.mean}, {self.std}")
+
+    def apply(self, aligned: np.ndarray) -> np.ndarray:
+        """``(N, 112, 112, 3)`` BGR uint8 crops → ``(N, 3, size, size)`` float32 network input."""
+        arr = check_aligned(aligned)
+        if self.size != arr.shape[1]:
+            arr = np.stack([cv2.resize(a, (self.size, self.size), interpolation=cv2.INTER_LINEAR) for a in arr])
+        if self.channels == "RGB":
+            arr = arr[..., ::-1]
+        x = (arr.astype(np.float32) / 255.0 - np.float32(self.mean)) / np.float32(self.std)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+#: The convention of ArcFace-family networks (insightface, eDifFIQA): RGB, ``(x/255 − 0.5)/0.5``.
+ARCFACE = InputConvention()
 
 
 def check_aligned(aligned: np.ndarray) -> np.ndarray:

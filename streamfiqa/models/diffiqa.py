@@ -25,7 +25,7 @@ from streamfiqa.models.unet import Diffusion, Unet
 UNET_ARGS = {"dim": 128, "dim_mults": (1, 2, 4, 8), "channels": 3}
 
 
-def unet_state(ckpt: dict, weights: str = "ema") -> dict:
+def unet_state(ckpt: dict, weights: str = "model") -> dict:
     """The UNet's state dict from a DifFIQA trainer checkpoint, or a bare UNet state dict.
 
     Args:
@@ -46,7 +46,7 @@ def unet_state(ckpt: dict, weights: str = "ema") -> dict:
     return state
 
 
-def load_unet(path: str | Path, weights: str = "ema", **unet_args) -> Unet:
+def load_unet(path: str | Path, weights: str = "model", **unet_args) -> Unet:
     """Build the official UNet and load a DifFIQA checkpoint strictly."""
     unet = Unet(**{**UNET_ARGS, **unet_args})
     load_strict(unet, unet_state(load_checkpoint(path), weights), f"DifFIQA UNet {path}")

@@ -81,7 +81,7 @@ def exported_onnx(model: EDifFIQA, weights: str | Path, cache_dir: str | Path | 
     """The model's ONNX export in the engine cache (made once per checkpoint)."""
     import hashlib
 
-    from engines.export import export_onnx
+    from streamfiqa.backends.export import export_onnx
     from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
 
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]

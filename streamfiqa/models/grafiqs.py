@@ -34,10 +34,15 @@ class GraFIQs:
         device: ``auto``, ``cpu``, ``cuda`` ….
         batch_size: images per forward/backward.
         name: scorer name in events.
+        color: ``rgb`` (what the network was trained on) or ``bgr`` (channels reversed, as the official
+            GraFIQs script feeds them unless ``--bgr2rgb``).
     """
 
     def __init__(self, net: nn.Module, point: str = "image", device: str = "auto", batch_size: int = 32,
-                 name: str = "grafiqs") -> None:
+                 name: str = "grafiqs", color: str = "rgb") -> None:
+        if color not in ("rgb", "bgr"):
+            raise ValueError(f"GraFIQs: expected color rgb or bgr, found {color!r}")
+        self.color = color
         if point not in POINTS:
             raise ValueError(f"GraFIQs: expected point in {', '.join(POINTS)}, found {point!r}")
         self.device = pick_device(device)
@@ -71,7 +76,10 @@ class GraFIQs:
         """The official GraFIQs value ``Σ|grad|`` per crop (higher = worse)."""
         out = np.zeros(len(aligned), np.float32)
         for sl in batches(len(aligned), self.batch_size):
-            x = to_input(aligned[sl], self.device).requires_grad_(True)
+            x = to_input(aligned[sl], self.device)
+            if self.color == "bgr":  # the official script's default: BGR pixels in the RGB slots
+                x = x.flip(1)
+            x = x.contiguous().requires_grad_(True)
             taps: dict = {}
             with torch.enable_grad():
                 loss = self.losses(x, taps)
