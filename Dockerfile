@@ -5,20 +5,18 @@ FROM nvcr.io/nvidia/pytorch:25.01-py3
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/streamfiqa
 
-# Everything but the CPU torch pin and CPU onnxruntime; the image's CUDA torch stays.
-COPY requirements.txt .
-RUN grep -v -E '^(torch|onnxruntime|opencv-python)' requirements.txt > /tmp/req.txt \
- && pip install -r /tmp/req.txt onnxruntime-gpu opencv-python-headless
-
+# The package with its GPU extra; the image's CUDA torch satisfies "torch>=2.2", so pip keeps it.
+COPY pyproject.toml README.md ./
 COPY streamfiqa ./streamfiqa
 COPY pipelines ./pipelines
-COPY engines ./engines
-COPY bench ./bench
+RUN pip install ".[gpu,metrics]" opencv-python-headless \
+ && pip uninstall -y onnxruntime || true
 COPY configs ./configs
-COPY run_stream.py README.md ./
+COPY engines ./engines
 
-# Publishers bind to 127.0.0.1 by default; inside a container pass --publish tcp://0.0.0.0:5556
-# (and -p 5556:5556) only when subscribers outside the container must reach it.
+# Publishers bind to 127.0.0.1 by default. To reach subscribers outside the container, bind 0.0.0.0 WITH CURVE
+# (face crops are biometric data; the filter refuses a non-loopback bind without it):
+#   streamfiqa keys /keys  →  --publish tcp://0.0.0.0:5556 --set publish.curve_secret_key=/keys/streamfiqa.key_secret
 EXPOSE 5556
-ENTRYPOINT ["python", "run_stream.py"]
+ENTRYPOINT ["streamfiqa"]
 CMD ["--help"]

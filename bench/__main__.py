@@ -168,6 +168,81 @@ def bench_pipeline(results: list, quick: bool) -> None:
                            "ratio_ours_vs_naive": round(ours["realtime_factor"] / naive_rtf, 2)})
 
 
+def bench_fast_tier(results: list, crops: np.ndarray) -> None:
+    """The embedded students' throughput, batched as the runner batches them (ONNX Runtime on CPU)."""
+    from streamfiqa.scorers import create_scorer
+
+    for name in ("fiqa_fast", "fiqa_heavy"):
+        for batch in (64, 256):
+            scorer = create_scorer(name, batch_size=batch)
+            scorer.score(crops[:batch])
+            dt, _ = timed(scorer.score, crops)
+            emit(results, {"bench": "fast_tier", "scorer": name, "batch": batch, "faces": len(crops),
+                           "faces_per_s": round(len(crops) / dt, 1), "views_per_face": len(scorer.views(crops[:1]))})
+
+
+def bench_detector(results: list, quick: bool) -> None:
+    """Embedded detectors vs SCRFD-2.5G (reference) on the crowd clip and the demo clip: ms a frame, faces,
+    recall of the reference's faces (IoU ≥ 0.4)."""
+    import av
+
+    from streamfiqa.detect import create_detector
+    from streamfiqa.synth import make_clip
+    from streamfiqa.track import iou_matrix
+
+    scrfd = ROOT.parent / "shared" / "models" / "scrfd" / "scrfd_2.5g_kps.onnx"
+    if not scrfd.is_file() or not CROWD.is_file():
+        emit(results, {"bench": "detector", "skipped": "needs ../shared (SCRFD-2.5G and the crowd clip)"})
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = Path(tmp) / "demo.mp4"
+        make_clip(demo, faces=4, frames=100)
+        for clip, every in ((CROWD, 5 if quick else 1), (demo, 5 if quick else 1)):
+            with av.open(str(clip)) as c:
+                frames = [f.to_ndarray(format="bgr24") for i, f in enumerate(c.decode(video=0)) if i % every == 0]
+            for side in (640, 960):
+                dets = {"scrfd_2.5g": create_detector("scrfd", model_path=str(scrfd), max_side=side,
+                                                      score_threshold=0.5, min_face=12),
+                        "retinaface": create_detector("retinaface", max_side=side, score_threshold=0.7, min_face=12),
+                        "mtcnn": create_detector("mtcnn", max_side=side, score_threshold=0.7, min_face=12)}
+                found = {}
+                for name, det in dets.items():
+                    det.detect(frames[0])
+                    dt, found[name] = timed(lambda: [det.detect(f) for f in frames])
+                    row = {"bench": "detector", "clip": clip.name, "max_side": side, "detector": name,
+                           "frames": len(frames), "ms_per_frame": round(1000 * dt / len(frames), 1),
+                           "faces": sum(len(x) for x in found[name])}
+                    if name != "scrfd_2.5g":
+                        hit = sum(int((iou_matrix(r.boxes, x.boxes).max(1) >= 0.4).sum()) if len(r) and len(x) else 0
+                                  for r, x in zip(found["scrfd_2.5g"], found[name]))
+                        row["recall_vs_scrfd_2.5g"] = round(hit / max(sum(len(r) for r in found["scrfd_2.5g"]), 1), 3)
+                    emit(results, row)
+
+
+def bench_tracking(results: list) -> None:
+    """MOT metrics on generated scenes (crossings, an exit and re-entry, a hard cut): the tracker as it was
+    (geometry only, no cut detection) against appearance + re-identification + cuts."""
+    from pipelines.offline import DEFAULTS
+    from streamfiqa.mot import mot_metrics, track_clip
+    from streamfiqa.synth import make_scene
+
+    before = ["tracker.appearance=off", "sources.shot_cuts=false", "tracker.reid_window_s=0"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in (0, 1, 2):
+            clip = Path(tmp) / f"scene{seed}.mp4"
+            truth = make_scene(clip, seed=seed)
+            for label, extra in (("before", before), ("after", [])):
+                rows, events = track_clip(str(clip), [*extra, "quality.heavy=null"], DEFAULTS)
+                m = mot_metrics(truth.frames, rows, shots=truth.shot_starts)
+                emit(results, {"bench": "tracking", "scene_seed": seed, "tracker": label, **m,
+                               "best_events": sum(e["event"] == "best" for e in events)})
+    if CROWD.is_file():
+        for label, extra in (("before", before), ("after", [])):
+            _, events = track_clip(str(CROWD), extra, DEFAULTS)
+            emit(results, {"bench": "tracking_crowd", "tracker": label,
+                           "tracks_reported": sum(e["event"] == "best" for e in events)})
+
+
 def _config(name: str):
     from pipelines import offline
     from streamfiqa.config import load_config
@@ -208,7 +283,10 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (minutes on 2 CPU cores)")
-    p.add_argument("--only", nargs="*", default=None, help="subset: ediffiqa grafiqs diffiqa pipeline")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="subset: ediffiqa grafiqs diffiqa fast_tier detector pipeline tracking")
+    p.add_argument("--tracking", action="store_true", help="only the MOT report (same as --only tracking)")
+    p.add_argument("--gpu", action="store_true", help="the GPU benches (exits 3 without a CUDA device)")
     p.add_argument("--out", default=None, help="results file (default bench/results/<machine>.json)")
     p.add_argument("--pipeline-config", default=None, help=argparse.SUPPRESS)  # one pipeline run (subprocess)
     args = p.parse_args(argv)
@@ -216,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(pipeline_once(args.pipeline_config)))
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.tracking:
+        args.only = ["tracking"]
+    if args.gpu and not torch.cuda.is_available():
+        print(json.dumps({"bench": "gpu", "skipped": "no CUDA device here; run it where a GPU is lent"}))
+        return 3
     info = machine()
     device = "cuda" if info["gpu"] else "cpu"
     results: list = []
@@ -223,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu = device == "cuda"
     n_fast = 4096 if gpu else (256 if args.quick else 1024)
     n_heavy = 64 if gpu else (8 if args.quick else 32)
-    todo = args.only or ["ediffiqa", "grafiqs", "diffiqa", "pipeline"]
+    todo = args.only or ["ediffiqa", "grafiqs", "diffiqa", "fast_tier", "detector", "pipeline", "tracking"]
     with tempfile.TemporaryDirectory() as tmp:
         crops = face_crops(n_fast)
         folder = write_folder(crops, Path(tmp) / "fast")
@@ -236,13 +319,19 @@ def main(argv: list[str] | None = None) -> int:
             few = crops[:n_heavy if gpu else 2]
             dfolder = write_folder(few, Path(tmp) / "diff")
             bench_diffiqa(results, few, dfolder, device, 128 if gpu else 32, 10 if gpu else 2)
+        if "fast_tier" in todo:
+            bench_fast_tier(results, crops)
+    if "detector" in todo:
+        bench_detector(results, args.quick)
+    if "tracking" in todo:
+        bench_tracking(results)
     if "pipeline" in todo:
         bench_pipeline(results, args.quick)
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"{info['name']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.only and out.is_file():  # keep the earlier rows of the benches not re-run
         rerun = {"ediffiqa": {"ediffiqa_s"}, "grafiqs": {"grafiqs"}, "diffiqa": {"diffiqa"},
-                 "pipeline": {"pipeline", "pipeline_naive"}}
+                 "pipeline": {"pipeline", "pipeline_naive"}, "tracking": {"tracking", "tracking_crowd"}}
         names = set().union(*(rerun.get(t, {t}) for t in todo)) | {"machine"}
         results = [r for r in json.loads(out.read_text()) if r.get("bench") not in names] + results
     out.write_text(json.dumps(results, indent=1))

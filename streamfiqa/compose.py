@@ -16,12 +16,17 @@ log = logging.getLogger(__name__)
 def build_sinks(cfg: Config) -> list:
     """The sinks the config asks for: ZeroMQ, a file directory, a contact sheet."""
     sinks = []
-    if cfg.publish.endpoint:
-        sinks.append(ZmqPublisher(cfg.publish))
-    if cfg.output.dir:
+    if cfg.output.dir:  # before the publisher: a refused folder must not leave a port bound
         sinks.append(FileSink(cfg.output, cfg.publish.jpeg_quality))
         if cfg.output.contact_sheet:
             sinks.append(ContactSheet(Path(cfg.output.dir) / "contact_sheet.png"))
+    if cfg.publish.endpoint:
+        try:
+            sinks.append(ZmqPublisher(cfg.publish))
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
     if not sinks:
         log.warning("no sink configured (--publish / --out): events are only logged")
         sinks.append(LogSink())
@@ -39,8 +44,26 @@ class LogSink:
         pass
 
 
+def build(sources: list[str], cfg: Config) -> Runner:
+    """The runner of ``cfg`` over ``sources`` (sinks included); a missing path among others becomes a source
+    that fails on its own.
+
+    Raises:
+        FileNotFoundError: no source exists at all.
+        ValueError, OSError: a model, endpoint or output directory the config names cannot be used.
+    """
+    specs = parse_sources(sources, cfg.sources.live, strict=False)
+    if all(s.kind == "missing" for s in specs):
+        parse_sources(sources[:1], cfg.sources.live)  # raises the first path's error
+    sinks = build_sinks(cfg)
+    try:
+        return Runner(cfg, specs, sinks)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+
+
 def run(sources: list[str], cfg: Config, stop: threading.Event | None = None) -> int:
     """Open ``sources``, run the pipeline of ``cfg`` and return its exit code."""
-    specs = parse_sources(sources, cfg.sources.live)
-    runner = Runner(cfg, specs, build_sinks(cfg))
-    return runner.run(stop)
+    return build(sources, cfg).run(stop)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ def choice(default: Any, *allowed: Any) -> Any:
     return field(default=default, metadata={"choices": allowed})
 
 
+def bounded(default: Any, lo: float | None = None, hi: float | None = None, above: bool = False) -> Any:
+    """A numeric field that must lie in ``[lo, hi]`` (``(lo, hi]`` when ``above``)."""
+    return field(default=default, metadata={"range": (lo, hi, above)})
+
+
 @dataclass
 class SourcesConfig:
     """How sources are opened and read."""
@@ -27,18 +33,18 @@ class SourcesConfig:
     live: str = choice("auto", "auto", "true", "false")
     rtsp_transport: str = choice("tcp", "tcp", "udp")
     rtsp_listen: bool = False
-    stride: int = 1
-    max_fps: float = 0.0
-    queue_size: int = 4
-    open_timeout_s: float = 10.0
-    read_timeout_s: float = 5.0
-    reconnect_initial_s: float = 0.5
-    reconnect_max_s: float = 10.0
-    max_reconnects: int = 0
-    folder_fps: float = 1.0
-    max_lag_s: float = 1.0  # live: past this lag the decoder drops packets up to the next keyframe
+    stride: int = bounded(1, 1)
+    max_fps: float = bounded(0.0, 0)
+    queue_size: int = bounded(4, 1)
+    open_timeout_s: float = bounded(10.0, 0, above=True)
+    read_timeout_s: float = bounded(5.0, 0, above=True)
+    reconnect_initial_s: float = bounded(0.5, 0, above=True)
+    reconnect_max_s: float = bounded(10.0, 0, above=True)
+    max_reconnects: int = bounded(0, 0)
+    folder_fps: float = bounded(1.0, 0, above=True)
+    max_lag_s: float = bounded(1.0, 0, above=True)  # live: past this lag the decoder drops packets up to the next keyframe
     shot_cuts: str = choice("auto", "auto", "true", "false")  # detect hard cuts (auto: files, not live)
-    cut_threshold: float = 0.45
+    cut_threshold: float = bounded(0.45, 0, 1, above=True)
 
 
 @dataclass
@@ -47,12 +53,12 @@ class DetectorConfig:
 
     name: str = choice("retinaface", "retinaface", "mtcnn", "scrfd", "yunet")
     model_path: str | None = None
-    min_face: int = 20
-    score_threshold: float = 0.7
-    max_faces: int = 0
-    max_side: int = 1280
+    min_face: int = bounded(20, 1)
+    score_threshold: float = bounded(0.7, 0, 1)
+    max_faces: int = bounded(0, 0)
+    max_side: int = bounded(1280, 0)
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
-    threads: int = 0
+    threads: int = bounded(0, 0)
     backend: str = choice("onnxruntime", "onnxruntime", "tensorrt", "auto")
 
 
@@ -60,25 +66,25 @@ class DetectorConfig:
 class AlignConfig:
     """Display crop geometry (aligned crops are always 112×112 ArcFace)."""
 
-    display_margin: float = 0.4
-    display_size: int = 0
+    display_margin: float = bounded(0.4, 0)
+    display_size: int = bounded(0, 0)
 
 
 @dataclass
 class TrackerConfig:
     """ByteTrack-style tracker thresholds (detector-score scale)."""
 
-    high_thresh: float = 0.9
-    low_thresh: float = 0.7
-    new_track_thresh: float = 0.95
-    match_iou: float = 0.2
-    max_age: int = 15
-    min_hits: int = 3
+    high_thresh: float = bounded(0.9, 0, 1)
+    low_thresh: float = bounded(0.7, 0, 1)
+    new_track_thresh: float = bounded(0.95, 0, 1)
+    match_iou: float = bounded(0.2, 0, 1)
+    max_age: int = bounded(15, 0)
+    min_hits: int = bounded(3, 1)
     appearance: str = "auto"  # FR embeddings in the association: auto (the fast scorer's), off, or an FR name
     appearance_args: dict = field(default_factory=dict)
-    min_similarity: float = 0.25
-    reid_similarity: float = 0.5
-    reid_window_s: float = 2.0
+    min_similarity: float = bounded(0.25, -1, 1)
+    reid_similarity: float = bounded(0.5, -1, 1)
+    reid_window_s: float = bounded(2.0, 0)
     end_at_cut: bool = True  # a shot cut ends every track (cuts are detected per sources.shot_cuts)
 
 
@@ -86,31 +92,31 @@ class TrackerConfig:
 class KeyframeConfig:
     """Which candidates the heavy tier re-scores (see :mod:`streamfiqa.rescore`)."""
 
-    top_k: int = 2
-    period_s: float = 2.0
+    top_k: int = bounded(2, 0)
+    period_s: float = bounded(2.0, 0)
     at_end: bool = True
-    max_per_track: int = 0
-    queue_size: int = 16
-    end_wait_s: float = 10.0
-    threads: int = 0
+    max_per_track: int = bounded(0, 0)
+    queue_size: int = bounded(16, 1)
+    end_wait_s: float = bounded(10.0, 0)
+    threads: int = bounded(0, 0)
 
 
 @dataclass
 class QualityConfig:
     """Tier-0 gates, the fast scorer (every face) and the heavy scorer (keyframes)."""
 
-    min_inter_eye: float = 12.0
-    max_yaw: float = 60.0
-    max_pitch: float = 50.0
-    max_roll: float = 60.0
-    min_det_score: float = 0.0
-    min_sharpness: float = 0.0
-    max_clipped: float = 0.5
+    min_inter_eye: float = bounded(12.0, 0)
+    max_yaw: float = bounded(60.0, 0, 180)
+    max_pitch: float = bounded(50.0, 0, 180)
+    max_roll: float = bounded(60.0, 0, 180)
+    min_det_score: float = bounded(0.0, 0, 1)
+    min_sharpness: float = bounded(0.0, 0)
+    max_clipped: float = bounded(0.5, 0, 1)
     scorer: str | None = "fiqa_fast"
     scorer_args: dict = field(default_factory=dict)
     min_score: str | None = None  # a number, or an ``eval`` calibration.json (its entry for ``scorer``)
     min_score_fr: str | None = None  # which FR model's calibration (default: the file's first)
-    fast_every: int = 1
+    fast_every: int = bounded(1, 1)
     heavy: str | None = None
     heavy_args: dict = field(default_factory=dict)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
@@ -120,20 +126,20 @@ class QualityConfig:
 class SelectionConfig:
     """Best-crop selection per track."""
 
-    top_k: int = 3
+    top_k: int = bounded(3, 1)
     emit_updates: bool = False
-    min_dwell_s: float = 1.0
-    update_margin: float = 0.05
+    min_dwell_s: float = bounded(1.0, 0)
+    update_margin: float = bounded(0.05, 0)
 
 
 @dataclass
 class EnrollConfig:
     """Enrolment: stop once ``count`` pose-diverse crops score at least ``threshold``."""
 
-    count: int = 3
+    count: int = bounded(3, 1)
     threshold: float = 0.6
-    min_pose_delta: float = 8.0
-    timeout_s: float = 30.0
+    min_pose_delta: float = bounded(8.0, 0)
+    timeout_s: float = bounded(30.0, 0, above=True)
 
 
 @dataclass
@@ -143,10 +149,13 @@ class PublishConfig:
     endpoint: str | None = None
     socket: str = choice("pub", "pub", "push")
     bind: bool = True
-    hwm: int = 100
-    queue_size: int = 64
-    send_timeout_ms: int = 1000
-    jpeg_quality: int = 90
+    hwm: int = bounded(100, 0)
+    queue_size: int = bounded(64, 1)
+    send_timeout_ms: int = bounded(1000, 0)
+    jpeg_quality: int = bounded(90, 0, 100)
+    curve_secret_key: str | None = None  # this publisher's .key_secret (CURVE on); see 'run_stream.py keys'
+    curve_clients: str | None = None     # folder of allowed clients' public .key files (None: any CURVE client)
+    insecure: bool = False               # allow binding beyond 127.0.0.1 without CURVE
 
 
 @dataclass
@@ -156,6 +165,15 @@ class OutputConfig:
     dir: str | None = None
     contact_sheet: bool = False
     save_aligned: bool = True
+    overwrite: bool = False  # replace an earlier run in the same directory (else the run is refused)
+
+
+@dataclass
+class MetricsConfig:
+    """Prometheus endpoint (off while ``port`` is null; 0 picks a free port)."""
+
+    port: int | None = None
+    address: str = "127.0.0.1"
 
 
 @dataclass
@@ -172,7 +190,8 @@ class Config:
     enroll: EnrollConfig = field(default_factory=EnrollConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    stats_interval_s: float = 5.0
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    stats_interval_s: float = bounded(5.0, 0)
     progress: str = choice("auto", "auto", "true", "false")
 
 
@@ -193,6 +212,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(float(value)):
+                raise ConfigError(f"config key {key!r}: expected a finite number, found {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, bool):  # YAML reads true/false as booleans: keys like progress take them as words
@@ -230,6 +251,14 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if allowed and value not in allowed:
             raise ConfigError(f"config key {full!r}: expected one of {', '.join(map(str, allowed))}, "
                               f"found {value!r}")
+        bounds = fields[key].metadata.get("range")
+        if bounds and value is not None:
+            lo, hi, above = bounds
+            if (lo is not None and (value <= lo if above else value < lo)) or (hi is not None and value > hi):
+                lo_txt = "" if lo is None else (f"> {lo}" if above else f">= {lo}")
+                hi_txt = "" if hi is None else f"<= {hi}"
+                raise ConfigError(f"config key {full!r}: expected a value {' and '.join(filter(None, (lo_txt, hi_txt)))}"
+                                  f", found {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -260,8 +289,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for k, v in (base or {}).items():
         _set(data, k, v)
     if path is not None:
-        text = Path(path).read_text()
-        loaded = yaml.safe_load(text) or {}
+        try:
+            text = Path(path).read_text()
+            loaded = yaml.safe_load(text) or {}
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            raise ConfigError(f"config file {path}: YAML syntax error{at}: {getattr(exc, 'problem', exc)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a YAML mapping at the top, found {type(loaded).__name__}")
         _merge(data, loaded)
@@ -269,7 +305,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set: expected key=value, found {item!r}")
-        _set(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: the value is not valid YAML") from None
+        _set(data, key.strip(), value)
     return _build(Config, data, "")
 
 

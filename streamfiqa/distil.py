@@ -139,7 +139,7 @@ def build_set(paths: list, ids: np.ndarray, variants: int, seed: int, progress: 
         if v == 0:
             plan = (["clean"] * n, np.zeros(n, np.float32))
         else:
-            k, s = protocol_plan(n, "mixed", seed * 1000 + v, fraction=1.0)
+            k, s = protocol_plan(n, "mixed", seed * 1000 + v, fraction=1.0, full_range=True)
             plan = (k, np.clip(s, 0.05, 1.0))
         c = load_crops(paths, protocol="mixed", seed=seed * 1000 + v, progress=progress, plan=plan)
         crops.append(c.aligned)

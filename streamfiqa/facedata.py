@@ -146,10 +146,13 @@ def _largest(faces):
     return faces[np.array([int(np.argmax(faces.sizes))])] if len(faces) else faces
 
 
-def protocol_plan(n: int, protocol: str, seed: int, fraction: float = 0.5) -> tuple[list, np.ndarray]:
+def protocol_plan(n: int, protocol: str, seed: int, fraction: float = 0.5,
+                  full_range: bool = False) -> tuple[list, np.ndarray]:
     """Per photo, the kind and strength a protocol applies (seeded): ``mixed`` degrades ``fraction`` of the
-    photos with a random kind at a uniform random strength; a kind name applies it to every photo at the
-    bar's strength; ``clean`` applies nothing."""
+    photos with a random kind at a uniform random strength between none and the ranking bar's strength
+    for that kind (noise up to σ 25, JPEG down to q 8, …: :data:`PHOTO_BAR`; ``full_range``: up to the
+    most severe, as training uses); a kind name applies it to every photo at the bar's strength;
+    ``clean`` applies nothing."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, found {protocol!r}")
     if protocol == "clean":
@@ -159,7 +162,8 @@ def protocol_plan(n: int, protocol: str, seed: int, fraction: float = 0.5) -> tu
     rng = np.random.default_rng(seed)
     kinds = list(PHOTO_KINDS)
     chosen = [kinds[k] if d else "clean" for k, d in zip(rng.integers(0, len(kinds), n), rng.random(n) < fraction)]
-    strength = np.where([c != "clean" for c in chosen], rng.random(n), 0.0).astype(np.float32)
+    top = np.array([1.0 if full_range or c == "clean" else PHOTO_BAR[c] for c in chosen])
+    strength = np.where([c != "clean" for c in chosen], rng.random(n) * top, 0.0).astype(np.float32)
     return chosen, strength
 
 

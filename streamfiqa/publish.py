@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -29,14 +30,26 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-class ZmqPublisher:
-    """Publishes events over ZeroMQ without ever blocking the caller.
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ``tcp://HOST:PORT`` endpoint stays on this machine (``ipc://`` and ``inproc://`` do)."""
+    if not endpoint.startswith("tcp://"):
+        return True
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
-    Events wait in a bounded queue (full → dropped and counted) for a sender thread; the
-    socket's high-water mark bounds what a slow subscriber can hold (full → dropped and counted).
+
+class ZmqPublisher:
+    """Publishes events over ZeroMQ without ever blocking the caller, and counts every event lost.
+
+    Events wait in a bounded queue (full → dropped, counted as ``dropped_queue``) for a sender thread.
+    ``pub`` uses an XPUB socket with ``XPUB_NODROP``: a subscriber whose high-water mark is full makes the
+    send fail instead of silently losing the message there; the sender retries for ``send_timeout_ms`` and
+    then drops the event, counted as ``dropped_hwm`` (a PUB socket would drop it unseen). ``push`` likewise
+    never blocks past ``send_timeout_ms``. The sender thread owns the socket and closes it (bounded linger)
+    after sending what is queued, so shutdown never races a send.
 
     Args:
-        cfg: endpoint, socket type (``pub`` or ``push``), bind or connect, HWM, queue size.
+        cfg: endpoint, socket type (``pub`` or ``push``), bind or connect, HWM, queue size, CURVE keys.
     """
 
     def __init__(self, cfg: PublishConfig) -> None:
@@ -44,20 +57,33 @@ class ZmqPublisher:
 
         if not cfg.endpoint:
             raise ValueError("publish.endpoint: expected an endpoint such as tcp://127.0.0.1:5556, found none")
+        if cfg.bind and not is_loopback(cfg.endpoint) and not cfg.curve_secret_key and not cfg.insecure:
+            raise ValueError(f"publish.endpoint {cfg.endpoint}: face crops are biometric data; binding beyond "
+                             "127.0.0.1 needs CURVE (publish.curve_secret_key, see 'run_stream.py keys') or "
+                             "publish.insecure=true")
         self.cfg = cfg
         self._ctx = zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.PUB if cfg.socket == "pub" else zmq.PUSH)
+        self._sock = self._ctx.socket(zmq.XPUB if cfg.socket == "pub" else zmq.PUSH)
         self._sock.setsockopt(zmq.SNDHWM, cfg.hwm)
         self._sock.setsockopt(zmq.LINGER, 2000)
-        if cfg.socket == "push":
-            self._sock.setsockopt(zmq.SNDTIMEO, cfg.send_timeout_ms)
-        (self._sock.bind if cfg.bind else self._sock.connect)(cfg.endpoint)
+        if cfg.socket == "pub":
+            self._sock.setsockopt(zmq.XPUB_NODROP, 1)
+        self._auth = None
+        if cfg.curve_secret_key:
+            self._auth = curve_server(self._sock, cfg.curve_secret_key, cfg.curve_clients)
+        try:
+            (self._sock.bind if cfg.bind else self._sock.connect)(cfg.endpoint)
+        except zmq.ZMQError as exc:
+            self._sock.close(linger=0)
+            raise ValueError(f"publish.endpoint {cfg.endpoint}: cannot {'bind' if cfg.bind else 'connect'}: "
+                             f"{exc}") from None
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode() if cfg.bind else cfg.endpoint
         self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=cfg.queue_size)
-        self.sent = self.dropped_queue = self.dropped_hwm = 0
+        self.sent = self.dropped_queue = self.dropped_hwm = self.subscribers = 0
+        self._deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name="publish", daemon=True)
         self._thread.start()
-        log.info("publishing on %s (%s)", self.endpoint, cfg.socket)
+        log.info("publishing on %s (%s%s)", self.endpoint, cfg.socket, ", CURVE" if cfg.curve_secret_key else "")
 
     @property
     def dropped(self) -> int:
@@ -74,29 +100,129 @@ class ZmqPublisher:
         except queue.Full:
             self.dropped_queue += 1
 
-    def _run(self) -> None:
+    def _subscriptions(self) -> None:
+        """Read XPUB's subscribe/unsubscribe messages (keeps a subscriber count for the stats)."""
         import zmq
 
-        flags = zmq.NOBLOCK if self.cfg.socket == "pub" else 0
-        while True:
-            event = self._queue.get()
-            if event is None:
-                return
+        while self.cfg.socket == "pub":
             try:
-                jpg, png = event.encoded_crops(self.cfg.jpeg_quality)
-                parts = [event.topic.encode(), json.dumps(event.metadata()).encode(), jpg, png]
-                self._sock.send_multipart(parts, flags=flags)
-                self.sent += 1
+                msg = self._sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                self.dropped_hwm += 1
-            except Exception:  # noqa: BLE001 - one bad event must not stop publishing
-                log.exception("could not publish %s", event.topic)
+                return
+            if msg[:1] == b"\x01":
+                self.subscribers += 1
+            elif msg[:1] == b"\x00":
+                self.subscribers = max(self.subscribers - 1, 0)
 
-    def close(self) -> None:
-        """Send what is queued, then close the socket."""
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-        self._sock.close()
+    def _send(self, parts: list) -> bool:
+        """Non-blocking sends retried until ``send_timeout_ms`` (or the shutdown deadline) passes."""
+        import time
+
+        import zmq
+
+        give_up = time.monotonic() + self.cfg.send_timeout_ms / 1000
+        while True:
+            try:
+                self._sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                return True
+            except zmq.Again:
+                now = time.monotonic()
+                if now >= give_up or (self._deadline is not None and now >= self._deadline):
+                    return False
+                time.sleep(0.005)
+                self._subscriptions()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    event = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    self._subscriptions()
+                    continue
+                if event is None:
+                    return
+                self._subscriptions()
+                try:
+                    jpg, png = event.encoded_crops(self.cfg.jpeg_quality)
+                    parts = [event.topic.encode(), json.dumps(event.metadata()).encode(), jpg, png]
+                    if self._send(parts):
+                        self.sent += 1
+                    else:
+                        self.dropped_hwm += 1
+                except Exception:  # noqa: BLE001 - one bad event must not stop publishing
+                    self.dropped_queue += 1
+                    log.exception("could not publish %s", event.topic)
+        finally:
+            self._sock.close(linger=500)  # the owning thread closes it: no send can be in flight
+            if self._auth is not None:
+                self._auth.stop()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued (each send at most ``send_timeout_ms``, all within ``timeout``), then close."""
+        import time
+
+        self._deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                if time.monotonic() > self._deadline:
+                    try:  # make room for the stop marker: what is left is dropped and counted
+                        self._queue.get_nowait()
+                        self.dropped_queue += 1
+                    except queue.Empty:
+                        pass
+        self._thread.join(timeout=max(self._deadline - time.monotonic(), 0) + 2)
+        if self.dropped:
+            log.warning("publisher: %d events not delivered (%d queue full, %d subscriber/peer not keeping up)",
+                        self.dropped, self.dropped_queue, self.dropped_hwm)
+
+
+def curve_server(sock, secret_key: str, clients: str | None):
+    """Make ``sock`` a CURVE server with the key pair in ``secret_key`` (a ``.key_secret`` file); with
+    ``clients`` (a folder of ``.key`` public keys) only those clients are let in, else any CURVE client
+    (encryption without client authentication). Returns the authenticator thread (or None)."""
+    import zmq
+    import zmq.auth
+
+    for path in filter(None, (secret_key, clients)):
+        if not Path(path).exists():
+            raise ValueError(f"CURVE: expected {path} to exist (make keys with 'run_stream.py keys DIR')")
+    try:
+        public, secret = zmq.auth.load_certificate(secret_key)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"CURVE: {secret_key} is not a ZeroMQ secret key file: {exc}") from None
+    if secret is None:
+        raise ValueError(f"CURVE: {secret_key} holds a public key only; give the .key_secret file")
+    auth = None
+    from zmq.auth.thread import ThreadAuthenticator
+
+    auth = ThreadAuthenticator(zmq.Context.instance())
+    auth.start()
+    auth.configure_curve(domain="*", location=clients if clients else zmq.auth.CURVE_ALLOW_ANY)
+    sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
+    return auth
+
+
+def curve_client(sock, server_key: str, secret_key: str | None = None) -> None:
+    """Make ``sock`` a CURVE client of the server whose public key file is ``server_key``; its own key pair
+    from ``secret_key`` (a new ephemeral one when None)."""
+    import zmq
+    import zmq.auth
+
+    try:
+        server_public, _ = zmq.auth.load_certificate(server_key)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"CURVE: {server_key} is not a ZeroMQ public key file: {exc}") from None
+    if secret_key:
+        public, secret = zmq.auth.load_certificate(secret_key)
+        if secret is None:
+            raise ValueError(f"CURVE: {secret_key} holds a public key only; give the .key_secret file")
+    else:
+        public, secret = zmq.curve_keypair()
+    sock.curve_secretkey, sock.curve_publickey, sock.curve_serverkey = secret, public, server_public
 
 
 class FileSink:
@@ -111,9 +237,19 @@ class FileSink:
         if not cfg.dir:
             raise ValueError("output.dir: expected a directory, found none")
         self.root = Path(cfg.dir)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"output.dir {self.root}: expected a directory, found a file")
+        if (self.root / "events.jsonl").exists():
+            if not cfg.overwrite:
+                raise ValueError(f"output.dir {self.root}: it holds an earlier run's events.jsonl; runs never mix: "
+                                 "choose another --out, or --set output.overwrite=true to replace that run")
+            import shutil
+
+            (self.root / "events.jsonl").unlink()
+            shutil.rmtree(self.root / "crops", ignore_errors=True)
         (self.root / "crops").mkdir(parents=True, exist_ok=True)
         self.cfg, self.jpeg_quality = cfg, jpeg_quality
-        self._log = open(self.root / "events.jsonl", "a", encoding="utf-8")
+        self._log = open(self.root / "events.jsonl", "w", encoding="utf-8")
         self._n = 0
 
     def emit(self, event: Event) -> None:
@@ -137,9 +273,21 @@ class FileSink:
         self._log.close()
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_name(text: str, limit: int = 48) -> str:
+    """A file-name fragment from a network string: letters, digits, ``_`` and ``-`` only (no ``/``, no ``..``)."""
+    return _UNSAFE.sub("_", str(text))[:limit].strip("_") or "x"
+
+
 def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: float = 0.0,
-           bind: bool = False, pull: bool = False, out=None) -> int:
+           bind: bool = False, pull: bool = False, out=None, stop: threading.Event | None = None,
+           server_key: str | None = None, secret_key: str | None = None, stats: dict | None = None) -> int:
     """Receive events from ``endpoint``, print one JSON line each, optionally save crops.
+
+    Malformed messages (not 4 frames, bad UTF-8 or JSON, metadata not an object) are skipped and counted
+    in ``stats["bad"]``; file names are built from a counter and sanitised fields only.
 
     Args:
         endpoint: where the publisher is (``tcp://127.0.0.1:5556``).
@@ -149,37 +297,62 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
         bind: bind instead of connect (when the publisher connects).
         pull: use a PULL socket (for a PUSH publisher) instead of SUB.
         out: text stream to print to (default stdout).
+        stop: set it to stop (signal handlers do).
+        server_key: the publisher's CURVE public key file (CURVE on).
+        secret_key: this subscriber's CURVE key pair file (``.key_secret``; ephemeral when None).
+        stats: filled with ``received`` and ``bad``.
 
     Returns:
         The number of events received.
     """
     import sys
+    import time
 
     import zmq
 
     out = out or sys.stdout
+    stop = stop or threading.Event()
+    stats = stats if stats is not None else {}
+    stats.update(received=0, bad=0)
     sock = zmq.Context.instance().socket(zmq.PULL if pull else zmq.SUB)
+    if server_key:
+        curve_client(sock, server_key, secret_key)
     if not pull:
         sock.setsockopt(zmq.SUBSCRIBE, b"face.")
-    (sock.bind if bind else sock.connect)(endpoint)
+    try:
+        (sock.bind if bind else sock.connect)(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise ValueError(f"listen {endpoint}: cannot {'bind' if bind else 'connect'}: {exc}") from None
     root = Path(save) if save else None
     if root:
         (root / "crops").mkdir(parents=True, exist_ok=True)
     received = 0
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
+    last = time.monotonic()
     try:
-        while not count or received < count:
-            if not poller.poll(int(timeout_s * 1000) if timeout_s else None):
-                break
-            parts = sock.recv_multipart()
-            if len(parts) != 4:
-                log.warning("ignoring a message of %d frames; expected 4", len(parts))
+        while (not count or received < count) and not stop.is_set():
+            if not poller.poll(200):
+                if timeout_s and time.monotonic() - last > timeout_s:
+                    break
                 continue
-            topic, meta = parts[0].decode(), json.loads(parts[1])
+            last = time.monotonic()
+            parts = sock.recv_multipart()
+            try:
+                if len(parts) != 4:
+                    raise ValueError(f"expected 4 frames, found {len(parts)}")
+                topic, meta = parts[0].decode("utf-8"), json.loads(parts[1])
+                if not isinstance(meta, dict):
+                    raise ValueError(f"expected a JSON object, found {type(meta).__name__}")
+            except (ValueError, UnicodeDecodeError) as exc:
+                stats["bad"] += 1
+                log.warning("skipping a malformed message (%d so far): %s", stats["bad"], exc)
+                continue
             received += 1
+            stats["received"] = received
             if root:
-                stem = f"{received:05d}_{topic.replace('.', '_')}_t{meta.get('track_id')}"
+                stem = f"{received:05d}_{safe_name(topic)}_t{safe_name(meta.get('track_id'))}"
                 if parts[2]:
                     (root / "crops" / f"{stem}.jpg").write_bytes(parts[2])
                     (root / "crops" / f"{stem}_aligned.png").write_bytes(parts[3])

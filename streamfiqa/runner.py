@@ -37,6 +37,7 @@ class _SourceState:
     faces: int = 0
     events: int = 0
     done: bool = False
+    by_kind: dict = field(default_factory=dict)
     lag: float = 0.0      # live: now − estimated capture time of the newest processed frame (s)
     max_lag: float = 0.0
     pending_end: dict = field(default_factory=dict)  # track id → [Track, end keyframes still out]
@@ -77,6 +78,11 @@ class Runner:
         self.stage_s = dict.fromkeys(STAGES, 0.0)
         self.states: list[_SourceState] = []
         self.exit_code = 0
+        self.metrics = None
+        if cfg.metrics.port is not None:
+            from streamfiqa.metrics import Metrics
+
+            self.metrics = Metrics(self.stats, cfg.metrics.port, cfg.metrics.address)
         #: Callables ``(source_id, frame, faces, assignments, confirmed_ids)`` told of every tracker step
         #: (evaluation harnesses, debugging overlays).
         self.observers: list = []
@@ -136,6 +142,8 @@ class Runner:
             if self.heavy is not None:
                 self.heavy.close()
             self.log_stats()
+            if self.metrics is not None:
+                self.metrics.close()
             log.info("per-frame stage times (ms): %s", self.stats()["stages_ms"])
         return self.exit_code
 
@@ -160,7 +168,7 @@ class Runner:
         """One frame from each source that had one ready: detect and align each, then score all
         their faces in one fast-tier batch (no waiting: only frames already decoded are batched),
         then track and select per source."""
-        timer = _Timer(self.stage_s)
+        timer = _Timer(self.stage_s, self.metrics)
         items = []
         with timer("detect"):  # one network run over the frames of every source that had one ready
             found = self.detector.detect_batch([frame.image for _, frame in ready])
@@ -282,8 +290,10 @@ class Runner:
             self.exit_code = max(self.exit_code, 1)
         if st.progress is not None:
             st.progress.close()
-        log.info("%s: finished (%s): %d frames, %d faces, %d events, %d dropped%s", st.source.spec.id, reason,
-                 st.processed, st.faces, st.events, st.source.dropped,
+        live = f", max lag {st.max_lag:.2f} s, {st.source.lag_skipped} packets skipped to catch up" \
+            if st.source.spec.live else ""
+        log.info("%s: finished (%s): %d frames, %d faces, %d events, %d dropped%s%s", st.source.spec.id, reason,
+                 st.processed, st.faces, st.events, st.source.dropped, live,
                  f", error: {st.source.error}" if st.source.error else "")
 
     def _defer_ends(self, st: _SourceState, ended: list) -> list:
@@ -321,6 +331,7 @@ class Runner:
     def _emit(self, st: _SourceState, events: list[Event]) -> None:
         for event in events:
             st.events += 1
+            st.by_kind[event.kind] = st.by_kind.get(event.kind, 0) + 1
             for sink in self.sinks:
                 sink.emit(event)
 
@@ -332,6 +343,7 @@ class Runner:
             src = st.source
             out["sources"][src.spec.id] = {
                 "processed": st.processed, "faces": st.faces, "events": st.events, "decoded": src.decoded,
+                "events_by_kind": dict(st.by_kind),
                 "dropped": src.dropped, "skipped": src.skipped, "reconnects": src.reconnects,
                 "lag_s": round(st.lag, 3), "max_lag_s": round(st.max_lag, 3), "lag_skipped": src.lag_skipped,
                 "decode_errors": src.decode_errors,
@@ -393,8 +405,8 @@ def resolve_min_score(value: str | None, scorer: str | None, fr: str | None = No
 
 
 class _Timer:
-    def __init__(self, acc: dict) -> None:
-        self.acc = acc
+    def __init__(self, acc: dict, metrics=None) -> None:
+        self.acc, self.metrics = acc, metrics
 
     def __call__(self, stage: str) -> "_Timer":
         self.stage = stage
@@ -404,4 +416,7 @@ class _Timer:
         self.t0 = time.perf_counter()
 
     def __exit__(self, *exc) -> None:
-        self.acc[self.stage] += time.perf_counter() - self.t0
+        dt = time.perf_counter() - self.t0
+        self.acc[self.stage] += dt
+        if self.metrics is not None:
+            self.metrics.observe(self.stage, dt)

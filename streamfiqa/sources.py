@@ -62,26 +62,36 @@ def _kind(uri: str) -> str:
                             f"or /dev/videoN, found nothing at that path")
 
 
-def parse_sources(args: list[str], live: str = "auto") -> list[SourceSpec]:
+def parse_sources(args: list[str], live: str = "auto", strict: bool = True) -> list[SourceSpec]:
     """Turn CLI arguments (``URI`` or ``ID=URI``) into specs with unique ids.
 
     Args:
         args: the source arguments.
         live: ``auto`` (network and webcams are live), ``true`` or ``false``.
+        strict: raise on a path that does not exist; else keep it as a ``missing`` source that fails
+            on its own (one bad source never stops the others).
+
+    Raises:
+        FileNotFoundError: (strict) a path that does not exist.
     """
     specs, seen = [], set()
     for i, arg in enumerate(args):
         m = re.match(r"^([A-Za-z0-9_.-]+)=(.+)$", arg)
         sid, uri = (m.group(1), m.group(2)) if m and not Path(arg).exists() else (None, arg)
-        kind = _kind(uri)
+        try:
+            kind = _kind(uri)
+        except FileNotFoundError:
+            if strict:
+                raise
+            kind = "missing"
         if sid is None:
-            sid = Path(uri.rstrip("/")).stem if kind in ("file", "folder", "webcam") else f"{kind}{i}"
+            sid = Path(uri.rstrip("/")).stem if kind in ("file", "folder", "webcam", "missing") else f"{kind}{i}"
         sid = re.sub(r"[^A-Za-z0-9_-]", "_", sid) or f"src{i}"
         base, n = sid, 2
         while sid in seen:
             sid, n = f"{base}-{n}", n + 1
         seen.add(sid)
-        is_live = kind in ("rtsp", "http", "webcam") if live == "auto" else live == "true"
+        is_live = kind in ("rtsp", "http", "webcam") if live == "auto" else live == "true" and kind != "missing"
         specs.append(SourceSpec(uri, sid, kind, is_live))
     return specs
 
@@ -190,6 +200,14 @@ class Source:
 
     def _run(self) -> None:
         attempt = 0
+        if self.spec.kind == "missing":
+            self.error = f"expected a video file, an image folder, rtsp://, http(s):// or /dev/videoN, found " \
+                         f"nothing at {self.spec.uri}"
+            log.error("%s: %s", self.spec.id, self.error)
+            with self._cond:
+                self._done = True
+            self.wake.set()
+            return
         try:
             while not self._stop.is_set():
                 try:

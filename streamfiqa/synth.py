@@ -55,7 +55,7 @@ def _degrade(patch: np.ndarray, kind: int) -> np.ndarray:
 
 
 def make_clip(path: str | Path, faces: int = 3, frames: int = 60, fps: int = 25, size=(640, 480),
-              sharp_frames: list[int] | None = None, seed: int = 0, crf: int = 14) -> Truth:
+              sharp_frames: list[int] | None = None, seed: int = 0, crf: int = 14, gop: int = 0) -> Truth:
     """Write an H.264 clip of moving, scaling faces; returns where they are and their sharp frames.
 
     Args:
@@ -67,6 +67,7 @@ def make_clip(path: str | Path, faces: int = 3, frames: int = 60, fps: int = 25,
         sharp_frames: the one sharp frame of each face (default: spread over the clip middle).
         seed: seed of the background texture.
         crf: x264 quality (lower is closer to lossless).
+        gop: keyframe interval in frames (0 = the encoder's default); cameras use about 1–2 s.
     """
     import av
 
@@ -83,6 +84,8 @@ def make_clip(path: str | Path, faces: int = 3, frames: int = 60, fps: int = 25,
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
+        if gop:
+            stream.codec_context.gop_size = gop
         for f in range(frames):
             canvas = background.copy()
             t = f / max(frames - 1, 1)

@@ -197,7 +197,9 @@ class Tracker:
                 None for geometry alone.
             now: the frame's stream time in seconds (re-identification window); None counts frames only.
         """
-        emb = None if embeddings is None else np.asarray(embeddings, np.float32).reshape(len(faces), -1)
+        emb = None
+        if embeddings is not None and len(faces):
+            emb = np.asarray(embeddings, np.float32).reshape(len(faces), -1)
         self._now = now
         for t in self.tracks:
             t.kalman.predict()

@@ -13,7 +13,7 @@ def test_defaults_and_overrides(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("tracker.maxage=3", r"unknown config key 'tracker.maxage'; allowed keys here: .*max_age"),
-    ("detector.name=retina", r"'detector.name': expected one of mtcnn, scrfd, yunet, found 'retina'"),
+    ("detector.name=retina", r"'detector.name': expected one of retinaface, mtcnn, scrfd, yunet, found 'retina'"),
     ("sources.rtsp_transport=http", r"expected one of tcp, udp"),
     ("tracker.max_age=soon", r"'tracker.max_age': expected int, found 'soon'"),
     ("nonsense", r"expected key=value"),

@@ -42,7 +42,7 @@ def test_normalised_pauc_random_is_one_and_oracle_is_lower():
     q_img = rng.random(n)
     table = edc_table(sim, gen, a, b, {"noise": q_img})
     assert abs(table["random"]["norm_0.3"] - 1) < 0.2
-    assert table["oracle"]["norm_0.3"] < 0.3
+    assert table["oracle"]["norm_0.3"] < 0.5 * table["random"]["norm_0.3"]
 
 
 def test_calibration_round_trip(tmp_path):

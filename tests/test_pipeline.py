@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import shared_path
 from streamfiqa import compose
@@ -116,3 +117,40 @@ def test_scene_with_crossings_exits_and_a_cut_one_track_per_person_per_shot(tmp_
     expected = {(p, truth.shot_of(f)) for f, rows in enumerate(truth.frames) for p, *_ in rows}
     assert seen == expected
     assert any(e["track"]["end_reason"] == "cut" for e in best)
+
+
+def test_metrics_endpoint_counters_move_during_a_run(synth_clip, tmp_path):
+    """Scrape the Prometheus endpoint while a run is in progress and again at its end."""
+    import threading
+    import urllib.request
+
+    pytest.importorskip("prometheus_client")
+    from streamfiqa.runner import Runner
+    from streamfiqa.sources import parse_sources
+
+    path, _ = synth_clip
+    cfg = load_config(overrides=["stats_interval_s=0", "metrics.port=0", "quality.heavy=null"], base=offline.DEFAULTS)
+    runner = Runner(cfg, parse_sources([str(path)]), [])
+    assert runner.metrics.server.server_address[0] == "127.0.0.1"
+    url = f"http://127.0.0.1:{runner.metrics.port}/metrics"
+    scrapes = []
+    runner.observers.append(lambda *a: len(scrapes) < 1 and a[1].index == 20 and
+                            scrapes.append(urllib.request.urlopen(url, timeout=5).read().decode()))
+    done = threading.Thread(target=runner.run)
+    done.start()
+    done.join(300)
+    assert scrapes, "scraped during the run"
+
+    def value(text, name, having=""):
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and having in line)
+
+    mid = scrapes[0]
+    assert 0 < value(mid, "streamfiqa_frames_processed_total") < 40
+    assert value(mid, "streamfiqa_stage_seconds_count") > 0
+    final = runner.metrics.registry  # the server is closed after the run: collect directly
+    from prometheus_client import generate_latest
+
+    end = generate_latest(final).decode()
+    assert value(end, "streamfiqa_frames_processed_total") == 40
+    assert value(end, "streamfiqa_events_total", 'kind="best"') == 3

@@ -85,11 +85,16 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expected a checkpoint file at {path}, found none")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: expected a torch checkpoint, found an empty file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types here
-        raise ValueError(f"{path}: expected a torch checkpoint loadable with weights_only=True, "
-                         f"found an error: {exc}") from exc
+        # torch's message may advise weights_only=False: never for files from elsewhere, so it is not repeated
+        kind = "a pickle with code or objects a safe load refuses" if "weights_only" in str(exc) else \
+            f"not a torch checkpoint ({type(exc).__name__})"
+        raise ValueError(f"{path}: expected a torch checkpoint of tensors (loaded with weights_only=True), "
+                         f"found {kind}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict (state_dict or trainer checkpoint), found {type(data).__name__}")
     return data

@@ -1,0 +1,240 @@
+"""Faults a user or an attacker causes: every loss counted, clear exits, safe names, authenticated streams.
+
+Real subprocesses of the CLI and real ZeroMQ sockets on 127.0.0.1.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from conftest import ROOT, free_port
+from streamfiqa.config import PublishConfig, load_config
+from streamfiqa.publish import ZmqPublisher
+
+CLI = [sys.executable, str(ROOT / "run_stream.py")]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _event(i, side=64):
+    from test_publish import event
+
+    return event(i)
+
+
+def test_pub_counts_every_event_a_slow_subscriber_did_not_get():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pub = ZmqPublisher(PublishConfig(endpoint=endpoint, hwm=2, queue_size=500, send_timeout_ms=20))
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 2)
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.SUBSCRIBE, b"face.")
+    sub.connect(endpoint)
+    time.sleep(0.5)
+    n = 300
+    for i in range(n):
+        pub.emit(_event(i))
+    time.sleep(1.0)  # the subscriber reads nothing meanwhile
+    received = 0
+    while sub.poll(300):
+        sub.recv_multipart()
+        received += 1
+    pub.close()
+    sub.close(linger=0)
+    assert pub.dropped > 0, "a PUB socket would have dropped these unseen"
+    assert pub.sent + pub.dropped == n
+    assert received <= pub.sent
+
+
+def test_push_with_no_peer_shuts_down_cleanly_on_sigterm(synth_clip, tmp_path):
+    clip, _ = synth_clip
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    p = subprocess.Popen(CLI + [f"a={clip}", "--pipeline", "cctv", "--set", "sources.live=true",
+                                "--publish", endpoint, "--set", "publish.socket=push",
+                                "--set", "selection.min_dwell_s=0", "--set", "publish.send_timeout_ms=300"],
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+    time.sleep(6)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err[-2000:]
+    assert "Assertion" not in err
+
+
+def _listen_proc(endpoint, save):
+    return subprocess.Popen(CLI + ["listen", endpoint, "--save", str(save), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def test_listen_skips_bad_messages_sanitises_names_and_exits_on_signals(tmp_path):
+    port = free_port()
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.bind(f"tcp://127.0.0.1:{port}")
+    save = tmp_path / "recv"
+    p = _listen_proc(f"tcp://127.0.0.1:{port}", save)
+    time.sleep(1.5)
+    good = json.dumps({"schema": 1, "event": "best", "track_id": 1}).encode()
+    evil = json.dumps({"schema": 1, "event": "best", "track_id": "../../../escaped"}).encode()
+    for parts in ([b"face.best.cam", b"{not json", b"", b""], [b"face.best.cam", good, b""],
+                  [b"face.best.cam", b"[1, 2]", b"", b""], [b"face.best.../../x", evil, b"jpg", b"png"],
+                  [b"face.best.cam", good, b"jpg", b"png"]):
+        pub.send_multipart(parts)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=20)
+    pub.close(linger=0)
+    assert p.returncode == 0, err
+    assert len(out.splitlines()) == 2 and "skipped 3 malformed" in err
+    written = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert written and all(save in f.parents for f in written)
+    assert not any(".." in f.name for f in written)
+
+
+def test_listen_exits_on_sigint(tmp_path):
+    p = _listen_proc(f"tcp://127.0.0.1:{free_port()}", tmp_path / "r")
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=20)
+    assert p.returncode == 0
+
+
+def _cli(*args, timeout=120):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def _one_line_exit_2(p, *words):
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    assert "Traceback" not in p.stderr, p.stderr[-2000:]
+    for w in words:
+        assert w in p.stderr, (w, p.stderr[-2000:])
+
+
+def test_user_mistakes_exit_2_with_one_line(synth_clip, tmp_path):
+    clip, _ = synth_clip
+    rand = tmp_path / "model.pth"
+    rand.write_bytes(np.random.default_rng(0).bytes(4096))
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    _one_line_exit_2(_cli(str(clip), "--set", "quality.scorer=student", "--set",
+                          f"quality.scorer_args={{weights: {rand}}}"), "model.pth", "torch checkpoint")
+    p = _cli(str(clip), "--set", "quality.scorer=student", "--set", f"quality.scorer_args={{weights: {rand}}}")
+    assert "weights_only=False" not in p.stderr
+    _one_line_exit_2(_cli(str(clip), "--set", "quality.scorer=student", "--set",
+                          f"quality.scorer_args={{weights: {empty}}}"), "empty")
+    _one_line_exit_2(_cli(str(clip), "--set", "quality.scorer=nope"), "unknown scorer 'nope'", "fiqa_fast")
+    _one_line_exit_2(_cli(str(clip), "--set", "quality.scorer_args={bogus: 1}"), "bogus")
+    _one_line_exit_2(_cli(str(clip), "--publish", "tcp://nowhere:x"), "publish.endpoint")
+    busy = zmq.Context.instance().socket(zmq.PUB)
+    port = free_port()
+    busy.bind(f"tcp://127.0.0.1:{port}")
+    try:
+        _one_line_exit_2(_cli(str(clip), "--publish", f"tcp://127.0.0.1:{port}"), "bind")
+    finally:
+        busy.close(linger=0)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line_exit_2(_cli(str(clip), "--out", str(afile)), "found a file")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("tracker:\n  max_age: [1, 2\n")
+    _one_line_exit_2(_cli(str(clip), "--config", str(bad_yaml)), "YAML syntax error")
+    _one_line_exit_2(_cli(str(tmp_path / "missing.mp4"), "--pipeline", "offline"), "missing.mp4")
+    _one_line_exit_2(_cli(str(tmp_path / "missing.mp4"), "--config", str(ROOT / "configs" / "offline.yaml")),
+                     "missing.mp4")
+    _one_line_exit_2(_cli(str(clip), "--publish", "tcp://0.0.0.0:5999"), "CURVE")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sources.queue_size=0", ">= 1"), ("detector.max_side=-1", ">= 0"), ("publish.hwm=-1", ">= 0"),
+    ("selection.top_k=0", ">= 1"), ("quality.fast_every=0", ">= 1"), ("tracker.max_age=-5", ">= 0"),
+    ("detector.min_face=-20", ">= 1"), ("publish.jpeg_quality=-5", "<= 100"),
+    ("tracker.high_thresh=.nan", "finite"), ("tracker.low_thresh=2", "<= 1")])
+def test_values_are_range_checked_with_the_range_in_the_message(override, message):
+    from streamfiqa.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_yaml_booleans_are_accepted_for_word_keys():
+    cfg = load_config(None, ["progress=false", "sources.live=true", "sources.shot_cuts=false"])
+    assert (cfg.progress, cfg.sources.live, cfg.sources.shot_cuts) == ("false", "true", "false")
+
+
+def test_a_missing_source_among_good_ones_fails_alone(synth_clip, tmp_path):
+    clip, _ = synth_clip
+    p = _cli(str(clip), str(tmp_path / "gone.mp4"), "--out", str(tmp_path / "o"), "--set", "quality.heavy=null",
+             timeout=300)
+    assert p.returncode == 1, p.stderr[-2000:]
+    events = [json.loads(x) for x in (tmp_path / "o" / "events.jsonl").read_text().splitlines()]
+    assert {e["source"] for e in events} == {"synth"} and len(events) >= 3
+    assert "gone" in p.stderr
+
+
+def test_a_corrupted_middle_is_skipped_and_the_clean_end_is_read(tmp_path):
+    import av
+
+    from streamfiqa.config import SourcesConfig
+    from streamfiqa.sources import Source, parse_sources
+    from streamfiqa.synth import make_clip
+
+    clip = tmp_path / "c.mp4"
+    make_clip(clip, faces=1, frames=60, crf=30)
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(1)
+    mid = len(data) // 2
+    data[mid:mid + 3000] = rng.bytes(3000)
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    with av.open(str(clip)) as c:
+        total = sum(1 for _ in c.decode(video=0))
+    src = Source(parse_sources([str(tmp_path / "bad.mp4")], "false")[0], SourcesConfig()).start()
+    frames = []
+    while not src.finished:
+        f = src.read()
+        if f is None:
+            time.sleep(0.01)
+            continue
+        frames.append(f.index)
+    src.close()
+    assert len(frames) > 0.7 * total and max(frames) >= total - 3
+    assert src.error is None
+
+
+def test_runs_never_mix(synth_clip, tmp_path):
+    clip, _ = synth_clip
+    out = tmp_path / "o"
+    assert _cli(str(clip), "--out", str(out), "--set", "quality.heavy=null", timeout=300).returncode == 0
+    _one_line_exit_2(_cli(str(clip), "--out", str(out)), "runs never mix")
+    again = _cli(str(clip), "--out", str(out), "--set", "quality.heavy=null", "--set", "output.overwrite=true",
+                 timeout=300)
+    assert again.returncode == 0
+    assert len((out / "events.jsonl").read_text().splitlines()) == 3
+
+
+def test_curve_keys_encrypt_and_authenticate_the_stream(tmp_path):
+    p = _cli("keys", str(tmp_path / "server"))
+    assert p.returncode == 0, p.stderr
+    keys = json.loads(p.stdout)
+    assert oct(Path(keys["secret"]).stat().st_mode)[-3:] == "600"
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    pub = ZmqPublisher(PublishConfig(endpoint=endpoint, curve_secret_key=keys["secret"]))
+    listener = subprocess.Popen(CLI + ["listen", endpoint, "--curve-server-key", keys["public"], "--count", "2",
+                                       "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=ENV)
+    plain = zmq.Context.instance().socket(zmq.SUB)
+    plain.setsockopt(zmq.SUBSCRIBE, b"")
+    plain.connect(endpoint)
+    time.sleep(2.0)
+    for i in range(2):
+        pub.emit(_event(i))
+    out, err = listener.communicate(timeout=30)
+    assert listener.returncode == 0, err
+    assert len(out.splitlines()) == 2
+    assert not plain.poll(500), "a subscriber without the server key must get nothing"
+    plain.close(linger=0)
+    pub.close()
