@@ -64,18 +64,16 @@ def run_parser() -> argparse.ArgumentParser:
 def cmd_run(argv: list[str]) -> int:
     args = run_parser().parse_args(argv)
     _setup_logging(args.log_level)
-    import yaml
-
     from pipelines import PIPELINES
-    from streamfiqa.config import ConfigError, load_config
+    from streamfiqa.config import ConfigError, load_config, read_yaml
     from streamfiqa.sources import parse_sources
 
     name = args.pipeline
     try:
         if name is None and args.config:
-            name = (yaml.safe_load(Path(args.config).read_text()) or {}).get("pipeline")
+            name = read_yaml(args.config).get("pipeline")
         if name is None:
-            live = any(s.live for s in parse_sources(args.sources))
+            live = any(s.live for s in parse_sources(args.sources, strict=False))
             name = "cctv" if live else "offline"
         if name not in PIPELINES:
             raise ConfigError(f"pipeline: expected one of {', '.join(PIPELINES)}, found {name!r}")

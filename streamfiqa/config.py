@@ -289,18 +289,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for k, v in (base or {}).items():
         _set(data, k, v)
     if path is not None:
-        try:
-            text = Path(path).read_text()
-            loaded = yaml.safe_load(text) or {}
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-            raise ConfigError(f"config file {path}: YAML syntax error{at}: {getattr(exc, 'problem', exc)}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping at the top, found {type(loaded).__name__}")
-        _merge(data, loaded)
+        _merge(data, read_yaml(path))
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -311,6 +300,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"--set {item}: the value is not valid YAML") from None
         _set(data, key.strip(), value)
     return _build(Config, data, "")
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A config file's top-level mapping.
+
+    Raises:
+        ConfigError: unreadable, not YAML (with the line and column), or not a mapping.
+    """
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ConfigError(f"config file {path}: YAML syntax error{at}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top, found {type(loaded).__name__}")
+    return loaded
 
 
 def _merge(dst: dict, src: dict) -> None:

@@ -187,6 +187,23 @@ def default_script(frames_per_shot: int = 75) -> list[list[tuple]]:
     return [shot1, shot2]
 
 
+def _visible(rows: list) -> list:
+    """Drop faces mostly hidden (> 40 % of the face box) under faces drawn after them."""
+    out = []
+    for i, (person, x1, y1, x2, y2) in enumerate(rows):
+        mask = np.zeros((int(y2 - y1) + 1, int(x2 - x1) + 1), bool)
+        for _, a1, b1, a2, b2 in rows[i + 1:]:
+            # the later patch covers its face box plus the margin around it
+            m = (a2 - a1) * PATCH_MARGIN
+            lo_x, hi_x = int(max(a1 - m - x1, 0)), int(min(a2 + m - x1, mask.shape[1]))
+            lo_y, hi_y = int(max(b1 - m - y1, 0)), int(min(b2 + m - y1, mask.shape[0]))
+            if hi_x > lo_x and hi_y > lo_y:
+                mask[lo_y:hi_y, lo_x:hi_x] = True
+        if mask.mean() <= 0.4:
+            out.append((person, x1, y1, x2, y2))
+    return out
+
+
 def make_scene(path: str | Path, script: list[list[tuple]] | None = None, frames_per_shot: int = 75,
                fps: int = 25, size=(960, 540), face_side: int = 150, seed: int = 0, crf: int = 18) -> SceneTruth:
     """Write an H.264 clip of several real people (see :func:`default_script`) and its per-frame truth."""
@@ -221,7 +238,7 @@ def make_scene(path: str | Path, script: list[list[tuple]] | None = None, frames
                                                                 interpolation=cv2.INTER_AREA)
                     m = side * (1 - 1 / (1 + 2 * PATCH_MARGIN)) / 2  # the face's box inside its patch
                     rows.append((person, x + m, y + m, x + side - m, y + side - m))
-                truth.append(rows)
+                truth.append(_visible(rows))
                 for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="bgr24")):
                     out.mux(packet)
                 frame_no += 1

@@ -54,9 +54,9 @@ def test_scrfd_on_our_backend_matches_insightface(group_photo, model):
 
 
 def test_unknown_detector_lists_valid_names():
-    with pytest.raises(ValueError, match="valid names: mtcnn, scrfd, yunet"):
+    with pytest.raises(ValueError, match="valid names: mtcnn, retinaface, scrfd, yunet"):
         create_detector("retina")
-    assert DETECTORS.names() == ["mtcnn", "scrfd", "yunet"]
+    assert DETECTORS.names() == ["mtcnn", "retinaface", "scrfd", "yunet"]
 
 
 @pytest.mark.parametrize("name", ["scrfd", "yunet"])

@@ -22,10 +22,13 @@ CLI = [sys.executable, str(ROOT / "run_stream.py")]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def _event(i, side=64):
+def _event(i, big=False):
     from test_publish import event
 
-    return event(i)
+    e = event(i % 200)
+    if big:  # ~0.5 MB of noise per crop: kernel socket buffers cannot hide a stalled subscriber
+        e.candidate.display = np.random.default_rng(i).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    return e
 
 
 def test_pub_counts_every_event_a_slow_subscriber_did_not_get():
@@ -39,7 +42,7 @@ def test_pub_counts_every_event_a_slow_subscriber_did_not_get():
     time.sleep(0.5)
     n = 300
     for i in range(n):
-        pub.emit(_event(i))
+        pub.emit(_event(i, big=True))
     time.sleep(1.0)  # the subscriber reads nothing meanwhile
     received = 0
     while sub.poll(300):
@@ -183,7 +186,7 @@ def test_a_corrupted_middle_is_skipped_and_the_clean_end_is_read(tmp_path):
     from streamfiqa.synth import make_clip
 
     clip = tmp_path / "c.mp4"
-    make_clip(clip, faces=1, frames=60, crf=30)
+    make_clip(clip, faces=1, frames=60, crf=30, gop=10)
     data = bytearray(clip.read_bytes())
     rng = np.random.default_rng(1)
     mid = len(data) // 2
