@@ -219,6 +219,57 @@ def bench_detector(results: list, quick: bool) -> None:
                     emit(results, row)
 
 
+def bench_variability(results: list, photos: int = 300) -> None:
+    """How much the fast score moves when the same face is aligned from different detectors' landmarks
+    (MTCNN, SCRFD-2.5G, YuNet, RetinaFace) or from RetinaFace's landmarks jittered by ±2 px, on held-out
+    celeba_ids photos; and the same spread for the robust score (mean over 4 jittered alignments + mirror)."""
+    from scipy.stats import spearmanr
+
+    from streamfiqa.align import ARCFACE_TEMPLATE, similarity_transform
+    from streamfiqa.detect import create_detector
+    from streamfiqa.facedata import celeba_ids_dir, read_identities, shared_dir
+    from streamfiqa.scorers import create_scorer
+
+    models = shared_dir() / "models"
+    if not celeba_ids_dir().is_dir():
+        emit(results, {"bench": "variability", "skipped": "needs ../shared celeba_ids"})
+        return
+    dets = {"retinaface": create_detector("retinaface", score_threshold=0.5, min_face=10),
+            "mtcnn": create_detector("mtcnn", score_threshold=0.5, min_face=10),
+            "scrfd_2.5g": create_detector("scrfd", model_path=str(models / "scrfd" / "scrfd_2.5g_kps.onnx"),
+                                          score_threshold=0.3, min_face=10),
+            "yunet": create_detector("yunet", model_path=str(models / "yunet" / "face_detection_yunet_2023mar.onnx"),
+                                     score_threshold=0.5, min_face=10)}
+    paths = read_identities(celeba_ids_dir()).split("test").paths[:photos]
+    rng = np.random.default_rng(0)
+    crops: dict[str, list] = {k: [] for k in [*dets, "jitter_2px"]}
+    for path in paths:
+        img = cv2.imread(path)
+        found = {}
+        for name, det in dets.items():
+            f = det.detect(img)
+            if not len(f):
+                break
+            found[name] = f.landmarks[int(np.argmax(f.sizes))]
+        if len(found) < len(dets):
+            continue
+        found["jitter_2px"] = found["retinaface"] + rng.uniform(-2, 2, (5, 2))
+        for name, lm in found.items():
+            crops[name].append(cv2.warpAffine(img, similarity_transform(lm, ARCFACE_TEMPLATE), (112, 112)))
+    for label, scorer in (("fiqa_fast", create_scorer("fiqa_fast")),
+                          ("fiqa_fast robust (jitter 4 + flip)", create_scorer("fiqa_fast", jitter=4, flip=True))):
+        scores = {k: scorer.score(np.stack(v)) for k, v in crops.items()}
+        ref = scores["retinaface"]
+        spread = float(ref.std())
+        per = {k: {"mean_abs_diff": round(float(np.abs(v - ref).mean()), 4),
+                   "rel_to_score_std": round(float(np.abs(v - ref).mean() / spread), 3),
+                   "spearman": round(float(spearmanr(v, ref).statistic), 3)} for k, v in scores.items() if k != "retinaface"}
+        across = np.stack([v for k, v in scores.items() if k != "jitter_2px"]).std(0)
+        emit(results, {"bench": "variability", "scorer": label, "faces": len(ref), "score_std_over_faces": round(spread, 4),
+                       "mean_std_across_detectors": round(float(across.mean()), 4),
+                       "vs_retinaface": per})
+
+
 def bench_tracking(results: list) -> None:
     """MOT metrics on generated scenes (crossings, an exit and re-entry, a hard cut): the tracker as it was
     (geometry only, no cut detection) against appearance + re-identification + cuts."""
@@ -284,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (minutes on 2 CPU cores)")
     p.add_argument("--only", nargs="*", default=None,
-                   help="subset: ediffiqa grafiqs diffiqa fast_tier detector pipeline tracking")
+                   help="subset: ediffiqa grafiqs diffiqa fast_tier detector variability pipeline tracking")
     p.add_argument("--tracking", action="store_true", help="only the MOT report (same as --only tracking)")
     p.add_argument("--gpu", action="store_true", help="the GPU benches (exits 3 without a CUDA device)")
     p.add_argument("--out", default=None, help="results file (default bench/results/<machine>.json)")
@@ -306,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     gpu = device == "cuda"
     n_fast = 4096 if gpu else (256 if args.quick else 1024)
     n_heavy = 64 if gpu else (8 if args.quick else 32)
-    todo = args.only or ["ediffiqa", "grafiqs", "diffiqa", "fast_tier", "detector", "pipeline", "tracking"]
+    todo = args.only or ["ediffiqa", "grafiqs", "diffiqa", "fast_tier", "detector", "variability", "pipeline",
+                         "tracking"]
     with tempfile.TemporaryDirectory() as tmp:
         crops = face_crops(n_fast)
         folder = write_folder(crops, Path(tmp) / "fast")
@@ -323,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_fast_tier(results, crops)
     if "detector" in todo:
         bench_detector(results, args.quick)
+    if "variability" in todo:
+        bench_variability(results)
     if "tracking" in todo:
         bench_tracking(results)
     if "pipeline" in todo:

@@ -16,7 +16,7 @@ def run_naive(path: str, cfg, max_frames: int = 0, heavy: bool = True) -> dict:
     from streamfiqa.align import Aligner
     from streamfiqa.detect import detector_from_config
     from streamfiqa.quality import QualityAssessor
-from streamfiqa.scorers import create_scorer
+    from streamfiqa.scorers import create_scorer
     from streamfiqa.track import Tracker
 
     q, t = cfg.quality, cfg.tracker

@@ -334,6 +334,8 @@ def cmd_distil(argv: list[str]) -> int:
     p.add_argument("--init", default=None, help="FR weights to start the backbone from (default: the teacher's "
                    "MobileFaceNet for mfn* archs when it is in ../shared)")
     p.add_argument("--variants", type=int, default=4, help="degraded copies per photo")
+    p.add_argument("--margin", type=float, default=0.3, help="utility labels: a degraded copy scores at least "
+                   "margin × strength below its clean original")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -354,7 +356,8 @@ def cmd_distil(argv: list[str]) -> int:
     if init is None and args.arch.startswith("mfn") and args.teacher_fr == "mobilefacenet":
         init = fr_args["weights"]
     cfg = DistilConfig(arch=args.arch, labels=args.labels, teacher_fr=args.teacher_fr, teacher_fr_args=fr_args,
-                       init=init, variants=args.variants, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       init=init, variants=args.variants, margin=args.margin, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr,
                        split=args.split, seed=args.seed, max_photos=args.max_photos, every=args.every)
     summary = distil(args.inputs or [str(celeba_ids_dir())], args.out, cfg, resume=args.resume,
                      progress=sys.stderr.isatty(), scorer_args=_scorer_args(args.arg))

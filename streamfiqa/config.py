@@ -60,6 +60,7 @@ class DetectorConfig:
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
     threads: int = bounded(0, 0)
     backend: str = choice("onnxruntime", "onnxruntime", "tensorrt", "auto")
+    thread: bool = False  # detect/align in a thread of its own, pipelined with scoring and tracking
 
 
 @dataclass

@@ -48,7 +48,7 @@ class DistilConfig:
     teacher_fr_args: dict = field(default_factory=dict)
     init: str | None = None          # teacher FR weights to initialise the backbone from (same family)
     variants: int = 4
-    margin: float = 0.1
+    margin: float = 0.3
     epochs: int = 4
     batch_size: int = 64
     lr: float = 3e-4

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 import threading
 import time
@@ -111,29 +112,25 @@ class Runner:
         stop = stop or threading.Event()
         self.states = [self._open(spec, i) for i, spec in enumerate(self.specs)]
         next_stats = time.monotonic() + self.cfg.stats_interval_s
+        stage = _DetectStage(self, stop) if self.cfg.detector.thread else None
         try:
             while not stop.is_set():
-                active = [s for s in self.states if not s.done]
-                if not active:
+                if not any(not s.done for s in self.states):
                     break
-                self.wake.clear()
                 busy = self._collect()
-                ready = []
-                for st in active:
-                    frame = st.source.read()
-                    if frame is not None:
-                        ready.append((st, frame))
-                    elif st.source.finished:
-                        self._finish(st, "error" if st.source.error else "eof")
-                if ready:
-                    busy = True
-                    self._process(ready)
-                if not busy:
-                    self.wake.wait(0.05)
+                if stage is not None:
+                    busy = self._step_staged(stage) or busy
+                else:
+                    self.wake.clear()
+                    busy = self._step() or busy
+                    if not busy:
+                        self.wake.wait(0.05)
                 if self.cfg.stats_interval_s > 0 and time.monotonic() >= next_stats:
                     self.log_stats()
                     next_stats = time.monotonic() + self.cfg.stats_interval_s
         finally:
+            if stage is not None:
+                stage.close()
             for st in self.states:
                 if not st.done:
                     self._finish(st, "shutdown")
@@ -164,19 +161,62 @@ class Runner:
             st.progress = tqdm(desc=spec.id, unit="frame", position=index, leave=True)
         return st
 
-    def _process(self, ready: list[tuple[_SourceState, Frame]]) -> None:
-        """One frame from each source that had one ready: detect and align each, then score all
-        their faces in one fast-tier batch (no waiting: only frames already decoded are batched),
-        then track and select per source."""
+    def _ready(self) -> list[tuple[_SourceState, Frame]]:
+        """One decoded frame from each active source that has one; finishes sources that ended."""
+        ready = []
+        for st in self.states:
+            if st.done:
+                continue
+            frame = st.source.read()
+            if frame is not None:
+                ready.append((st, frame))
+            elif st.source.finished:
+                self._finish(st, "error" if st.source.error else "eof")
+        return ready
+
+    def _step(self) -> bool:
+        ready = self._ready()
+        if ready:
+            self._process(ready)
+        return bool(ready)
+
+    def _step_staged(self, stage: "_DetectStage") -> bool:
+        """With the detection stage in its own thread: score, track and select what it prepared."""
+        try:
+            kind, payload = stage.out.get(timeout=0.05)
+        except queue.Empty:
+            return False
+        if kind == "end":
+            st = payload
+            self._finish(st, "error" if st.source.error else "eof")
+        else:
+            self._score_and_select(payload)
+        return True
+
+    def _prepare(self, ready: list[tuple[_SourceState, Frame]]) -> list:
+        """Detect (one network run over the frames of every source that had one ready), align, tier-0."""
         timer = _Timer(self.stage_s, self.metrics)
         items = []
-        with timer("detect"):  # one network run over the frames of every source that had one ready
+        with timer("detect"):
             found = self.detector.detect_batch([frame.image for _, frame in ready])
         for (st, frame), faces in zip(ready, found):
             with timer("align"):
                 crops = self.aligner.align(frame.image, faces)
             with timer("quality"):
                 quality = self.assessor.assess(faces, crops.aligned)
+            items.append((st, frame, faces, crops, quality))
+        return items
+
+    def _process(self, ready: list[tuple[_SourceState, Frame]]) -> None:
+        """One frame from each source that had one ready: detect and align each, then score all
+        their faces in one fast-tier batch (no waiting: only frames already decoded are batched),
+        then track and select per source."""
+        self._score_and_select(self._prepare(ready))
+
+    def _score_and_select(self, prepared: list) -> None:
+        timer = _Timer(self.stage_s, self.metrics)
+        items = []
+        for st, frame, faces, crops, quality in prepared:
             fast = self.scorer is not None and st.processed % self.cfg.quality.fast_every == 0
             items.append((st, frame, faces, crops, quality, fast))
         with timer("score"):
@@ -374,6 +414,61 @@ class Runner:
             heavy = f" | heavy {h['scorer']}: done {h['done']}, skipped {h['skipped']}, queue {h['queue']}"
         stages = " ".join(f"{k} {v:.1f}" for k, v in self.stats()["stages_ms"].items())
         log.info("stats | %s | publish dropped %d%s | ms/frame: %s", " | ".join(parts), pub, heavy, stages)
+
+
+class _DetectStage:
+    """Detection, alignment and tier-0 of the next frames in a thread of their own, while the calling
+    thread scores, tracks and selects the previous ones (``detector.thread``): on a 2-core machine each
+    stage keeps one core busy. A queue of two rounds between them bounds memory and latency; when it is
+    full this thread waits, so the sources' own queues (and their drop policy) take the pressure."""
+
+    def __init__(self, runner: Runner, stop: threading.Event) -> None:
+        self.runner, self.stop = runner, stop
+        self.out: queue.Queue = queue.Queue(maxsize=2)
+        self._ended: set = set()
+        self._halt = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="detect", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        while not (self._halt.is_set() or self.stop.is_set()):
+            try:
+                self.out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _loop(self) -> None:
+        r = self.runner
+        try:
+            while not (self._halt.is_set() or self.stop.is_set()):
+                r.wake.clear()
+                ready = []
+                for st in r.states:
+                    if st.done or st.index in self._ended:
+                        continue
+                    frame = st.source.read()
+                    if frame is not None:
+                        ready.append((st, frame))
+                    elif st.source.finished:
+                        self._ended.add(st.index)
+                        self._put(("end", st))
+                if ready:
+                    self._put(("frames", r._prepare(ready)))
+                else:
+                    r.wake.wait(0.05)
+        except Exception:  # noqa: BLE001 - surface in the log; the main loop ends the sources
+            log.exception("detection stage failed")
+            for st in r.states:
+                if st.index not in self._ended:
+                    st.source.error = st.source.error or "detection stage failed"
+                    self._ended.add(st.index)
+                    self._put(("end", st))
+
+    def close(self) -> None:
+        self._halt.set()
+        self.thread.join(timeout=5)
 
 
 def resolve_min_score(value: str | None, scorer: str | None, fr: str | None = None) -> float | None:

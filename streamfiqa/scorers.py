@@ -6,7 +6,7 @@ name                what                                                      we
 fiqa_fast           **fast embedded default**: distilled student, MobileFace-  ``streamfiqa/weights/`` (repo)
                     Net at 80 px + MLP head, FR-utility labels
 fiqa_heavy          **heavy embedded default**: the same recipe at 112 px,    ``streamfiqa/weights/`` (repo)
-                    scored on the crop and its mirror
+                    averaged with fiqa_fast (a two-student ensemble)
 student             any ``distil`` checkpoint                                 ``weights=`` .pt
 faceqan             FaceQAN on a torch FR model (default: fiqa_heavy's         ``fr=``/``fr_args``
                     backbone)
@@ -107,12 +107,14 @@ def fiqa_fast(backend: str = "onnxruntime", device: str = "auto", batch_size: in
 
 
 @SCORERS.register("fiqa_heavy")
-def fiqa_heavy(backend: str = "onnxruntime", device: str = "auto", batch_size: int = 128, flip: bool = True,
+def fiqa_heavy(backend: str = "onnxruntime", device: str = "auto", batch_size: int = 128, flip: bool = False,
                jitter: int = 0, threads: int = 0):
-    """Heavy embedded default: the distilled 112-px MobileFaceNet student on the crop and its mirror."""
-    from streamfiqa.models.student import StudentScorer
+    """Heavy embedded default: the distilled 112-px MobileFaceNet student and the 80-px one, averaged (an
+    ensemble of two students of the same label ranks better than either; README)."""
+    from streamfiqa.models.student import StudentEnsemble, StudentScorer
 
-    return StudentScorer(None, "fiqa_heavy", backend, device, batch_size, flip, jitter, threads)
+    return StudentEnsemble([StudentScorer(None, name, backend, device, batch_size, flip, jitter, threads)
+                            for name in ("fiqa_heavy", "fiqa_fast")], "fiqa_heavy")
 
 
 @SCORERS.register("student")

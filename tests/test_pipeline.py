@@ -33,6 +33,16 @@ def test_known_sharp_frame_of_each_track_is_published_as_best(synth_clip, tmp_pa
     assert (tmp_path / "contact_sheet.png").is_file()
 
 
+def test_detection_thread_gives_the_same_events(synth_clip, tmp_path):
+    path, _ = synth_clip
+    _, plain = run_offline([path], tmp_path / "a", "quality.heavy=null")
+    code, staged = run_offline([path, path], tmp_path / "b", "quality.heavy=null", "detector.thread=true")
+    assert code == 0
+    key = lambda e: (e["track_id"], e["frame_index"], e["quality"]["score"])  # noqa: E731
+    assert sorted(map(key, plain)) == sorted(map(key, [e for e in staged if e["source"] == "synth"]))
+    assert len(staged) == 2 * len(plain)
+
+
 def test_last_tracks_of_a_file_are_flushed_at_eof(synth_clip, tmp_path):
     path, _ = synth_clip
     # All three faces are visible in the last frame: only the EOF flush can report them.

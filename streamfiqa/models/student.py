@@ -229,6 +229,32 @@ class StudentScorer:
         return self.score_and_embed(aligned)[1]
 
 
+class StudentEnsemble:
+    """Several students scoring the same crops; the score is their mean (all regress the same label, in the
+    same units). The embedding is the first member's.
+
+    Args:
+        members: scorers with ``score_and_embed``.
+        name: scorer name in events.
+    """
+
+    def __init__(self, members: list, name: str) -> None:
+        if not members:
+            raise ValueError("student ensemble: expected at least one member, found none")
+        self.members, self.name = members, name
+
+    def score_and_embed(self, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outs = [m.score_and_embed(aligned) for m in self.members]
+        return np.mean([q for q, _ in outs], axis=0).astype(np.float32), outs[0][1]
+
+    def score(self, aligned: np.ndarray) -> np.ndarray:
+        """Mean of the members' scores, ``(N,)`` float32."""
+        return self.score_and_embed(aligned)[0]
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        return self.score_and_embed(aligned)[1]
+
+
 def student_torch(weights: str | None, name: str = "fiqa_fast", device: str = "auto") -> Student:
     """The student module itself (for FaceQAN / GraFIQs on its backbone, or fine-tuning)."""
     model, _ = load_student(Path(weights) if weights else embedded_path(name))
