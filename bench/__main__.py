@@ -270,6 +270,56 @@ def bench_variability(results: list, photos: int = 300) -> None:
                        "vs_retinaface": per})
 
 
+def bench_fleet(results: list, quick: bool) -> None:
+    """Offline throughput of the Ray fleet with 1 and 2 workers on this machine: four generated scene clips
+    (real faces), every frame, in one local Ray; frames processed a second and the 2-worker / 1-worker ratio."""
+    try:
+        import ray
+    except ImportError:
+        emit(results, {"bench": "fleet", "skipped": "needs ray (pip install 'streamfiqa[ray]')"})
+        return
+    from pipelines import offline
+    from streamfiqa.config import load_config
+    from streamfiqa.fleet import Fleet
+    from streamfiqa.synth import make_scene
+
+    class Count:
+        events = 0
+
+        def emit(self, event):
+            self.events += 1
+
+        def close(self):
+            pass
+
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = 50 if quick else 150
+        clips = []
+        for k in range(4):
+            clips.append(str(Path(tmp) / f"clip{k}.mp4"))
+            make_scene(clips[-1], frames_per_shot=frames, size=(640, 360), face_side=100, seed=k)
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        try:
+            rates = {}
+            for workers in (1, 2):
+                cfg = load_config(None, [f"fleet.workers={workers}", "detector.max_side=640", "stats_interval_s=0",
+                                         'progress="false"', f"fleet.cpus_per_worker={os.cpu_count() / workers}"],
+                                  base=offline.DEFAULTS)
+                sink = Count()
+                fleet = Fleet(cfg, [f"c{k}={c}" for k, c in enumerate(clips)], sinks=[sink])
+                t0 = time.perf_counter()
+                fleet.run()
+                wall = time.perf_counter() - t0
+                done = sum(v["processed"] for v in fleet.stats["sources"].values())
+                rates[workers] = done / wall
+                emit(results, {"bench": "fleet", "workers": workers, "sources": len(clips), "frames": done,
+                               "wall_s": round(wall, 2), "frames_per_s": round(rates[workers], 1),
+                               "events": sink.events, "note": "wall includes starting the workers (model loading)"})
+            emit(results, {"bench": "fleet_ratio", "ratio_2_vs_1": round(rates[2] / rates[1], 2)})
+        finally:
+            ray.shutdown()
+
+
 def bench_tracking(results: list) -> None:
     """MOT metrics on generated scenes (crossings, an exit and re-entry, a hard cut): the tracker as it was
     (geometry only, no cut detection) against appearance + re-identification + cuts."""
@@ -335,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (minutes on 2 CPU cores)")
     p.add_argument("--only", nargs="*", default=None,
-                   help="subset: ediffiqa grafiqs diffiqa fast_tier detector variability pipeline tracking")
+                   help="subset: ediffiqa grafiqs diffiqa fast_tier detector variability pipeline tracking fleet")
     p.add_argument("--tracking", action="store_true", help="only the MOT report (same as --only tracking)")
     p.add_argument("--gpu", action="store_true", help="the GPU benches (exits 3 without a CUDA device)")
     p.add_argument("--out", default=None, help="results file (default bench/results/<machine>.json)")
@@ -358,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     n_fast = 4096 if gpu else (256 if args.quick else 1024)
     n_heavy = 64 if gpu else (8 if args.quick else 32)
     todo = args.only or ["ediffiqa", "grafiqs", "diffiqa", "fast_tier", "detector", "variability", "pipeline",
-                         "tracking"]
+                         "tracking", "fleet"]
     with tempfile.TemporaryDirectory() as tmp:
         crops = face_crops(n_fast)
         folder = write_folder(crops, Path(tmp) / "fast")
@@ -381,11 +431,14 @@ def main(argv: list[str] | None = None) -> int:
         bench_tracking(results)
     if "pipeline" in todo:
         bench_pipeline(results, args.quick)
+    if "fleet" in todo:
+        bench_fleet(results, args.quick)
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"{info['name']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.only and out.is_file():  # keep the earlier rows of the benches not re-run
         rerun = {"ediffiqa": {"ediffiqa_s"}, "grafiqs": {"grafiqs"}, "diffiqa": {"diffiqa"},
-                 "pipeline": {"pipeline", "pipeline_naive"}, "tracking": {"tracking", "tracking_crowd"}}
+                 "pipeline": {"pipeline", "pipeline_naive"}, "tracking": {"tracking", "tracking_crowd"},
+                 "fleet": {"fleet", "fleet_ratio"}}
         names = set().union(*(rerun.get(t, {t}) for t in todo)) | {"machine"}
         results = [r for r in json.loads(out.read_text()) if r.get("bench") not in names] + results
     out.write_text(json.dumps(results, indent=1))

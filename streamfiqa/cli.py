@@ -57,6 +57,8 @@ def run_parser() -> argparse.ArgumentParser:
                    "(publish.endpoint; cctv and enroll publish there by default)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted (tracker.max_age=30); repeatable")
+    p.add_argument("--workers", type=int, metavar="N", help="spread the sources over N Ray workers "
+                   "(fleet.workers; --set fleet.address=auto joins a running cluster; pip install 'streamfiqa[ray]')")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -82,10 +84,23 @@ def cmd_run(argv: list[str]) -> int:
             overrides.append(f"output.dir={args.out}")
         if args.publish:
             overrides.append(f"publish.endpoint={args.publish}")
+        if args.workers is not None:
+            overrides.append(f"fleet.workers={args.workers}")
         cfg = load_config(args.config, overrides, base=PIPELINES[name].DEFAULTS)
         from streamfiqa import compose
 
-        runner = compose.build(args.sources, cfg)  # models, sinks, endpoint: a user's mistake fails here
+        if cfg.fleet.workers:
+            from streamfiqa.fleet import Fleet
+
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise ConfigError("fleet.workers: expected Ray to be installed (pip install 'streamfiqa[ray]'), "
+                                  "found no 'ray' module") from None
+            parse_sources(args.sources)  # every path must exist before a cluster starts
+            runner = Fleet(cfg, args.sources)
+        else:
+            runner = compose.build(args.sources, cfg)  # models, sinks, endpoint: a user's mistake fails here
     except (ConfigError, ValueError, OSError) as exc:  # FileNotFoundError is an OSError
         log.error("%s", exc)
         return 2

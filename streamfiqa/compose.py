@@ -17,7 +17,7 @@ def build_sinks(cfg: Config) -> list:
     """The sinks the config asks for: ZeroMQ, a file directory, a contact sheet."""
     sinks = []
     if cfg.output.dir:  # before the publisher: a refused folder must not leave a port bound
-        sinks.append(FileSink(cfg.output, cfg.publish.jpeg_quality))
+        sinks.append(FileSink(cfg.output, cfg.publish.jpeg_quality, cfg.publish.embedding))
         if cfg.output.contact_sheet:
             sinks.append(ContactSheet(Path(cfg.output.dir) / "contact_sheet.png"))
     if cfg.publish.endpoint:
@@ -30,6 +30,15 @@ def build_sinks(cfg: Config) -> list:
     if not sinks:
         log.warning("no sink configured (--publish / --out): events are only logged")
         sinks.append(LogSink())
+    if cfg.persons.enabled:
+        from streamfiqa.persons import PersonMerger, embedding_model, resolve_threshold
+
+        try:
+            sinks = [PersonMerger(sinks, resolve_threshold(cfg.persons, embedding_model(cfg)), cfg.persons.window_s)]
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
     return sinks
 
 

@@ -45,6 +45,8 @@ class SourcesConfig:
     max_lag_s: float = bounded(1.0, 0, above=True)  # live: past this lag the decoder drops packets up to the next keyframe
     shot_cuts: str = choice("auto", "auto", "true", "false")  # detect hard cuts (auto: files, not live)
     cut_threshold: float = bounded(0.45, 0, 1, above=True)
+    realtime: bool = False  # files: deliver frames at the clip's own rate, as a camera would (with live=true: a replay)
+    decode_threads: int = bounded(0, 0)  # files: FFmpeg decoder threads (0 = FFmpeg's choice, frame threading)
 
 
 @dataclass
@@ -157,6 +159,34 @@ class PublishConfig:
     curve_secret_key: str | None = None  # this publisher's .key_secret (CURVE on); see 'run_stream.py keys'
     curve_clients: str | None = None     # folder of allowed clients' public .key files (None: any CURVE client)
     insecure: bool = False               # allow binding beyond 127.0.0.1 without CURVE
+    embedding: bool = False              # put each crop's FR embedding in the metadata (ZeroMQ and files)
+    embedding_fr: str = "facenet"        # FR model that embeds published crops; auto = the tracker's embedding
+    embedding_fr_args: dict = field(default_factory=dict)
+
+
+@dataclass
+class PersonsConfig:
+    """One person across cameras: merge ``best`` events of the same person (see streamfiqa/persons.py)."""
+
+    enabled: bool = False
+    threshold: str | None = None  # cosine, or an eval calibration.json (its fr_threshold for ``fr``); None = built-in
+    fr: str | None = None         # which FR model's entry a calibration file gives (default: publish.embedding_fr)
+    window_s: float = bounded(60.0, 0, above=True)
+
+
+@dataclass
+class FleetConfig:
+    """Scale-out on Ray (see streamfiqa/fleet.py); off while ``workers`` is 0."""
+
+    workers: int = bounded(0, 0)
+    address: str | None = None        # Ray cluster address (auto, ray://head:10001); None = a local Ray
+    cpus_per_worker: float = bounded(1.0, 0)
+    gpus_per_worker: float = bounded(0.0, 0)
+    spread: bool = True               # place workers on different nodes where possible
+    checkpoint_s: float = bounded(1.0, 0, above=True)  # how often a worker records its open tracks' bests
+    poll_s: float = bounded(0.2, 0, above=True)
+    poll_timeout_s: float = bounded(30.0, 0, above=True)  # a worker silent this long is replaced
+    nominal_fps: float = bounded(25.0, 0, above=True)     # live sources: frames counted per second of a gap
 
 
 @dataclass
@@ -192,6 +222,8 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    persons: PersonsConfig = field(default_factory=PersonsConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     stats_interval_s: float = bounded(5.0, 0)
     progress: str = choice("auto", "auto", "true", "false")
 

@@ -167,6 +167,22 @@ def load_calibration(path: str | Path, scorer: str, fr: str | None = None) -> fl
     return float(per_fr[fr]["threshold"])
 
 
+def load_fr_threshold(path: str | Path, fr: str) -> float:
+    """The recogniser threshold at the file's FMR (``fr_threshold``) that an ``eval`` calibration file
+    measured for FR model ``fr`` (the same under every scorer).
+
+    Raises:
+        ValueError: the file has no entry for ``fr`` (the message lists those it has).
+    """
+    data = json.loads(Path(path).read_text())
+    table = data.get("calibration", data)
+    have = sorted({name for per_fr in table.values() for name in per_fr})
+    for per_fr in table.values():
+        if fr in per_fr and "fr_threshold" in per_fr[fr]:
+            return float(per_fr[fr]["fr_threshold"])
+    raise ValueError(f"{path}: no FR threshold for {fr!r}; it has {', '.join(have) or 'none'}")
+
+
 def parse_spec(spec: str) -> tuple[str, str, dict]:
     """``NAME`` or ``NAME:key=value;key=value`` (YAML values) → ``(label, name, args)``; the label is the spec."""
     import yaml

@@ -1,6 +1,7 @@
 """Candidates (one scored face) and the events published about tracks (schema version 1)."""
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 
@@ -8,7 +9,7 @@ import cv2
 import numpy as np
 
 SCHEMA_VERSION = 1
-EVENT_KINDS = ("best", "update", "enrolled", "enroll_timeout")
+EVENT_KINDS = ("best", "update", "enrolled", "enroll_timeout", "person")
 
 
 @dataclass
@@ -22,6 +23,9 @@ class Candidate:
         components: tier-0 components by name.
         passed: True when every tier-0 gate held.
         failed_gates: names of the gates that failed.
+        embedding: the crop's unit-norm FR embedding when the run computes one (tracking appearance), else
+            None; published only when ``publish.embedding`` is on (it is a biometric template).
+        embedding_model: the FR model that produced ``embedding``.
     """
 
     score: float
@@ -43,6 +47,8 @@ class Candidate:
     fast_name: str = ""
     heavy_score: float = float("nan")
     heavy_name: str = ""
+    embedding: np.ndarray | None = None
+    embedding_model: str = ""
 
     def __post_init__(self) -> None:
         if np.isnan(self.fast_score):
@@ -107,8 +113,12 @@ class Event:
     def topic(self) -> str:
         return f"face.{self.kind}.{self.source_id}"
 
-    def metadata(self) -> dict:
-        """The JSON metadata frame of the message (schema version 1, see README)."""
+    def metadata(self, embedding: bool = False) -> dict:
+        """The JSON metadata frame of the message (schema version 1, see README).
+
+        Args:
+            embedding: include the crop's FR embedding (compact: float16, base64; :func:`decode_embedding`).
+        """
         meta = {"schema": SCHEMA_VERSION, "event": self.kind, "source": self.source_id,
                 "track_id": self.track_id, "created": round(self.created, 3)}
         c = self.candidate
@@ -127,6 +137,10 @@ class Event:
                             "failed_gates": list(c.failed_gates)},
                 "crops": {"display": [w, h], "aligned": [112, 112]},
             })
+            if embedding and c.embedding is not None:
+                e = np.asarray(c.embedding, np.float16)
+                meta["embedding"] = {"model": c.embedding_model, "dim": int(e.size), "dtype": "float16",
+                                     "b64": base64.b64encode(e.tobytes()).decode("ascii")}
         if self.track:
             meta["track"] = self.track
         meta.update(self.extra)
@@ -144,3 +158,14 @@ class Event:
                     raise RuntimeError("could not encode the crops of an event")
                 self._encoded = (jpg.tobytes(), png.tobytes())
         return self._encoded
+
+
+def decode_embedding(meta: dict) -> np.ndarray | None:
+    """The unit-norm float32 embedding of an event's metadata (None when it carries none)."""
+    e = meta.get("embedding")
+    if not e:
+        return None
+    v = np.frombuffer(base64.b64decode(e["b64"]), np.dtype(e.get("dtype", "float16"))).astype(np.float32)
+    if v.size != int(e["dim"]):
+        raise ValueError(f"embedding: expected {e['dim']} values, found {v.size}")
+    return v / max(float(np.linalg.norm(v)), 1e-12)

@@ -145,7 +145,7 @@ class ZmqPublisher:
                 self._subscriptions()
                 try:
                     jpg, png = event.encoded_crops(self.cfg.jpeg_quality)
-                    parts = [event.topic.encode(), json.dumps(event.metadata()).encode(), jpg, png]
+                    parts = [event.topic.encode(), json.dumps(event.metadata(self.cfg.embedding)).encode(), jpg, png]
                     if self._send(parts):
                         self.sent += 1
                     else:
@@ -231,9 +231,10 @@ class FileSink:
     Args:
         cfg: output directory and whether to write aligned crops too.
         jpeg_quality: JPEG quality of display crops.
+        embedding: write each crop's FR embedding into its metadata line.
     """
 
-    def __init__(self, cfg: OutputConfig, jpeg_quality: int = 90) -> None:
+    def __init__(self, cfg: OutputConfig, jpeg_quality: int = 90, embedding: bool = False) -> None:
         if not cfg.dir:
             raise ValueError("output.dir: expected a directory, found none")
         self.root = Path(cfg.dir)
@@ -248,13 +249,13 @@ class FileSink:
             (self.root / "events.jsonl").unlink()
             shutil.rmtree(self.root / "crops", ignore_errors=True)
         (self.root / "crops").mkdir(parents=True, exist_ok=True)
-        self.cfg, self.jpeg_quality = cfg, jpeg_quality
+        self.cfg, self.jpeg_quality, self.embedding = cfg, jpeg_quality, embedding
         self._log = open(self.root / "events.jsonl", "w", encoding="utf-8")
         self._n = 0
 
     def emit(self, event: Event) -> None:
         """Write the event's crops and append its metadata line."""
-        meta = event.metadata()
+        meta = event.metadata(self.embedding)
         if event.candidate is not None:
             folder = self.root / "crops" / event.source_id
             folder.mkdir(exist_ok=True)

@@ -41,6 +41,7 @@ class _SourceState:
     by_kind: dict = field(default_factory=dict)
     lag: float = 0.0      # live: now − estimated capture time of the newest processed frame (s)
     max_lag: float = 0.0
+    last_pts: float = 0.0  # stream time of the newest processed frame
     pending_end: dict = field(default_factory=dict)  # track id → [Track, end keyframes still out]
     progress: object = None
     window: list = field(default_factory=lambda: [0, 0, time.perf_counter()])  # frames, faces, t0
@@ -70,6 +71,11 @@ class Runner:
         self.scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
         self.min_score = resolve_min_score(q.min_score, q.scorer, q.min_score_fr)
         self.embedder = self._embedder(cfg.tracker)
+        if self.embedder == "scorer":
+            self._embedding_model = f"student:{self.scorer.name}"
+        else:
+            self._embedding_model = getattr(self.embedder, "name", "")
+        self.event_fr = self._event_fr(cfg)
         self.heavy = None
         if q.heavy:
             k = q.keyframes
@@ -87,6 +93,11 @@ class Runner:
         #: Callables ``(source_id, frame, faces, assignments, confirmed_ids)`` told of every tracker step
         #: (evaluation harnesses, debugging overlays).
         self.observers: list = []
+        #: Callables ``(runner)`` called once per loop turn in the runner's own thread (where the selectors
+        #: may be read safely: :meth:`open_bests`).
+        self.tickers: list = []
+        #: First track id of each source (by index); a source resumed elsewhere continues above its old ids.
+        self.first_track_ids: dict[int, int] = {}
 
     def _embedder(self, t):
         """What gives the tracker its FR embeddings: the fast scorer itself when it has an FR backbone
@@ -102,6 +113,35 @@ class Runner:
         from streamfiqa.models.fr import create_fr
 
         return create_fr(t.appearance, **t.appearance_args)
+
+    def _event_fr(self, cfg: Config):
+        """The FR model that embeds the crops of published events (``publish.embedding`` or the
+        cross-camera merge need them): None when neither is on, ``"tracker"`` for the tracker's own."""
+        from streamfiqa.config import ConfigError
+
+        if not (cfg.publish.embedding or cfg.persons.enabled):
+            return None
+        if cfg.publish.embedding_fr == "auto":
+            if self.embedder is None:
+                raise ConfigError("config key 'publish.embedding_fr': auto means the tracker's embedding, found "
+                                  "none (tracker.appearance is off and the fast scorer has no FR backbone); "
+                                  "name an FR model instead, e.g. facenet")
+            return "tracker"
+        from streamfiqa.models.fr import create_fr
+
+        return create_fr(cfg.publish.embedding_fr, **cfg.publish.embedding_fr_args)
+
+    def _embed_events(self, events: list[Event]) -> None:
+        """Give the crops of ``events`` the embedding of :attr:`event_fr` (one batched run; once per crop)."""
+        if self.event_fr is None or self.event_fr == "tracker":
+            return
+        name = self.event_fr.name
+        todo = [e.candidate for e in events if e.candidate is not None and e.candidate.embedding_model != name]
+        todo = list({id(c): c for c in todo}.values())
+        if todo:
+            emb = self.event_fr.embed(np.stack([c.aligned for c in todo]))
+            for c, v in zip(todo, emb):
+                c.embedding, c.embedding_model = v.astype(np.float32), name
 
     def run(self, stop: threading.Event | None = None) -> int:
         """Process until every source ends or ``stop`` is set; flushes every track either way.
@@ -125,6 +165,8 @@ class Runner:
                     busy = self._step() or busy
                     if not busy:
                         self.wake.wait(0.05)
+                for tick in self.tickers:
+                    tick(self)
                 if self.cfg.stats_interval_s > 0 and time.monotonic() >= next_stats:
                     self.log_stats()
                     next_stats = time.monotonic() + self.cfg.stats_interval_s
@@ -150,7 +192,8 @@ class Runner:
         st = _SourceState(
             index, Source(spec, self.cfg.sources, self.wake).start(),
             Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits,
-                    t.min_similarity, t.reid_similarity, t.reid_window_s),
+                    t.min_similarity, t.reid_similarity, t.reid_window_s,
+                    first_id=self.first_track_ids.get(index, 1)),
             BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin))
         if self.cfg.pipeline == "enroll":
             e = self.cfg.enroll
@@ -160,6 +203,21 @@ class Runner:
             from tqdm import tqdm
             st.progress = tqdm(desc=spec.id, unit="frame", position=index, leave=True)
         return st
+
+    def open_bests(self, reason: str = "worker_lost") -> list[tuple[str, float, list[Event]]]:
+        """For each source still running: its id, the stream time of its last processed frame, and the
+        ``best`` event each confirmed open track would get if it ended now (call from a ticker: the runner's
+        thread)."""
+        out = []
+        for st in self.states:
+            if st.done:
+                continue
+            open_ids = {t.track_id for t in st.tracker.tracks if t.state is not TrackState.TENTATIVE}
+            open_ids |= set(st.pending_end)  # ended, waiting for their end keyframes
+            events = st.selector.snapshot(st.source.spec.id, open_ids, reason)
+            self._embed_events(events)
+            out.append((st.source.spec.id, st.last_pts, events))
+        return out
 
     def _ready(self) -> list[tuple[_SourceState, Frame]]:
         """One decoded frame from each active source that has one; finishes sources that ended."""
@@ -262,7 +320,8 @@ class Runner:
                     float(scores[decided_by][d]), decided_by, {k: float(v[d]) for k, v in scores.items()},
                     quality.row(d), passed, reasons, frame.index, frame.pts,
                     frame.wallclock, faces.boxes[d], faces.landmarks[d], float(faces.scores[d]),
-                    crops.aligned[d], crops.display[d])
+                    crops.aligned[d], crops.display[d],
+                    embedding=None if emb is None else emb[d], embedding_model=self._embedding_model)
 
             if decided_by in scores:
                 assigned = {tid: candidate(d) for tid, d in update.assignments}
@@ -278,6 +337,7 @@ class Runner:
                 events += self._enroll(st, frame, faces, update.assignments, candidate)
         self._emit(st, events)
         st.processed += 1
+        st.last_pts = frame.pts
         st.faces += len(faces)
         st.window[0] += 1
         st.window[1] += len(faces)
@@ -369,6 +429,7 @@ class Runner:
         return bool(results)
 
     def _emit(self, st: _SourceState, events: list[Event]) -> None:
+        self._embed_events(events)
         for event in events:
             st.events += 1
             st.by_kind[event.kind] = st.by_kind.get(event.kind, 0) + 1

@@ -116,6 +116,17 @@ class BestSelector:
             events.extend(self._end(source_id, track.track_id, track.end_reason))
         return events
 
+    def snapshot(self, source_id: str, tids: set[int], reason: str) -> list[Event]:
+        """The ``best`` event each of the open tracks ``tids`` would get if it ended now with ``reason``
+        (the tracks stay open): what a fan-in publishes for them if this selector's process dies."""
+        events = []
+        for tid in sorted(tids):
+            st, cand = self._tracks.get(tid), self.best_of(tid)
+            if st is not None and cand is not None:
+                events.append(Event("best", source_id, tid, cand, self._facts(st, reason),
+                                    {"candidates": [c.summary() for c in st.ranked()]}))
+        return events
+
     def _end(self, source_id: str, tid: int, reason: str | None) -> list[Event]:
         cand = self.best_of(tid)
         st = self._tracks.pop(tid, None)

@@ -133,29 +133,55 @@ PATCH_MARGIN = 0.3
 def people_patches(count: int, side: int = 150, seed: int = 0) -> list[np.ndarray]:
     """Face patches of ``count`` different people: from ``../shared`` celeba_ids when present (one photo of
     each of ``count`` seeded identities), else the faces of the photos in the ``insightface`` wheel."""
+    return [p[0] for p in people_photos(count, 1, side, seed)]
+
+
+def people_photos(count: int, photos: int = 1, side: int = 150, seed: int = 0) -> list[list[np.ndarray]]:
+    """``photos`` face patches from different photos of each of ``count`` different people (celeba_ids in
+    ``../shared``: seeded identities whose first ``photos`` photos each show one clear face ≥ 80 px). The
+    same person seen by two cameras is two photos of them. Without ``../shared`` only ``photos=1`` exists
+    (the faces of the ``insightface`` wheel's photo).
+
+    Raises:
+        ValueError: fewer than ``count`` such people.
+    """
     from streamfiqa.align import Aligner
     from streamfiqa.detect import create_detector
 
     det = create_detector("retinaface", score_threshold=0.9)
     cut = Aligner(display_margin=PATCH_MARGIN, display_size=side)
-    out = []
+    out: list[list[np.ndarray]] = []
     from streamfiqa.facedata import celeba_ids_dir, read_identities
+
+    def patch(image):
+        faces = det.detect(image)
+        if len(faces) and faces.sizes.max() >= 80 and faces.scores.max() > 0.99:
+            return cut.display_crop(image, faces.boxes[int(np.argmax(faces.sizes))])
+        return None
 
     if celeba_ids_dir().is_dir():
         ids = read_identities(celeba_ids_dir())
         rng = np.random.default_rng(seed)
         for person in rng.permutation(np.unique(ids.ids)):
-            path = ids.paths[int(np.flatnonzero(ids.ids == person)[0])]
-            image = cv2.imread(path)
-            faces = det.detect(image)
-            if len(faces) and faces.sizes.max() >= 80 and faces.scores.max() > 0.99:
-                out.append(cut.display_crop(image, faces.boxes[int(np.argmax(faces.sizes))]))
+            idx = np.flatnonzero(ids.ids == person)
+            if len(idx) < photos:
+                continue
+            patches = []
+            for k in idx[:photos]:
+                got = patch(cv2.imread(ids.paths[int(k)]))
+                if got is None:
+                    break
+                patches.append(got)
+            if len(patches) == photos:
+                out.append(patches)
             if len(out) == count:
                 return out
+    if photos > 1:
+        raise ValueError(f"expected {count} people with {photos} photos each (../shared celeba_ids), "
+                         f"found {len(out)}")
     image = cv2.imread(str(sample_photo()))
     faces = det.detect(image)
-    for k in np.argsort(-faces.sizes)[:count]:
-        out.append(cut.display_crop(image, faces.boxes[k]))
+    out = [[cut.display_crop(image, faces.boxes[k])] for k in np.argsort(-faces.sizes)[:count]]
     if len(out) < count:
         raise ValueError(f"expected {count} different faces for the scene, found {len(out)}")
     return out
@@ -205,13 +231,17 @@ def _visible(rows: list) -> list:
 
 
 def make_scene(path: str | Path, script: list[list[tuple]] | None = None, frames_per_shot: int = 75,
-               fps: int = 25, size=(960, 540), face_side: int = 150, seed: int = 0, crf: int = 18) -> SceneTruth:
-    """Write an H.264 clip of several real people (see :func:`default_script`) and its per-frame truth."""
+               fps: int = 25, size=(960, 540), face_side: int = 150, seed: int = 0, crf: int = 18,
+               patches: list[np.ndarray] | None = None) -> SceneTruth:
+    """Write an H.264 clip of several real people (see :func:`default_script`) and its per-frame truth.
+    ``patches`` (one face patch per person of the script) replaces the seeded people."""
     import av
 
     script = script or default_script(frames_per_shot)
     people = 1 + max(p for shot in script for p, *_ in shot)
-    patches = people_patches(people, face_side, seed)
+    patches = patches if patches is not None else people_patches(people, face_side, seed)
+    if len(patches) < people:
+        raise ValueError(f"make_scene: expected {people} face patches for the script, found {len(patches)}")
     w, h = size
     rng = np.random.default_rng(seed)
     truth, starts = [], []

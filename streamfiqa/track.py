@@ -149,12 +149,13 @@ class Tracker:
             (and at least ``max_age`` frames) before it ends.
         momentum: weight of the old appearance in the moving average.
         appearance_weight: weight of ``1 − cosine`` added to the geometric cost.
+        first_id: the first track id (a source resumed on another worker continues above the ids it had).
     """
 
     def __init__(self, high_thresh: float = 0.8, low_thresh: float = 0.5, new_track_thresh: float = 0.85,
                  match_iou: float = 0.2, max_age: int = 30, min_hits: int = 3, min_similarity: float = 0.25,
                  reid_similarity: float = 0.5, reid_window_s: float = 2.0, momentum: float = 0.8,
-                 appearance_weight: float = 0.5) -> None:
+                 appearance_weight: float = 0.5, first_id: int = 1) -> None:
         if not 0 <= low_thresh <= high_thresh <= 1:
             raise ValueError(f"tracker: expected 0 <= low_thresh <= high_thresh <= 1, "
                              f"found {low_thresh}, {high_thresh}")
@@ -165,7 +166,7 @@ class Tracker:
         self.new_track_thresh, self.match_iou = new_track_thresh, match_iou
         self.max_age, self.min_hits = int(max_age), int(min_hits)
         self.tracks: list[Track] = []
-        self._next_id = 1
+        self._next_id = int(first_id)
         self._now: float | None = None
 
     def _cost(self, tracks: list[Track], det: np.ndarray, faces: Faces, emb: np.ndarray | None) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from streamfiqa.config import SourcesConfig
-from streamfiqa.sources import Source, parse_sources
+from streamfiqa.sources import Source, parse_sources, to_bgr
 
 
 def drain(src, limit_s=30):
@@ -29,6 +29,20 @@ def test_file_source_reads_every_frame_with_stream_timestamps(synth_clip):
     frames = drain(Source(spec, SourcesConfig(queue_size=2)).start())
     assert len(frames) == 40
     np.testing.assert_allclose([f.pts for f in frames], np.arange(40) / 25, atol=1e-3)
+
+
+def test_to_bgr_matches_libswscale_on_real_video(synth_clip):
+    import av
+
+    path, _ = synth_clip
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    assert frame.format.name == "yuv420p"
+    ours, ref = to_bgr(frame), frame.to_ndarray(format="bgr24")
+    assert ours.shape == ref.shape and ours.dtype == np.uint8
+    assert np.abs(ours.astype(int) - ref).mean() < 2.0
+    rgb = frame.reformat(format="rgb24")  # anything not 4:2:0 goes through libswscale as before
+    np.testing.assert_array_equal(to_bgr(rgb), rgb.to_ndarray(format="bgr24"))
 
 
 def test_stride_and_max_fps(synth_clip):

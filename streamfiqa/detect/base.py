@@ -94,9 +94,9 @@ def onnx_session(path: str, providers: list[str] | None = None, threads: int = 0
     """Open an ONNX Runtime session, CPU unless other providers are given and present."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
+    from streamfiqa.backends.onnxruntime_backend import session_options
+
+    opts = session_options(threads)
     available = ort.get_available_providers()
     wanted = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
     return ort.InferenceSession(str(path), sess_options=opts,

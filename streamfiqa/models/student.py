@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamfiqa.models.common import batches, load_checkpoint, load_strict, pick_device
+from streamfiqa.models.common import InputConvention, batches, load_checkpoint, load_strict, pick_device
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -171,6 +171,8 @@ class StudentScorer:
         path = Path(weights) if weights else embedded_path(name)
         self.model, self.meta = load_student(path)
         self.name = name if not weights else str(self.meta.get("name", name))
+        #: as an FR model: RGB in [-1, 1] at the student's input size (area-resampled from the 112 crop)
+        self.convention = InputConvention(self.model.input_size)
         self.flip, self.jitter = bool(flip), int(jitter)
         onnx_path = None
         if backend != "torch":

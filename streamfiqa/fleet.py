@@ -1,0 +1,278 @@
+"""Scale-out on Ray: sources spread over worker actors, every event fanned in to the configured sinks.
+
+    streamfiqa cam1=rtsp://… cam2=rtsp://… … --pipeline cctv --set fleet.workers=8 --set fleet.address=auto
+
+Each worker is a Ray actor (``fleet.cpus_per_worker`` / ``fleet.gpus_per_worker`` decide where Ray places it:
+one per node or per GPU) that runs one :class:`~streamfiqa.runner.Runner` over the sources assigned to it, so
+the fast tier batches the faces of all its sources in one network run. The driver (this process) is the
+fan-in: it polls every worker, passes their events to the sinks of the config (ZeroMQ, files, the
+cross-camera merge: the same schema as one process) and keeps, per source, the latest checkpoint a worker
+took in its runner's own thread: the stream time reached and the ``best`` event every open track would get.
+
+When a worker dies (its process is killed, its node is lost), its open tracks end at the fan-in with that
+checkpoint's ``best`` (``end_reason: worker_lost``), a replacement worker is started, and its sources resume
+there: files at the checkpoint's stream time, live sources at the live edge. Track ids continue above the
+ids the source had. The frames between the checkpoint and the resume are counted (``gap_s``, ``gap_frames``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from streamfiqa.config import Config
+from streamfiqa.events import Event
+from streamfiqa.sources import SourceSpec, parse_sources
+
+log = logging.getLogger(__name__)
+
+
+class _QueueSink:
+    """A runner's sink inside a worker: events wait, in order with the checkpoints, for the next poll."""
+
+    def __init__(self, items: list, lock: threading.Lock) -> None:
+        self.items, self.lock = items, lock
+
+    def emit(self, event: Event) -> None:
+        with self.lock:
+            self.items.append(("event", event))
+
+    def close(self) -> None:
+        pass
+
+
+class FleetWorker:
+    """One worker: runners over the groups of sources assigned to it (a Ray actor; see :func:`_actor_class`).
+
+    Args:
+        cfg: the run's configuration (its ``fleet`` section is ignored here).
+        checkpoint_s: how often each runner records its open tracks' best events.
+    """
+
+    def __init__(self, cfg: Config, checkpoint_s: float = 1.0) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.cfg, self.checkpoint_s = cfg, float(checkpoint_s)
+        self.items: list = []
+        self.lock = threading.Lock()
+        self.groups: list[tuple] = []  # (runner, thread, stop)
+
+    def pid(self) -> int:
+        """This worker's process id."""
+        return os.getpid()
+
+    def start(self, specs: list[SourceSpec], first_track_ids: dict[str, int]) -> None:
+        """Run ``specs`` in a runner of their own (one network run per frame round over all of them)."""
+        from streamfiqa.runner import Runner
+
+        runner = Runner(self.cfg, specs, [_QueueSink(self.items, self.lock)])
+        runner.first_track_ids = {i: first_track_ids.get(s.id, 1) for i, s in enumerate(specs)}
+        last = [0.0]
+
+        def checkpoint(r) -> None:
+            now = time.monotonic()
+            if now - last[0] >= self.checkpoint_s:
+                last[0] = now
+                snap = r.open_bests()
+                with self.lock:
+                    self.items.extend(("checkpoint", s) for s in snap)
+
+        runner.tickers.append(checkpoint)
+        stop = threading.Event()
+
+        def run() -> None:
+            code = 1
+            try:
+                code = runner.run(stop)
+            finally:
+                with self.lock:
+                    for st in runner.states or []:
+                        self.items.append(("finished", (st.source.spec.id, code, st.source.error, st.processed,
+                                                        st.source.dropped)))
+
+        thread = threading.Thread(target=run, name=f"runner-{specs[0].id}", daemon=True)
+        thread.start()
+        self.groups.append((runner, thread, stop))
+
+    def poll(self) -> list:
+        """Everything since the last poll, in order: ``event``, ``checkpoint`` and ``finished`` items."""
+        with self.lock:
+            out, self.items[:] = list(self.items), []
+        return out
+
+    def stop(self, timeout_s: float = 30.0) -> list:
+        """Stop every runner (open tracks flush as on SIGTERM) and return what they emitted last."""
+        for _, _, stop in self.groups:
+            stop.set()
+        for _, thread, _ in self.groups:
+            thread.join(timeout_s)
+        return self.poll()
+
+
+@dataclass
+class _Source:
+    spec: SourceSpec
+    worker: int
+    last_pts: float = 0.0
+    checkpoint_at: float = field(default_factory=time.time)
+    open: dict = field(default_factory=dict)  # track id → the best event of the last checkpoint
+    max_track: int = 0
+    done: bool = False
+    code: int = 0
+
+
+class Fleet:
+    """The driver: starts the workers, assigns the sources, fans the events in, replaces dead workers.
+
+    Args:
+        cfg: the run's configuration (``fleet.*``: workers, Ray address, resources per worker).
+        sources: source strings as on the command line.
+        sinks: where every event goes (``compose.build_sinks(cfg)`` by default).
+    """
+
+    def __init__(self, cfg: Config, sources: list[str], sinks: list | None = None) -> None:
+        if cfg.fleet.workers < 1:
+            raise ValueError(f"fleet.workers: expected >= 1, found {cfg.fleet.workers}")
+        self.cfg = cfg
+        specs = parse_sources(sources, cfg.sources.live, strict=False)
+        if sinks is None:
+            from streamfiqa.compose import build_sinks
+
+            sinks = build_sinks(cfg)
+        self.sinks = sinks
+        n = min(cfg.fleet.workers, len(specs))
+        self.sources = {s.id: _Source(s, i % n) for i, s in enumerate(specs)}
+        self.workers: list = [None] * n
+        self.stats = {"workers": n, "restarts": 0, "events": 0, "worker_lost_tracks": 0, "gap_s": 0.0,
+                      "gap_frames": 0, "sources": {}}
+        self._actor = None
+
+    def _spawn(self, index: int):
+        import ray
+
+        f = self.cfg.fleet
+        opts = {"num_cpus": f.cpus_per_worker, "max_restarts": 0, "name": None}
+        if f.gpus_per_worker:
+            opts["num_gpus"] = f.gpus_per_worker
+        if f.spread:
+            opts["scheduling_strategy"] = "SPREAD"
+        if self._actor is None:
+            self._actor = ray.remote(FleetWorker)
+        worker_cfg = dataclasses.replace(self.cfg, output=dataclasses.replace(self.cfg.output, dir=None),
+                                         # the workers embed the crops the fan-in's merge needs
+                                         publish=dataclasses.replace(self.cfg.publish, endpoint=None,
+                                                                     embedding=self.cfg.publish.embedding
+                                                                     or self.cfg.persons.enabled),
+                                         persons=dataclasses.replace(self.cfg.persons, enabled=False),
+                                         metrics=dataclasses.replace(self.cfg.metrics, port=None))
+        actor = self._actor.options(**{k: v for k, v in opts.items() if v is not None}).remote(
+            worker_cfg, f.checkpoint_s)
+        self.workers[index] = actor
+        return actor
+
+    def _start(self, index: int, names: list[str]) -> None:
+        import ray
+
+        specs = [self.sources[n].spec for n in names]
+        firsts = {n: self.sources[n].max_track + 1 for n in names}
+        ray.get(self.workers[index].start.remote(specs, firsts))
+        log.info("fleet: worker %d runs %s", index, ", ".join(names))
+
+    def _handle(self, items: list) -> None:
+        for kind, payload in items:
+            if kind == "event":
+                ev: Event = payload
+                src = self.sources.get(ev.source_id)
+                if src is not None and ev.track_id is not None:
+                    src.max_track = max(src.max_track, ev.track_id)
+                    if ev.kind == "best":
+                        src.open.pop(ev.track_id, None)
+                self._emit(ev)
+            elif kind == "checkpoint":
+                sid, pts, events = payload
+                src = self.sources[sid]
+                src.last_pts, src.checkpoint_at = pts, time.time()
+                src.open = {e.track_id: e for e in events}
+                if events:
+                    src.max_track = max(src.max_track, max(e.track_id for e in events))
+            elif kind == "finished":
+                sid, code, error, processed, dropped = payload
+                src = self.sources[sid]
+                src.done, src.code = True, code
+                src.open.clear()
+                self.stats["sources"][sid] = {"processed": processed, "dropped": dropped, "error": error}
+
+    def _emit(self, event: Event) -> None:
+        self.stats["events"] += 1
+        for sink in self.sinks:
+            sink.emit(event)
+
+    def _failover(self, index: int, why: str) -> None:
+        """Worker ``index`` died: end its open tracks from the last checkpoint, start a replacement, resume."""
+        names = [n for n, s in self.sources.items() if s.worker == index and not s.done]
+        log.warning("fleet: worker %d lost (%s); resuming %s on a new worker", index, why, ", ".join(names) or "-")
+        self.stats["restarts"] += 1
+        try:  # a worker that stopped answering may still be running: never two runners on one source
+            import ray
+
+            ray.kill(self.workers[index], no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        now = time.time()
+        for n in names:
+            src = self.sources[n]
+            for ev in src.open.values():
+                self._emit(ev)
+                self.stats["worker_lost_tracks"] += 1
+            src.open = {}
+            gap = max(now - src.checkpoint_at, 0.0)
+            if src.spec.live:  # a camera does not wait: everything since the checkpoint is lost
+                self.stats["gap_s"] += gap
+                self.stats["gap_frames"] += int(round(gap * self.cfg.fleet.nominal_fps))
+                start = src.last_pts + gap if src.spec.kind == "file" else 0.0
+            else:  # a file resumes where the checkpoint was: nothing is skipped
+                start = src.last_pts
+            src.spec = dataclasses.replace(src.spec, start_s=start)
+            src.checkpoint_at = now
+        self._spawn(index)
+        if names:
+            self._start(index, names)
+
+    def run(self, stop: threading.Event | None = None) -> int:
+        """Run until every source ends (or ``stop``); returns the worst source exit code."""
+        import ray
+
+        stop = stop or threading.Event()
+        if not ray.is_initialized():
+            ray.init(address=self.cfg.fleet.address, include_dashboard=False, log_to_driver=True,
+                     configure_logging=False)
+        try:
+            for i in range(len(self.workers)):
+                self._spawn(i)
+                self._start(i, [n for n, s in self.sources.items() if s.worker == i])
+            while not stop.is_set() and not all(s.done for s in self.sources.values()):
+                refs = {i: w.poll.remote() for i, w in enumerate(self.workers)}
+                for i, ref in refs.items():
+                    try:
+                        self._handle(ray.get(ref, timeout=self.cfg.fleet.poll_timeout_s))
+                    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+                        self._failover(i, type(exc).__name__)
+                stop.wait(self.cfg.fleet.poll_s)
+        finally:
+            for i, w in enumerate(self.workers):
+                try:
+                    self._handle(ray.get(w.stop.remote(), timeout=60))
+                except Exception as exc:  # noqa: BLE001 - a dead worker at shutdown: its checkpoint stands
+                    log.warning("fleet: worker %d did not stop cleanly (%s)", i, type(exc).__name__)
+                    for src in self.sources.values():
+                        if src.worker == i:
+                            for ev in src.open.values():
+                                self._emit(ev)
+                            src.open = {}
+                ray.kill(w, no_restart=True)
+            for sink in self.sinks:
+                sink.close()
+            log.info("fleet: %s", {k: v for k, v in self.stats.items() if k != "sources"})
+        return max((s.code for s in self.sources.values()), default=0)

@@ -1,0 +1,105 @@
+"""Scale-out on Ray: a local cluster of a head and a second node, two live sources over two workers; one
+worker's process is killed mid-stream, and every track of both sources still ends with a ``best`` event."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="needs ray (pip install 'streamfiqa[ray]')")
+
+
+class Collect:
+    def __init__(self):
+        self.events, self.closed = [], False
+
+    def emit(self, event):
+        self.events.append((time.time(), event))
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture()
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    ray.init(address=c.address, include_dashboard=False, log_to_driver=False)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+def test_killed_worker_resumes_elsewhere_and_every_track_ends_with_best(tmp_path, cluster):
+    from pipelines import cctv
+    from streamfiqa.config import load_config
+    from streamfiqa.fleet import Fleet
+    from streamfiqa.synth import make_scene
+
+    shot = [[(0, (0.10, 0.30), (0.25, 0.30), 0, 199), (1, (0.60, 0.35), (0.50, 0.30), 0, 199)]]
+    clips = []
+    for k in range(2):
+        clips.append(tmp_path / f"cam{k + 1}.mp4")
+        make_scene(clips[-1], shot, frames_per_shot=200, size=(640, 360), face_side=110, seed=k)
+    cfg = load_config(None, ["sources.live=true", "sources.realtime=true", "detector.max_side=640",
+                             "quality.heavy=null", "fleet.workers=2", "fleet.checkpoint_s=0.5",
+                             "fleet.poll_timeout_s=20", "stats_interval_s=0", 'progress="false"'],
+                      base=cctv.DEFAULTS)
+    out = Collect()
+    fleet = Fleet(cfg, [f"cam{k + 1}={c}" for k, c in enumerate(clips)], sinks=[out])
+    seen: dict[str, set] = {"cam1": set(), "cam2": set()}
+    handle = fleet._handle
+
+    def record(items):  # every track the fan-in ever heard of
+        for kind, payload in items:
+            if kind == "checkpoint":
+                seen[payload[0]] |= {e.track_id for e in payload[2]}
+            elif kind == "event" and payload.track_id is not None:
+                seen[payload.source_id].add(payload.track_id)
+        handle(items)
+
+    fleet._handle = record
+    codes = []
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: codes.append(fleet.run(stop)), daemon=True)
+    thread.start()
+    t0 = time.time()
+    while time.time() - t0 < 60 and not all(fleet.sources[s].open for s in ("cam1", "cam2")):
+        time.sleep(0.2)  # both cameras have confirmed tracks at the fan-in
+    assert all(fleet.sources[s].open for s in ("cam1", "cam2")), "no tracks within 60 s"
+    victim = fleet.sources["cam1"].worker
+    other = fleet.sources["cam2"].worker
+    assert victim != other, "two sources, two workers"
+    pid = ray.get(fleet.workers[victim].pid.remote())
+    killed_at = time.time()
+    os.kill(pid, signal.SIGKILL)
+    # cameras do not end (a live file loops like one): the operator stops the fleet once cam1 runs again
+    def resumed() -> bool:
+        lost = [e.track_id for _, e in list(out.events) if e.track.get("end_reason") == "worker_lost"]
+        return bool(lost) and any(e.source_id == "cam1" and (e.track_id or 0) > max(lost) for _, e in list(out.events))
+
+    while time.time() - killed_at < 60 and not resumed():
+        time.sleep(0.2)
+    time.sleep(2)
+    stop.set()
+    thread.join(120)
+    assert not thread.is_alive() and out.closed
+
+    assert fleet.stats["restarts"] == 1 and fleet.stats["worker_lost_tracks"] >= 1
+    assert fleet.stats["gap_frames"] > 0  # live: the frames of the gap are lost, and counted
+    bests = [e for _, e in out.events if e.kind == "best"]
+    for sid in ("cam1", "cam2"):
+        ended = {e.track_id for e in bests if e.source_id == sid}
+        assert seen[sid] and seen[sid] <= ended, f"{sid}: tracks without a best event: {seen[sid] - ended}"
+        ids = [e.track_id for e in bests if e.source_id == sid]
+        assert len(ids) == len(set(ids)), f"{sid}: one best per track"
+    lost = [e for e in bests if e.track.get("end_reason") == "worker_lost"]
+    assert lost and all(e.source_id == "cam1" for e in lost)
+    # cam1 carried on on the replacement worker, with new track ids above the old ones
+    later = [e for t, e in out.events if e.source_id == "cam1" and t > killed_at and e.track_id is not None
+             and e.track.get("end_reason") != "worker_lost"]
+    assert later and min(e.track_id for e in later) > max(e.track_id for e in lost)
+    assert codes == [0]
