@@ -9,7 +9,7 @@ WORKDIR /opt/streamfiqa
 COPY pyproject.toml README.md ./
 COPY streamfiqa ./streamfiqa
 COPY pipelines ./pipelines
-RUN pip install ".[gpu,metrics]" opencv-python-headless \
+RUN pip install ".[gpu,metrics,ray]" opencv-python-headless \
  && pip uninstall -y onnxruntime || true
 COPY configs ./configs
 COPY engines ./engines

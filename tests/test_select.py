@@ -68,3 +68,14 @@ def test_event_metadata_schema_1():
     assert meta["quality"]["decided_by"] == "tier0" and meta["crops"]["display"] == [50, 50]
     jpg, png = ev.encoded_crops()
     assert jpg[:2] == b"\xff\xd8" and png[:4] == b"\x89PNG"
+
+
+def test_snapshot_gives_open_tracks_best_without_ending_them():
+    sel = BestSelector(top_k=2)
+    for f, s in enumerate([0.3, 0.9, 0.5]):
+        sel.select("cam", f / 25, {1: cand(s, f), 2: cand(0.2, f)}, {1, 2}, [], [])
+    snap = sel.snapshot("cam", {1}, "worker_lost")
+    assert [(e.kind, e.track_id, e.candidate.frame_index, e.track["end_reason"]) for e in snap] == \
+        [("best", 1, 1, "worker_lost")]
+    (ev,) = sel.select("cam", 1.0, {}, set(), [ended(1)], [])  # still open: it ends normally later
+    assert ev.track["end_reason"] == "lost" and ev.track["hits"] == 3

@@ -45,6 +45,18 @@ def test_to_bgr_matches_libswscale_on_real_video(synth_clip):
     np.testing.assert_array_equal(to_bgr(rgb), rgb.to_ndarray(format="bgr24"))
 
 
+def test_file_resumes_at_start_s_and_replays_in_real_time(synth_clip):
+    import dataclasses
+
+    path, _ = synth_clip
+    (spec,) = parse_sources([str(path)])
+    frames = drain(Source(dataclasses.replace(spec, start_s=0.8), SourcesConfig()).start())
+    assert len(frames) == 20 and abs(frames[0].pts - 0.8) < 1e-3  # seeks to the keyframe before, then skips
+    t0 = time.monotonic()
+    frames = drain(Source(spec, SourcesConfig(realtime=True)).start())
+    assert len(frames) == 40 and time.monotonic() - t0 >= 39 / 25 - 0.05  # frames arrive at the clip's rate
+
+
 def test_stride_and_max_fps(synth_clip):
     path, _ = synth_clip
     (spec,) = parse_sources([str(path)])

@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, shared_path
 
 
 def cli(*args, timeout=300):
@@ -57,7 +57,13 @@ def test_models_lists_every_scorer_with_its_weights():
 def test_degrade_reports_the_table_per_kind():
     from streamfiqa.synth import sample_photo
 
-    out = cli("degrade", str(sample_photo()), "--scorer", "crop_iqa")
+    out = cli("degrade", str(sample_photo()), "--scorer", "crop_iqa")  # one photo: its largest face
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout)
-    assert row["faces"] == 6 and len(row["clean_above_degraded"]) == 6 and row["bar_0.9_met"]
+    assert row["faces"] == 1 and set(row["clean_above_degraded"]) == {"blur", "downscale", "noise", "jpeg", "dark",
+                                                                      "occlusion"}
+    if shared_path("data/faces/celeba_ids/identities.csv").is_file():  # held-out faces, the default scorer
+        out = cli("degrade", "--max-photos", "40")
+        row = json.loads(out.stdout)
+        assert row["scorer"] == "fiqa_fast" and row["faces"] == 40
+        assert min(row["clean_above_degraded"].values()) >= 0.9, row

@@ -116,3 +116,8 @@ def test_shot_cut_detector_flags_a_change_of_scene_not_motion():
         img[100:200, x:x + 100] = 255  # a moving bright object
         flags.append(det.is_cut(img))
     assert flags == [False] * 10 + [True] + [False] * 9
+
+
+def test_first_id_lets_a_resumed_source_continue_above_its_old_ids():
+    tr = Tracker(min_hits=1, first_id=7)
+    assert tr.update(faces([[10, 10, 60, 60]])).assignments == [(7, 0)]
