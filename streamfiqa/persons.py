@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Cosine at FMR 1e-3 of each embedding model on the ``train`` half of ``../shared`` celeba_ids (149 identities,
 #: 1,618 photos, 50,000 impostor pairs): ``streamfiqa eval --split train --protocol clean --scorer fiqa_fast
-#: --fr facenet --fr student``. The README gives their error rates on the held-out half.
-DEFAULT_THRESHOLDS = {"facenet": 0.578, "student:fiqa_fast": 0.456}
+#: --fr facenet --fr student --fr mobilefacenet``. The README gives their error rates on the held-out half.
+DEFAULT_THRESHOLDS = {"facenet": 0.578, "student:fiqa_fast": 0.456, "mobilefacenet": 0.359}
 
 
 @dataclass

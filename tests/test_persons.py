@@ -107,7 +107,8 @@ def test_threshold_from_a_calibration_file(tmp_path):
 
 @needs_ids
 def test_two_cameras_end_to_end_publish_one_person_per_identity(tmp_path):
-    """Two clips (two cameras): A and B on one, A (another photo) and C on the other → 3 persons, A on both."""
+    """Two clips (two cameras): A and B on one, A (another photo) and C on the other → 3 persons, A on both.
+    The crops are embedded by the shared ArcFace MobileFaceNet (any registered FR model can be named)."""
     from streamfiqa import compose
     from streamfiqa.config import load_config
     from streamfiqa.synth import make_scene, people_photos
@@ -116,7 +117,9 @@ def test_two_cameras_end_to_end_publish_one_person_per_identity(tmp_path):
     shot = [[(0, (0.1, 0.3), (0.2, 0.3), 0, 39), (1, (0.6, 0.3), (0.5, 0.35), 0, 39)]]
     make_scene(tmp_path / "cam1.mp4", shot, frames_per_shot=40, patches=[a1, b])
     make_scene(tmp_path / "cam2.mp4", shot, frames_per_shot=40, patches=[a2, c], seed=1)
+    weights = shared_path("models/mobilefacenet/mobilefacenet_ms1m_arcface.pt")
     cfg = load_config(None, ["persons.enabled=true", "publish.embedding=true", f"output.dir={tmp_path / 'out'}",
+                             "publish.embedding_fr=mobilefacenet", f"publish.embedding_fr_args={{weights: {weights}}}",
                              "stats_interval_s=0", 'progress="false"'])
     code = compose.run([str(tmp_path / "cam1.mp4"), str(tmp_path / "cam2.mp4")], cfg)
     assert code == 0
