@@ -176,6 +176,8 @@ class Fleet:
         import ray
 
         specs = [self.sources[n].spec for n in names]
+        for n in names:  # a gap is counted from here until the first checkpoint arrives
+            self.sources[n].checkpoint_at = time.time()
         firsts = {n: self.sources[n].max_track + 1 for n in names}
         ray.get(self.workers[index].start.remote(specs, firsts))
         log.info("fleet: worker %d runs %s", index, ", ".join(names))
