@@ -76,8 +76,10 @@ class FleetWorker:
             if now - last[0] >= self.checkpoint_s:
                 last[0] = now
                 snap = r.open_bests()
+                stats = r.stats()
                 with self.lock:
                     self.items.extend(("checkpoint", s) for s in snap)
+                    self.items.append(("stats", stats))
 
         runner.tickers.append(checkpoint)
         stop = threading.Event()
@@ -148,6 +150,38 @@ class Fleet:
         self.stats = {"workers": n, "restarts": 0, "events": 0, "worker_lost_tracks": 0, "gap_s": 0.0,
                       "gap_frames": 0, "sources": {}}
         self._actor = None
+        self._source_stats: dict[str, dict] = {}  # each source's runner counters, as last polled
+        self._base: dict[str, dict] = {}          # counters of the source's earlier (dead) workers
+        self._heavy: dict[int, dict] = {}
+        self.metrics = None
+        if cfg.metrics.port is not None:  # the fan-in serves the fleet's metrics (workers serve none)
+            from streamfiqa.metrics import Metrics
+
+            self.metrics = Metrics(self.metrics_stats, cfg.metrics.port, cfg.metrics.address)
+
+    _COUNTERS = ("processed", "decoded", "faces", "reconnects", "decode_errors", "cuts", "dropped", "lag_skipped")
+
+    def metrics_stats(self) -> dict:
+        """Runner-shaped stats of the whole fleet (what :class:`~streamfiqa.metrics.Metrics` reads): each
+        source's counters summed over the workers it ran on, plus the fleet's own."""
+        sources = {}
+        for sid, st in list(self._source_stats.items()):
+            base = self._base.get(sid, {})
+            merged = dict(st)
+            for k in self._COUNTERS:
+                merged[k] = st.get(k, 0) + base.get(k, 0)
+            kinds = dict(base.get("events_by_kind", {}))
+            for kind, n in st.get("events_by_kind", {}).items():
+                kinds[kind] = kinds.get(kind, 0) + n
+            merged["events_by_kind"] = kinds
+            sources[sid] = merged
+        heavy = {}
+        for h in self._heavy.values():
+            for k in ("submitted", "skipped", "done", "failed", "queue"):
+                heavy[k] = heavy.get(k, 0) + h.get(k, 0)
+        return {"sources": sources, "heavy": heavy or None,
+                "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.sinks),
+                "fleet": {k: v for k, v in self.stats.items() if k != "sources"}}
 
     def _spawn(self, index: int):
         import ray
@@ -199,6 +233,12 @@ class Fleet:
                 src.open = {e.track_id: e for e in events}
                 if events:
                     src.max_track = max(src.max_track, max(e.track_id for e in events))
+            elif kind == "stats":
+                for sid, st in payload["sources"].items():
+                    if sid in self.sources:
+                        self._source_stats[sid] = st
+                        if payload.get("heavy"):
+                            self._heavy[self.sources[sid].worker] = payload["heavy"]
             elif kind == "finished":
                 sid, code, error, processed, dropped = payload
                 src = self.sources[sid]
@@ -225,6 +265,12 @@ class Fleet:
         now = time.time()
         for n in names:
             src = self.sources[n]
+            last = self._source_stats.pop(n, {})  # its counters so far carry over to the replacement
+            base = self._base.setdefault(n, {})
+            for k in self._COUNTERS:
+                base[k] = base.get(k, 0) + last.get(k, 0)
+            for kind, count in last.get("events_by_kind", {}).items():
+                base.setdefault("events_by_kind", {})[kind] = base.get("events_by_kind", {}).get(kind, 0) + count
             for ev in src.open.values():
                 self._emit(ev)
                 self.stats["worker_lost_tracks"] += 1
@@ -276,5 +322,7 @@ class Fleet:
                 ray.kill(w, no_restart=True)
             for sink in self.sinks:
                 sink.close()
+            if self.metrics is not None:
+                self.metrics.close()
             log.info("fleet: %s", {k: v for k, v in self.stats.items() if k != "sources"})
         return max((s.code for s in self.sources.values()), default=0)

@@ -20,6 +20,10 @@ streamfiqa_publish_dropped_total           counter
 streamfiqa_heavy_total                     counter    outcome (submitted, skipped, done, failed)
 streamfiqa_heavy_queue_depth               gauge
 streamfiqa_stage_seconds                   histogram  stage (detect, align, quality, score, track, select)
+streamfiqa_fleet_restarts_total            counter    (fleet mode, served by the fan-in)
+streamfiqa_fleet_worker_lost_tracks_total  counter
+streamfiqa_fleet_gap_frames_total          counter
+streamfiqa_fleet_workers                   gauge
 =========================================  =========  ===================================================
 """
 from __future__ import annotations
@@ -105,6 +109,18 @@ class Metrics:
             q = GaugeMetricFamily("streamfiqa_heavy_queue_depth", "Keyframes waiting for the heavy tier")
             q.add_metric([], heavy.get("queue", 0))
             yield q
+
+        fleet = s.get("fleet")
+        if fleet:
+            for key, doc in (("restarts", "Fleet workers replaced after a failure"),
+                             ("worker_lost_tracks", "Tracks ended from a dead worker's checkpoint"),
+                             ("gap_frames", "Live frames lost while a source moved to another worker")):
+                c = CounterMetricFamily(f"streamfiqa_fleet_{key}", doc)
+                c.add_metric([], fleet.get(key, 0))
+                yield c
+            g = GaugeMetricFamily("streamfiqa_fleet_workers", "Fleet workers")
+            g.add_metric([], fleet.get("workers", 0))
+            yield g
 
     def close(self) -> None:
         self.server.shutdown()

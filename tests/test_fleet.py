@@ -46,7 +46,7 @@ def test_killed_worker_resumes_elsewhere_and_every_track_ends_with_best(tmp_path
         make_scene(clips[-1], shot, frames_per_shot=200, size=(640, 360), face_side=110, seed=k)
     cfg = load_config(None, ["sources.live=true", "sources.realtime=true", "detector.max_side=640",
                              "quality.heavy=null", "fleet.workers=2", "fleet.checkpoint_s=0.5",
-                             "fleet.poll_timeout_s=20", "stats_interval_s=0", 'progress="false"'],
+                             "fleet.poll_timeout_s=20", "stats_interval_s=0", 'progress="false"', "metrics.port=0"],
                       base=cctv.DEFAULTS)
     out = Collect()
     fleet = Fleet(cfg, [f"cam{k + 1}={c}" for k, c in enumerate(clips)], sinks=[out])
@@ -70,6 +70,18 @@ def test_killed_worker_resumes_elsewhere_and_every_track_ends_with_best(tmp_path
     while time.time() - t0 < 60 and not all(fleet.sources[s].open for s in ("cam1", "cam2")):
         time.sleep(0.2)  # both cameras have confirmed tracks at the fan-in
     assert all(fleet.sources[s].open for s in ("cam1", "cam2")), "no tracks within 60 s"
+    import re
+    import urllib.request
+
+    def scrape() -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{fleet.metrics.port}/metrics", timeout=10).read().decode()
+
+    def processed(text: str, sid: str) -> float:
+        return float(re.search(rf'streamfiqa_frames_processed_total{{source="{sid}"}} (\S+)', text).group(1))
+
+    before = scrape()  # the fan-in serves the whole fleet's counters
+    assert processed(before, "cam1") > 0 and processed(before, "cam2") > 0
+    assert "streamfiqa_fleet_restarts_total 0.0" in before
     victim = fleet.sources["cam1"].worker
     other = fleet.sources["cam2"].worker
     assert victim != other, "two sources, two workers"
@@ -84,6 +96,9 @@ def test_killed_worker_resumes_elsewhere_and_every_track_ends_with_best(tmp_path
     while time.time() - killed_at < 60 and not resumed():
         time.sleep(0.2)
     time.sleep(2)
+    after = scrape()
+    assert "streamfiqa_fleet_restarts_total 1.0" in after
+    assert processed(after, "cam1") > processed(before, "cam1")  # counted on across the two workers
     stop.set()
     thread.join(120)
     assert not thread.is_alive() and out.closed
