@@ -61,7 +61,7 @@ class DetectorConfig:
     max_side: int = bounded(1280, 0)
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
     threads: int = bounded(0, 0)
-    backend: str = choice("onnxruntime", "onnxruntime", "tensorrt", "auto")
+    backend: str = choice("onnxruntime", "onnxruntime", "openvino", "tensorrt", "auto")
     thread: bool = False  # detect/align in a thread of its own, pipelined with scoring and tracking
 
 

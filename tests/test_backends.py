@@ -35,6 +35,33 @@ def test_onnxruntime_matches_torch(model_and_onnx, batch):
     assert np.abs(t - o).max() <= 1e-4
 
 
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                                    reason="needs openvino (pip install 'streamfiqa[openvino]')")
+
+
+@needs_openvino
+def test_openvino_matches_torch(model_and_onnx, batch):
+    model, onnx = model_and_onnx
+    t = create_backend("torch", module=model, device="cpu").run(batch)[0]
+    o = create_backend("openvino", onnx_path=str(onnx), max_batch=16).run(batch.numpy())[0]
+    assert np.abs(t - o).max() <= 1e-3
+
+
+@needs_openvino
+def test_openvino_detector_and_student_agree_with_onnxruntime_on_real_faces(group_photo):
+    from streamfiqa.align import Aligner
+    from streamfiqa.detect import create_detector
+    from streamfiqa.scorers import create_scorer
+    from streamfiqa.track import iou_matrix
+
+    found = {be: create_detector("retinaface", backend=be).detect(group_photo) for be in ("onnxruntime", "openvino")}
+    a, b = found["onnxruntime"], found["openvino"]
+    assert len(a) == len(b) >= 5 and (iou_matrix(a.boxes, b.boxes).max(1) > 0.95).all()
+    crops = Aligner().align(group_photo, a).aligned
+    q = {be: create_scorer("fiqa_fast", backend=be).score(crops) for be in ("onnxruntime", "openvino")}
+    assert np.abs(q["onnxruntime"] - q["openvino"]).max() < 1e-3
+
+
 @pytest.mark.parametrize("kind", ["torch", "onnxruntime"])
 def test_same_scores_at_any_batch_size_and_never_reordered(model_and_onnx, batch, kind):
     model, onnx = model_and_onnx
@@ -54,8 +81,8 @@ def test_wrong_input_shape_is_named(model_and_onnx):
 
 def test_auto_without_an_onnx_model_is_torch(model_and_onnx):
     assert create_backend("auto", module=model_and_onnx[0], device="cpu").kind == "torch"
-    with pytest.raises(ValueError, match="valid names: onnxruntime, tensorrt, torch"):
-        create_backend("openvino")
+    with pytest.raises(ValueError, match="valid names: onnxruntime, openvino, tensorrt, torch"):
+        create_backend("coreml")
 
 
 def test_engine_cache_key_changes_with_model_precision_gpu_and_version(tmp_path, model_and_onnx):

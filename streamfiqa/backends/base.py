@@ -63,16 +63,19 @@ def available(kind: str) -> bool:
         return torch.cuda.is_available()
     if kind == "onnxruntime":
         return importlib.util.find_spec("onnxruntime") is not None
+    if kind == "openvino":
+        return importlib.util.find_spec("openvino") is not None
     return kind == "torch"
 
 
 def create_backend(kind: str = "auto", **kwargs) -> Backend:
-    """Build a backend by name: ``tensorrt``, ``onnxruntime``, ``torch`` or ``auto``.
+    """Build a backend by name: ``tensorrt``, ``openvino``, ``onnxruntime``, ``torch`` or ``auto``.
 
     ``auto`` picks TensorRT when the package and a GPU exist, else ONNX Runtime when an ONNX model is
     given, else torch. Arguments a backend does not take are ignored by that backend's factory.
     """
     import streamfiqa.backends.onnxruntime_backend  # noqa: F401 - registration
+    import streamfiqa.backends.openvino_backend  # noqa: F401
     import streamfiqa.backends.tensorrt_backend  # noqa: F401
     import streamfiqa.backends.torch_backend  # noqa: F401
 
