@@ -37,11 +37,18 @@ class Backend(abc.ABC):
         """Release the device memory and sessions the backend holds."""
 
     def check(self, batch) -> None:
-        """Raise ValueError unless ``batch`` matches :attr:`input_spec`."""
-        shape = tuple(batch.shape[1:])
-        if shape != tuple(self.input_spec.shape):
-            raise ValueError(f"{self.kind} backend: expected input (N, {', '.join(map(str, self.input_spec.shape))}), "
+        """Raise ValueError unless ``batch`` matches :attr:`input_spec` (dimensions that are not integers —
+        an ONNX model's dynamic axes — match any size)."""
+        shape, want = tuple(batch.shape[1:]), tuple(self.input_spec.shape)
+        if len(shape) != len(want) or any(isinstance(w, int) and w != s for w, s in zip(want, shape)):
+            raise ValueError(f"{self.kind} backend: expected input (N, {', '.join(map(str, want))}), "
                              f"found {tuple(batch.shape)}")
+
+    @staticmethod
+    def as_float32(batch) -> np.ndarray:
+        """A torch tensor or array batch as a contiguous float32 numpy array (what ONNX runtimes take)."""
+        x = batch.detach().cpu().numpy() if hasattr(batch, "detach") else batch
+        return np.ascontiguousarray(x, np.float32)
 
     def __enter__(self) -> "Backend":
         return self

@@ -50,16 +50,9 @@ class OrtBackend(Backend):
         self.providers = self.session.get_providers()
         self.max_batch = max_batch
 
-    def check(self, batch) -> None:
-        shape = tuple(batch.shape[1:])
-        want = self.input_spec.shape
-        if len(shape) != len(want) or any(isinstance(w, int) and w != s for w, s in zip(want, shape)):
-            raise ValueError(f"onnxruntime backend: expected input (N, {want}), found {tuple(batch.shape)}")
-
     def run(self, batch) -> list[np.ndarray]:
         self.check(batch)
-        x = batch.detach().cpu().numpy() if hasattr(batch, "detach") else batch
-        x = np.ascontiguousarray(x, np.float32)
+        x = self.as_float32(batch)
         outs = [self.session.run(None, {self.input_spec.name: x[sl]}) for sl in batches(len(x), self.max_batch)]
         return [np.concatenate(parts) for parts in zip(*outs)] if outs else []
 
