@@ -219,18 +219,22 @@ class Runner:
             out.append((st.source.spec.id, st.last_pts, events))
         return out
 
-    def _ready(self) -> list[tuple[_SourceState, Frame]]:
-        """One decoded frame from each active source that has one; finishes sources that ended."""
+    def _ready(self, on_end=None, skip: set | frozenset = frozenset()) -> list[tuple[_SourceState, Frame]]:
+        """One decoded frame from each active source (index not in ``skip``) that has one; a source that
+        ended is passed to ``on_end`` (default: finished here, in the runner's thread)."""
         ready = []
         for st in self.states:
-            if st.done:
+            if st.done or st.index in skip:
                 continue
             frame = st.source.read()
             if frame is not None:
                 ready.append((st, frame))
             elif st.source.finished:
-                self._finish(st, "error" if st.source.error else "eof")
+                (on_end or self._end_source)(st)
         return ready
+
+    def _end_source(self, st: _SourceState) -> None:
+        self._finish(st, "error" if st.source.error else "eof")
 
     def _step(self) -> bool:
         ready = self._ready()
@@ -245,8 +249,7 @@ class Runner:
         except queue.Empty:
             return False
         if kind == "end":
-            st = payload
-            self._finish(st, "error" if st.source.error else "eof")
+            self._end_source(payload)
         else:
             self._score_and_select(payload)
         return True
@@ -505,16 +508,7 @@ class _DetectStage:
         try:
             while not (self._halt.is_set() or self.stop.is_set()):
                 r.wake.clear()
-                ready = []
-                for st in r.states:
-                    if st.done or st.index in self._ended:
-                        continue
-                    frame = st.source.read()
-                    if frame is not None:
-                        ready.append((st, frame))
-                    elif st.source.finished:
-                        self._ended.add(st.index)
-                        self._put(("end", st))
+                ready = r._ready(self._end, self._ended)
                 if ready:
                     self._put(("frames", r._prepare(ready)))
                 else:
@@ -524,8 +518,12 @@ class _DetectStage:
             for st in r.states:
                 if st.index not in self._ended:
                     st.source.error = st.source.error or "detection stage failed"
-                    self._ended.add(st.index)
-                    self._put(("end", st))
+                    self._end(st)
+
+    def _end(self, st: _SourceState) -> None:
+        """A source ended: the runner's thread finishes it, after the frames already handed over."""
+        self._ended.add(st.index)
+        self._put(("end", st))
 
     def close(self) -> None:
         self._halt.set()
