@@ -161,20 +161,23 @@ class Fleet:
 
     _COUNTERS = ("processed", "decoded", "faces", "reconnects", "decode_errors", "cuts", "dropped", "lag_skipped")
 
+    @classmethod
+    def _add_counters(cls, a: dict, b: dict) -> dict:
+        """``a`` with the counters of ``b`` added (events by kind too); other fields are ``a``'s."""
+        out = dict(a)
+        for k in cls._COUNTERS:
+            out[k] = a.get(k, 0) + b.get(k, 0)
+        kinds = dict(a.get("events_by_kind", {}))
+        for kind, n in b.get("events_by_kind", {}).items():
+            kinds[kind] = kinds.get(kind, 0) + n
+        out["events_by_kind"] = kinds
+        return out
+
     def metrics_stats(self) -> dict:
         """Runner-shaped stats of the whole fleet (what :class:`~streamfiqa.metrics.Metrics` reads): each
         source's counters summed over the workers it ran on, plus the fleet's own."""
-        sources = {}
-        for sid, st in list(self._source_stats.items()):
-            base = self._base.get(sid, {})
-            merged = dict(st)
-            for k in self._COUNTERS:
-                merged[k] = st.get(k, 0) + base.get(k, 0)
-            kinds = dict(base.get("events_by_kind", {}))
-            for kind, n in st.get("events_by_kind", {}).items():
-                kinds[kind] = kinds.get(kind, 0) + n
-            merged["events_by_kind"] = kinds
-            sources[sid] = merged
+        sources = {sid: self._add_counters(st, self._base.get(sid, {}))
+                   for sid, st in list(self._source_stats.items())}
         heavy = {}
         for h in self._heavy.values():
             for k in ("submitted", "skipped", "done", "failed", "queue"):
@@ -251,6 +254,13 @@ class Fleet:
         for sink in self.sinks:
             sink.emit(event)
 
+    def _end_open(self, src: _Source) -> None:
+        """End the source's open tracks with its last checkpoint's ``best`` events (``worker_lost``)."""
+        for ev in src.open.values():
+            self._emit(ev)
+            self.stats["worker_lost_tracks"] += 1
+        src.open = {}
+
     def _failover(self, index: int, why: str) -> None:
         """Worker ``index`` died: end its open tracks from the last checkpoint, start a replacement, resume."""
         names = [n for n, s in self.sources.items() if s.worker == index and not s.done]
@@ -265,16 +275,9 @@ class Fleet:
         now = time.time()
         for n in names:
             src = self.sources[n]
-            last = self._source_stats.pop(n, {})  # its counters so far carry over to the replacement
-            base = self._base.setdefault(n, {})
-            for k in self._COUNTERS:
-                base[k] = base.get(k, 0) + last.get(k, 0)
-            for kind, count in last.get("events_by_kind", {}).items():
-                base.setdefault("events_by_kind", {})[kind] = base.get("events_by_kind", {}).get(kind, 0) + count
-            for ev in src.open.values():
-                self._emit(ev)
-                self.stats["worker_lost_tracks"] += 1
-            src.open = {}
+            # its counters so far carry over to the replacement
+            self._base[n] = self._add_counters(self._base.get(n, {}), self._source_stats.pop(n, {}))
+            self._end_open(src)
             gap = max(now - src.checkpoint_at, 0.0)
             if src.spec.live:  # a camera does not wait: everything since the checkpoint is lost
                 self.stats["gap_s"] += gap
@@ -316,9 +319,7 @@ class Fleet:
                     log.warning("fleet: worker %d did not stop cleanly (%s)", i, type(exc).__name__)
                     for src in self.sources.values():
                         if src.worker == i:
-                            for ev in src.open.values():
-                                self._emit(ev)
-                            src.open = {}
+                            self._end_open(src)
                 ray.kill(w, no_restart=True)
             for sink in self.sinks:
                 sink.close()
