@@ -149,14 +149,19 @@ def calibrate(curve: dict, quality_pairs: np.ndarray, max_discard: float = 0.1,
             "target_fnmr": goal, "max_discard": max_discard, "fr_threshold": curve["threshold"]}
 
 
+def _calibration_table(path: str | Path) -> dict:
+    """scorer → FR model → entry, from an ``eval`` calibration file (or a bare table)."""
+    data = json.loads(Path(path).read_text())
+    return data.get("calibration", data)
+
+
 def load_calibration(path: str | Path, scorer: str, fr: str | None = None) -> float:
     """The threshold an ``eval`` calibration file gives ``scorer`` (with ``fr``, or its only / first FR).
 
     Raises:
         ValueError: the file has no entry for the scorer (the message lists those it has).
     """
-    data = json.loads(Path(path).read_text())
-    table = data.get("calibration", data)
+    table = _calibration_table(path)
     if scorer not in table:
         raise ValueError(f"{path}: no calibration for scorer {scorer!r}; it has {', '.join(table) or 'none'}")
     per_fr = table[scorer]
@@ -174,8 +179,7 @@ def load_fr_threshold(path: str | Path, fr: str) -> float:
     Raises:
         ValueError: the file has no entry for ``fr`` (the message lists those it has).
     """
-    data = json.loads(Path(path).read_text())
-    table = data.get("calibration", data)
+    table = _calibration_table(path)
     have = sorted({name for per_fr in table.values() for name in per_fr})
     for per_fr in table.values():
         if fr in per_fr and "fr_threshold" in per_fr[fr]:
