@@ -172,12 +172,12 @@ def bench_fast_tier(results: list, crops: np.ndarray) -> None:
     """The embedded students' throughput, batched as the runner batches them (ONNX Runtime on CPU)."""
     from streamfiqa.scorers import create_scorer
 
-    for name in ("fiqa_fast", "fiqa_heavy"):
-        for batch in (64, 256):
-            scorer = create_scorer(name, batch_size=batch)
+    for name, args in (("fiqa_fast", {}), ("fiqa_fast", {"precision": "int8"}), ("fiqa_heavy", {})):
+        for batch in (6, 64, 256):  # 6: a crowd frame's faces, as the runner batches them every frame
+            scorer = create_scorer(name, batch_size=batch, **args)
             scorer.score(crops[:batch])
-            dt, _ = timed(scorer.score, crops)
-            emit(results, {"bench": "fast_tier", "scorer": name, "batch": batch, "faces": len(crops),
+            dt, _ = timed(lambda: [scorer.score(crops[i:i + batch]) for i in range(0, len(crops), batch)])
+            emit(results, {"bench": "fast_tier", "scorer": name, **args, "batch": batch, "faces": len(crops),
                            "faces_per_s": round(len(crops) / dt, 1),
                            "network_runs_per_face": sum(len(m.views(crops[:1]))
                                                         for m in getattr(scorer, "members", [scorer]))})
@@ -185,10 +185,12 @@ def bench_fast_tier(results: list, crops: np.ndarray) -> None:
 
 def bench_detector(results: list, quick: bool) -> None:
     """Embedded detectors vs SCRFD-2.5G (reference) on the crowd clip and the demo clip: ms a frame, faces,
-    recall of the reference's faces (IoU ≥ 0.4)."""
+    recall of the reference's faces (IoU ≥ 0.4). ``retinaface+regions`` is RetinaFace with ``detector.full_every=5``
+    (full frame 1 in 5, windows around known faces between), run on every frame."""
     import av
 
     from streamfiqa.detect import create_detector
+    from streamfiqa.detect.regions import RegionDetector
     from streamfiqa.synth import make_clip
     from streamfiqa.track import iou_matrix
 
@@ -201,16 +203,24 @@ def bench_detector(results: list, quick: bool) -> None:
         make_clip(demo, faces=4, frames=100)
         for clip, every in ((CROWD, 5 if quick else 1), (demo, 5 if quick else 1)):
             with av.open(str(clip)) as c:
-                frames = [f.to_ndarray(format="bgr24") for i, f in enumerate(c.decode(video=0)) if i % every == 0]
+                every_frame = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+            # quick: every 5th frame from the 3rd, so that none is a full frame of the region detector's cycle
+            frames = every_frame[2::every] if every > 1 else every_frame
             for side in (640, 960):
                 dets = {"scrfd_2.5g": create_detector("scrfd", model_path=str(scrfd), max_side=side,
                                                       score_threshold=0.5, min_face=12),
                         "retinaface": create_detector("retinaface", max_side=side, score_threshold=0.7, min_face=12),
                         "mtcnn": create_detector("mtcnn", max_side=side, score_threshold=0.7, min_face=12)}
                 found = {}
-                for name, det in dets.items():
-                    det.detect(frames[0])
-                    dt, found[name] = timed(lambda: [det.detect(f) for f in frames])
+                for name, det in list(dets.items()) + [("retinaface+regions", None)]:
+                    if det is None:  # detector.full_every=5: windows need every frame; compared where the others are
+                        regions = RegionDetector(dets["retinaface"], full_every=5)
+                        dt, out = timed(lambda: [regions.detect_batch([f], ["clip"])[0] for f in every_frame])
+                        dt *= len(frames) / len(every_frame)
+                        found[name] = out[2::every] if every > 1 else out
+                    else:
+                        det.detect(frames[0])
+                        dt, found[name] = timed(lambda: [det.detect(f) for f in frames])
                     row = {"bench": "detector", "clip": clip.name, "max_side": side, "detector": name,
                            "frames": len(frames), "ms_per_frame": round(1000 * dt / len(frames), 1),
                            "faces": sum(len(x) for x in found[name])}
@@ -353,23 +363,33 @@ def _config(name: str):
     return load_config(ROOT / "configs" / name, ["stats_interval_s=0", 'progress="false"'], base=offline.DEFAULTS)
 
 
-def pipeline_once(name: str) -> dict:
-    """Our pipeline on the crowd clip with ``configs/<name>``; one JSON row."""
+def pipeline_once(name: str, repeats: int = 3) -> dict:
+    """Our pipeline on the crowd clip with ``configs/<name>``, ``repeats`` times (this VM's speed drifts by
+    ±15 % from minute to minute); one JSON row with the median run's figures and every run's factor."""
+    import statistics
+
     from streamfiqa.runner import Runner
     from streamfiqa.sources import parse_sources
 
-    runner = Runner(_config(name), parse_sources([str(CROWD)]), [])
-    t0 = time.perf_counter()
-    runner.run()
-    wall = time.perf_counter() - t0
-    st = runner.stats()
-    src = next(iter(st["sources"].values()))
-    video_s = src["decoded"] / 25.0
-    return {"bench": "pipeline", "clip": CROWD.name, "config": f"configs/{name}", "wall_s": round(wall, 2),
-            "video_s": video_s, "realtime_factor": round(video_s / wall, 3), "frames_processed": src["processed"],
-            "faces": src["faces"], "tracks_reported": src["events"], "faces_per_s": round(src["faces"] / wall, 1),
-            "ms_per_frame": {"decode": src["decode_ms"], **st["stages_ms"]}, "heavy": st.get("heavy"),
-            "peak_rss_mb": peak_rss_mb()}
+    runs = []
+    for _ in range(repeats):
+        runner = Runner(_config(name), parse_sources([str(CROWD)]), [])
+        t0 = time.perf_counter()
+        runner.run()
+        wall = time.perf_counter() - t0
+        st = runner.stats()
+        src = next(iter(st["sources"].values()))
+        video_s = src["decoded"] / 25.0
+        runs.append({"bench": "pipeline", "clip": CROWD.name, "config": f"configs/{name}", "wall_s": round(wall, 2),
+                     "video_s": video_s, "realtime_factor": round(video_s / wall, 3),
+                     "frames_processed": src["processed"], "faces": src["faces"], "tracks_reported": src["events"],
+                     "faces_per_s": round(src["faces"] / wall, 1),
+                     "ms_per_frame": {"decode": src["decode_ms"], **st["stages_ms"]}, "detector": st.get("detector"),
+                     "heavy": st.get("heavy")})
+    median = statistics.median(r["realtime_factor"] for r in runs)
+    row = next(r for r in runs if r["realtime_factor"] == median)
+    return {**row, "realtime_factor_runs": [r["realtime_factor"] for r in runs],
+            "tracks_reported_runs": [r["tracks_reported"] for r in runs], "peak_rss_mb": peak_rss_mb()}
 
 
 def peak_rss_mb() -> float:

@@ -9,6 +9,7 @@
     streamfiqa degrade [PATH...] [--scorer NAME]
     streamfiqa eval [--ids DIR] [--scorer NAME]... [--fr NAME]... [--protocol P]... [--out DIR]
     streamfiqa distil [INPUT...] --out DIR [--arch mfn80] [--labels utility]
+    streamfiqa quantize [--weights FILE | --student NAME] [--calibration DIR] [--out FILE]
     streamfiqa keys DIR
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import threading
 from pathlib import Path
 
-COMMANDS = ("listen", "demo", "score", "models", "degrade", "eval", "distil", "keys")
+COMMANDS = ("listen", "demo", "score", "models", "degrade", "eval", "distil", "quantize", "keys")
 log = logging.getLogger("streamfiqa")
 
 
@@ -45,7 +46,8 @@ def _stop_on_signals() -> threading.Event:
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streamfiqa", description="Best-quality face crops from video streams and files.",
-        epilog="Other commands (each with --help): listen, demo, score, models, degrade, eval, distil, keys. "
+        epilog="Other commands (each with --help): listen, demo, score, models, degrade, eval, distil, quantize, "
+               "keys. "
                "SOURCE is a video file, an image folder, rtsp://..., http(s)://... (HLS too) or /dev/videoN; "
                "prefix ID= to name it (cam1=rtsp://...).")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="sources to read, several at once")
@@ -381,11 +383,45 @@ def cmd_distil(argv: list[str]) -> int:
     return 0
 
 
+def cmd_quantize(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="streamfiqa quantize",
+        description="Quantise a quality student to INT8 for the CPU (ONNX Runtime, calibrated on real aligned faces, "
+                    "clean and degraded); use it with --set quality.scorer_args.precision=int8.")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--weights", help="a distil checkpoint (student.pt)")
+    who.add_argument("--student", default="fiqa_fast", help="an embedded student: fiqa_fast (default), fiqa_heavy")
+    p.add_argument("--calibration", default=None, help="identity folder to calibrate on (default: ../shared "
+                   "celeba_ids)")
+    p.add_argument("--split", default="train", choices=("train", "test", "all"),
+                   help="identity half to calibrate on (default: train, the half distil trains on)")
+    p.add_argument("--photos", type=int, default=400, help="calibration photos: half clean, half degraded")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="INT8 .onnx to write (default: beside the checkpoint, "
+                   "<stem>.int8.onnx, where precision int8 looks for it)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    args = p.parse_args(argv)
+    _setup_logging(args.log_level)
+    from streamfiqa.models.quantize import calibration_crops, quantize_student
+    from streamfiqa.models.student import embedded_path
+
+    weights = Path(args.weights) if args.weights else embedded_path(args.student)
+    if not weights.is_file():
+        raise FileNotFoundError(f"quantize: expected --weights to name a distil checkpoint, found nothing at {weights}")
+    crops = calibration_crops(args.calibration, args.photos, args.split, args.seed)
+    what = (f"{args.calibration or 'celeba_ids'} {args.split} half (seed {args.seed}): first {args.photos} photos, "
+            f"half clean, half mixed (seed {args.seed + 1})")
+    out = quantize_student(weights, crops, args.out, calibration=what)
+    print(json.dumps({"weights": str(weights), "int8": str(out), "calibration": what}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
         cmds = {"listen": cmd_listen, "demo": cmd_demo, "score": cmd_score, "models": cmd_models,
-                "degrade": cmd_degrade, "eval": cmd_eval, "distil": cmd_distil, "keys": cmd_keys}
+                "degrade": cmd_degrade, "eval": cmd_eval, "distil": cmd_distil, "quantize": cmd_quantize,
+                "keys": cmd_keys}
         try:
             return cmds[argv[0]](argv[1:])
         except (ValueError, OSError) as exc:  # a user's input (path, model, argument): one line, exit 2

@@ -62,7 +62,10 @@ class DetectorConfig:
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
     threads: int = bounded(0, 0)
     backend: str = choice("onnxruntime", "onnxruntime", "openvino", "tensorrt", "auto")
+    precision: str | None = None  # the backend's default when unset; bf16 (openvino), fp16 (tensorrt)
     thread: bool = False  # detect/align in a thread of its own, pipelined with scoring and tracking
+    full_every: int = bounded(1, 1)  # full-frame detection on 1 frame in N per source; windows around faces between
+    window: int = bounded(128, 32)   # side (network pixels) of each window around a known face (full_every > 1)
 
 
 @dataclass

@@ -19,6 +19,8 @@ streamfiqa_lag_seconds                     gauge      source (live sources)
 streamfiqa_publish_dropped_total           counter
 streamfiqa_heavy_total                     counter    outcome (submitted, skipped, done, failed)
 streamfiqa_heavy_queue_depth               gauge
+streamfiqa_detector_frames_total           counter    mode (full, windowed) (``detector.full_every`` > 1)
+streamfiqa_detector_windows_total          counter    (windows run around known faces)
 streamfiqa_stage_seconds                   histogram  stage (detect, align, quality, score, track, select)
 streamfiqa_fleet_restarts_total            counter    (fleet mode, served by the fan-in)
 streamfiqa_fleet_worker_lost_tracks_total  counter
@@ -109,6 +111,16 @@ class Metrics:
             q = GaugeMetricFamily("streamfiqa_heavy_queue_depth", "Keyframes waiting for the heavy tier")
             q.add_metric([], heavy.get("queue", 0))
             yield q
+        det = s.get("detector")
+        if det:
+            d = CounterMetricFamily("streamfiqa_detector_frames", "Frames detected in full or through windows",
+                                    labels=["mode"])
+            for k in ("full", "windowed"):
+                d.add_metric([k], det.get(k, 0))
+            yield d
+            w = CounterMetricFamily("streamfiqa_detector_windows", "Windows run around known faces")
+            w.add_metric([], det.get("windows", 0))
+            yield w
 
         fleet = s.get("fleet")
         if fleet:

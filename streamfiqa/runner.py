@@ -13,6 +13,7 @@ import numpy as np
 from streamfiqa.align import Aligner
 from streamfiqa.config import Config
 from streamfiqa.detect import detector_from_config
+from streamfiqa.detect.regions import RegionDetector
 from streamfiqa.events import Candidate, Event
 from streamfiqa.quality import QualityAssessor
 from streamfiqa.scorers import create_scorer
@@ -24,6 +25,9 @@ from streamfiqa.types import Frame
 
 log = logging.getLogger(__name__)
 STAGES = ("detect", "align", "quality", "score", "track", "select")
+#: A source whose frames jump more than this (a reconnect, frames dropped to catch up) is detected in full
+#: again: its faces' last places no longer say where to look (``detector.full_every``).
+REGION_GAP_S = 0.5
 
 
 @dataclass
@@ -42,6 +46,7 @@ class _SourceState:
     lag: float = 0.0      # live: now − estimated capture time of the newest processed frame (s)
     max_lag: float = 0.0
     last_pts: float = 0.0  # stream time of the newest processed frame
+    detected_pts: float | None = None  # stream time of the newest detected frame (the detection stage's own)
     pending_end: dict = field(default_factory=dict)  # track id → [Track, end keyframes still out]
     progress: object = None
     window: list = field(default_factory=lambda: [0, 0, time.perf_counter()])  # frames, faces, t0
@@ -64,6 +69,8 @@ class Runner:
             raise ValueError("expected at least one source, found none")
         self.cfg, self.specs, self.sinks = cfg, specs, sinks
         self.detector = detector_from_config(cfg.detector)
+        d = cfg.detector
+        self.regions = RegionDetector(self.detector, d.full_every, d.window) if d.full_every > 1 else None
         self.aligner = Aligner(cfg.align.display_margin, cfg.align.display_size)
         q = cfg.quality
         self.assessor = QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score,
@@ -259,7 +266,7 @@ class Runner:
         timer = _Timer(self.stage_s, self.metrics)
         items = []
         with timer("detect"):
-            found = self.detector.detect_batch([frame.image for _, frame in ready])
+            found = self._detect(ready)
         for (st, frame), faces in zip(ready, found):
             with timer("align"):
                 crops = self.aligner.align(frame.image, faces)
@@ -267,6 +274,18 @@ class Runner:
                 quality = self.assessor.assess(faces, crops.aligned)
             items.append((st, frame, faces, crops, quality))
         return items
+
+    def _detect(self, ready: list[tuple[_SourceState, Frame]]) -> list:
+        """One detection round: every frame in full, or (``detector.full_every`` > 1) through windows around
+        each source's known faces, in full after a cut or a jump in time."""
+        images = [frame.image for _, frame in ready]
+        if self.regions is None:
+            return self.detector.detect_batch(images)
+        for st, frame in ready:
+            if frame.cut or st.detected_pts is None or abs(frame.pts - st.detected_pts) > REGION_GAP_S:
+                self.regions.forget(st.index)
+            st.detected_pts = frame.pts
+        return self.regions.detect_batch(images, [st.index for st, _ in ready])
 
     def _process(self, ready: list[tuple[_SourceState, Frame]]) -> None:
         """One frame from each source that had one ready: detect and align each, then score all
@@ -454,6 +473,8 @@ class Runner:
                 "queue": src.depth, "decode_ms": round(1000 * src.decode_s / max(src.decoded, 1), 2),
                 "cuts": src.cuts,
                 "done": st.done}
+        if self.regions is not None:
+            out["detector"] = dict(self.regions.counts)
         out["publish_dropped"] = sum(getattr(s, "dropped", 0) for s in self.sinks)
         if self.heavy is not None:
             out["heavy"] = self.heavy.stats()
@@ -476,6 +497,9 @@ class Runner:
         if self.heavy is not None:
             h = self.heavy.stats()
             heavy = f" | heavy {h['scorer']}: done {h['done']}, skipped {h['skipped']}, queue {h['queue']}"
+        if self.regions is not None:
+            c = self.regions.counts
+            heavy += f" | detector: full {c['full']}, windowed {c['windowed']} ({c['windows']} windows)"
         stages = " ".join(f"{k} {v:.1f}" for k, v in self.stats()["stages_ms"].items())
         log.info("stats | %s | publish dropped %d%s | ms/frame: %s", " | ".join(parts), pub, heavy, stages)
 

@@ -99,31 +99,31 @@ def _torch_fr(fr: str | None, fr_args: dict | None, device: str):
 
 @SCORERS.register("fiqa_fast")
 def fiqa_fast(backend: str = "onnxruntime", device: str = "auto", batch_size: int = 256, flip: bool = False,
-              jitter: int = 0, threads: int = 0):
+              jitter: int = 0, threads: int = 0, precision: str | None = None):
     """Fast embedded default: the distilled 80-px MobileFaceNet student (see streamfiqa/weights/MODEL_CARD.md)."""
     from streamfiqa.models.student import StudentScorer
 
-    return StudentScorer(None, "fiqa_fast", backend, device, batch_size, flip, jitter, threads)
+    return StudentScorer(None, "fiqa_fast", backend, device, batch_size, flip, jitter, threads, precision)
 
 
 @SCORERS.register("fiqa_heavy")
 def fiqa_heavy(backend: str = "onnxruntime", device: str = "auto", batch_size: int = 128, flip: bool = False,
-               jitter: int = 0, threads: int = 0):
+               jitter: int = 0, threads: int = 0, precision: str | None = None):
     """Heavy embedded default: the distilled 112-px MobileFaceNet student and the 80-px one, averaged (an
     ensemble of two students of the same label ranks better than either; README)."""
     from streamfiqa.models.student import StudentEnsemble, StudentScorer
 
-    return StudentEnsemble([StudentScorer(None, name, backend, device, batch_size, flip, jitter, threads)
+    return StudentEnsemble([StudentScorer(None, name, backend, device, batch_size, flip, jitter, threads, precision)
                             for name in ("fiqa_heavy", "fiqa_fast")], "fiqa_heavy")
 
 
 @SCORERS.register("student")
 def student(weights: str, backend: str = "onnxruntime", device: str = "auto", batch_size: int = 256,
-            flip: bool = False, jitter: int = 0, threads: int = 0):
+            flip: bool = False, jitter: int = 0, threads: int = 0, precision: str | None = None):
     """A ``distil`` checkpoint (``weights=out/student.pt``)."""
     from streamfiqa.models.student import StudentScorer
 
-    return StudentScorer(weights, "student", backend, device, batch_size, flip, jitter, threads)
+    return StudentScorer(weights, "student", backend, device, batch_size, flip, jitter, threads, precision)
 
 
 @SCORERS.register("faceqan")

@@ -33,6 +33,13 @@ def test_known_sharp_frame_of_each_track_is_published_as_best(synth_clip, tmp_pa
     assert (tmp_path / "contact_sheet.png").is_file()
 
 
+def test_region_detection_publishes_the_same_sharp_frames(synth_clip, tmp_path):
+    path, truth = synth_clip
+    code, events = run_offline([path], tmp_path, "detector.full_every=4", "quality.scorer_args.precision=int8")
+    assert code == 0
+    assert sorted(e["frame_index"] for e in events) == sorted(truth.sharp_frame)
+
+
 def test_detection_thread_gives_the_same_events(synth_clip, tmp_path):
     path, _ = synth_clip
     _, plain = run_offline([path], tmp_path / "a", "quality.heavy=null")
@@ -105,14 +112,17 @@ def test_demo_clip_with_four_faces_publishes_every_sharp_frame(tmp_path):
     assert all(e["quality"]["tier"] == "heavy" for e in events)
 
 
-def test_scene_with_crossings_exits_and_a_cut_one_track_per_person_per_shot(tmp_path):
-    """The tracking test bed: real faces crossing, leaving and coming back, and a hard cut."""
+@pytest.mark.parametrize("full_every", [1, 5])
+def test_scene_with_crossings_exits_and_a_cut_one_track_per_person_per_shot(tmp_path, full_every):
+    """The tracking test bed: real faces crossing, leaving and coming back, and a hard cut; detection on every
+    full frame, and (full_every 5) through windows around the known faces between full frames."""
     from pipelines.offline import DEFAULTS
     from streamfiqa.mot import mot_metrics, track_clip
     from streamfiqa.synth import make_scene
 
     truth = make_scene(tmp_path / "scene.mp4")
-    rows, events = track_clip(str(tmp_path / "scene.mp4"), ["quality.heavy=null"], DEFAULTS)
+    rows, events = track_clip(str(tmp_path / "scene.mp4"), ["quality.heavy=null", f"detector.full_every={full_every}"],
+                              DEFAULTS)
     m = mot_metrics(truth.frames, rows, shots=truth.shot_starts)
     assert m["id_switches"] == 0, m
     assert all(n == 1 for n in m["tracks_per_person_shot"].values()), m
@@ -141,7 +151,8 @@ def test_metrics_endpoint_counters_move_during_a_run(synth_clip, tmp_path):
     from streamfiqa.sources import parse_sources
 
     path, _ = synth_clip
-    cfg = load_config(overrides=["stats_interval_s=0", "metrics.port=0", "quality.heavy=null"], base=offline.DEFAULTS)
+    cfg = load_config(overrides=["stats_interval_s=0", "metrics.port=0", "quality.heavy=null", "detector.full_every=4"],
+                      base=offline.DEFAULTS)
     runner = Runner(cfg, parse_sources([str(path)]), [])
     assert runner.metrics.server.server_address[0] == "127.0.0.1"
     url = f"http://127.0.0.1:{runner.metrics.port}/metrics"
@@ -166,3 +177,7 @@ def test_metrics_endpoint_counters_move_during_a_run(synth_clip, tmp_path):
     end = generate_latest(final).decode()
     assert value(end, "streamfiqa_frames_processed_total") == 40
     assert value(end, "streamfiqa_events_total", 'kind="best"') == 3
+    # region detection: 1 frame in 4 in full, 3 faces a window each on the others
+    assert value(end, "streamfiqa_detector_frames_total", 'mode="full"') == 10
+    assert value(end, "streamfiqa_detector_frames_total", 'mode="windowed"') == 30
+    assert value(end, "streamfiqa_detector_windows_total") == 90

@@ -30,14 +30,18 @@ class OrtBackend(Backend):
             dropped (CPU always stays last).
         threads: intra-op threads (0 = library default).
         max_batch: largest batch per run.
+        precision: ``None`` or ``fp32`` (the only one it runs).
     """
 
     kind = "onnxruntime"
 
     def __init__(self, onnx_path: str | None = None, providers: list | None = None, threads: int = 0,
-                 max_batch: int = 256, **_) -> None:
+                 max_batch: int = 256, precision: str | None = None, **_) -> None:
         import onnxruntime as ort
 
+        if precision not in (None, "fp32", "f32"):
+            raise ValueError(f"onnxruntime backend: expected precision fp32 (it runs no other on the CPU), found "
+                             f"{precision!r}; bf16 runs on backend openvino, fp16 on tensorrt")
         if not onnx_path:
             raise ValueError("onnxruntime backend: expected onnx_path=<model.onnx>, found none")
         have = set(ort.get_available_providers())

@@ -13,7 +13,7 @@ def detector_from_config(d) -> Detector:
     """Build the detector a :class:`~streamfiqa.config.DetectorConfig` describes.
 
     Each detector gets the options it takes (:data:`OPTIONS`): ``threads`` and ``providers`` go to the ONNX
-    Runtime detectors, ``backend`` to those on the backend interface; YuNet runs in OpenCV and takes neither.
+    Runtime detectors, ``backend`` (and for RetinaFace ``precision``) to those on the backend interface; YuNet runs in OpenCV and takes neither.
     """
     wanted = OPTIONS.get(d.name, ())
     extra = {k: getattr(d, k) for k in wanted}
@@ -22,7 +22,7 @@ def detector_from_config(d) -> Detector:
 
 
 #: Per detector, the :class:`~streamfiqa.config.DetectorConfig` fields it takes beyond the common ones.
-OPTIONS = {"mtcnn": ("threads", "providers"), "retinaface": ("threads", "providers", "backend"),
+OPTIONS = {"mtcnn": ("threads", "providers"), "retinaface": ("threads", "providers", "backend", "precision"),
            "scrfd": ("providers", "backend"), "yunet": ()}
 
 

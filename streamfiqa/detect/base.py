@@ -40,13 +40,23 @@ class Detector(abc.ABC):
             scale = self.max_side / longest
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         faces = self._detect(image, max(self.min_face * scale, 1.0))
-        return self._finish(faces.scaled(1.0 / scale) if scale != 1.0 else faces)
+        return self.finish(faces.scaled(1.0 / scale) if scale != 1.0 else faces)
 
     def detect_batch(self, images: list[np.ndarray]) -> list[Faces]:
         """Faces of several frames; detectors that batch their network override this."""
         return [self.detect(image) for image in images]
 
-    def _finish(self, faces: Faces) -> Faces:
+    def detect_windows(self, windows: list[np.ndarray], min_face: float) -> list[Faces]:
+        """Faces of at least ``min_face`` pixels in image windows already at the network's scale (no
+        downscaling and no score floor: the caller maps them back to its frame and applies :meth:`finish`
+        there). Detectors that batch their network override this;
+        :class:`~streamfiqa.detect.regions.RegionDetector` calls it."""
+        return [self._detect(w, min_face) for w in windows]
+
+    #: BGR colour of the border around a window that reaches past its frame (the network's "nothing").
+    pad_bgr: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def finish(self, faces: Faces) -> Faces:
         """Drop faces below the score or size floor and keep the ``max_faces`` best."""
         keep = (faces.scores >= self.score_threshold) & (faces.sizes >= self.min_face)
         faces = faces[keep]

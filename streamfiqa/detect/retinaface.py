@@ -68,14 +68,17 @@ class RetinaFaceDetector(Detector):
     Args:
         model_path: an ONNX export of the same network; ``None`` = the embedded one.
         nms_threshold: NMS IoU.
-        backend: ``onnxruntime`` (default), ``tensorrt`` or ``auto`` (see :mod:`streamfiqa.backends`).
+        backend: ``onnxruntime`` (default), ``openvino``, ``tensorrt`` or ``auto`` (see :mod:`streamfiqa.backends`).
         providers: ONNX Runtime execution providers to prefer.
         threads: ONNX Runtime intra-op threads (0 = library default).
+        precision: the backend's inference precision (``None`` = its default; ``bf16`` on ``openvino``,
+            ``fp16`` on ``tensorrt``).
         **kwargs: see :class:`Detector`.
     """
 
     def __init__(self, model_path: str | None = None, nms_threshold: float = 0.4, backend: str = "onnxruntime",
-                 providers: list[str] | None = None, threads: int = 0, **kwargs) -> None:
+                 providers: list[str] | None = None, threads: int = 0, precision: str | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         from streamfiqa.backends import create_backend
 
@@ -83,7 +86,9 @@ class RetinaFaceDetector(Detector):
             raise FileNotFoundError(f"retinaface: expected detector.model_path to name a RetinaFace .onnx file "
                                     f"(or null for the embedded one), found {model_path!r}")
         onnx = str(model_path) if model_path else _embedded_path()
-        self.backend = create_backend(backend, onnx_path=onnx, providers=providers, threads=threads, max_batch=64)
+        extra = {"precision": precision} if precision else {}  # None: the backend's own default
+        self.backend = create_backend(backend, onnx_path=onnx, providers=providers, threads=threads, max_batch=64,
+                                      **extra)
         self.nms_threshold = float(nms_threshold)
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
@@ -126,6 +131,12 @@ class RetinaFaceDetector(Detector):
             out.append(Faces(boxes, scores[order], pts[order]))
         return out
 
+    pad_bgr = tuple(float(m) for m in MEAN_BGR)
+
+    def detect_windows(self, windows: list[np.ndarray], min_face: float) -> list[Faces]:
+        """Every window in one network run (see :meth:`Detector.detect_windows`)."""
+        return self._detect_many(windows, min_face) if windows else []
+
     def detect_batch(self, images: list[np.ndarray]) -> list[Faces]:
         """:meth:`detect` for several frames in one network run (one frame per source, say)."""
         if len(images) <= 1:
@@ -136,7 +147,7 @@ class RetinaFaceDetector(Detector):
             scaled.append(cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s != 1.0 else img)
             scales.append(s)
         found = self._detect_many(scaled, max(self.min_face * min(scales), 1.0))
-        return [self._finish(f.scaled(1.0 / s) if s != 1.0 else f) for f, s in zip(found, scales)]
+        return [self.finish(f.scaled(1.0 / s) if s != 1.0 else f) for f, s in zip(found, scales)]
 
 
 _CACHE: dict[str, str] = {}
