@@ -30,6 +30,9 @@ def test_shipped_int8_fast_student_ranks_and_embeds_like_the_float_one(held_out)
     assert spearmanr(q32, q8)[0] > 0.98
     assert np.abs(q32 - q8).mean() < 0.05 * (q32.max() - q32.min())
     assert float(np.sum(e32 * e8, axis=1).min()) > 0.95  # the tracker's appearance embedding survives too
+    from streamfiqa.models.fr import create_fr
+
+    assert np.allclose(create_fr("student", precision="int8").embed(held_out), e8, atol=1e-5)  # as an FR model
 
 
 def test_int8_refuses_a_model_made_from_other_weights(tmp_path):

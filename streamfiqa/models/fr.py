@@ -210,13 +210,13 @@ def arcface_onnx(model_path: str, providers: list | None = None) -> OnnxArcFace:
 
 @FR_MODELS.register("student")
 def student_fr(weights: str | None = None, name: str = "fiqa_fast", backend: str = "onnxruntime",
-               device: str = "auto", batch_size: int = 256) -> FRModel:
+               device: str = "auto", batch_size: int = 256, precision: str | None = None) -> FRModel:
     """The backbone embedding of a quality student: an embedded one by ``name`` (``fiqa_fast``,
-    ``fiqa_heavy``) or a ``distil`` checkpoint (``weights=``). The tracker and the cross-camera merge use
-    ``fiqa_fast``'s, which the fast tier computes anyway."""
+    ``fiqa_heavy``) or a ``distil`` checkpoint (``weights=``); ``precision=int8`` for its quantised model. The
+    tracker and the cross-camera merge use ``fiqa_fast``'s, which the fast tier computes anyway."""
     from streamfiqa.models.student import StudentScorer
 
-    return StudentScorer(weights, name, backend, device, batch_size)
+    return StudentScorer(weights, name, backend, device, batch_size, precision=precision)
 
 
 def create_fr(name: str, **kwargs) -> FRModel:
