@@ -6,6 +6,8 @@ DEFAULTS = {
     "sources.live": "false",
     "sources.queue_size": 8,
     "output.contact_sheet": True,
+    "detector.full_every": 5,  # windows around known faces between full frames: half the detector's work
+    "quality.scorer": "fiqa_fast:precision=int8",  # the fast tier's INT8 model: same EDC, 1.5-2x faster on CPUs
     "quality.heavy": "fiqa_heavy",
     "quality.keyframes.top_k": 1,
     "quality.keyframes.max_per_track": 3,

@@ -335,7 +335,44 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError:
             raise ConfigError(f"--set {item}: the value is not valid YAML") from None
         _set(data, key.strip(), value)
+    _expand_specs(data)
     return _build(Config, data, "")
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict]:
+    """``NAME`` or ``NAME:key=value;key=value`` (YAML values) → ``(label, name, args)``; the label is the spec.
+
+    Raises:
+        ValueError: an item without ``=``.
+    """
+    name, _, rest = spec.partition(":")
+    args = {}
+    for item in filter(None, rest.split(";")):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{spec!r}: expected NAME or NAME:key=value;key=value, found {item!r}")
+        args[key.strip()] = yaml.safe_load(raw)
+    return spec, name, args
+
+
+def _expand_specs(data: dict) -> None:
+    """``quality.scorer`` / ``quality.heavy`` may carry their arguments (``fiqa_fast:precision=int8``): split them
+    into the name and ``scorer_args`` / ``heavy_args`` (explicit args win). A pipeline's default scorer keeps its
+    arguments this way, and a user who names another scorer replaces both at once."""
+    quality = data.get("quality")
+    if not isinstance(quality, dict):
+        return
+    for key in ("scorer", "heavy"):
+        spec = quality.get(key)
+        if isinstance(spec, str) and ":" in spec:
+            try:
+                _, name, args = parse_spec(spec)
+            except ValueError as exc:
+                raise ConfigError(f"config key 'quality.{key}': {exc}") from None
+            explicit = quality.get(f"{key}_args") or {}
+            if not isinstance(explicit, dict):
+                continue  # _build names the wrong type
+            quality[key], quality[f"{key}_args"] = name, {**args, **explicit}
 
 
 def read_yaml(path: str | Path) -> dict:

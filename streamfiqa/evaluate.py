@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamfiqa.config import parse_spec
+
 
 def threshold_at_fmr(impostor: np.ndarray, fmr: float = 1e-3) -> float:
     """The similarity threshold with at most ``fmr`` of impostors strictly above it."""
@@ -185,20 +187,6 @@ def load_fr_threshold(path: str | Path, fr: str) -> float:
         if fr in per_fr and "fr_threshold" in per_fr[fr]:
             return float(per_fr[fr]["fr_threshold"])
     raise ValueError(f"{path}: no FR threshold for {fr!r}; it has {', '.join(have) or 'none'}")
-
-
-def parse_spec(spec: str) -> tuple[str, str, dict]:
-    """``NAME`` or ``NAME:key=value;key=value`` (YAML values) → ``(label, name, args)``; the label is the spec."""
-    import yaml
-
-    name, _, rest = spec.partition(":")
-    args = {}
-    for item in filter(None, rest.split(";")):
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{spec!r}: expected NAME or NAME:key=value;key=value, found {item!r}")
-        args[key.strip()] = yaml.safe_load(raw)
-    return spec, name, args
 
 
 def _with_shared_weights(name: str, args: dict) -> dict:

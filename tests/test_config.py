@@ -29,3 +29,17 @@ def test_shipped_configs_load():
     for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
         cfg = load_config(path)
         assert path.stem.split("_")[0] == cfg.pipeline
+
+
+def test_a_scorer_spec_carries_its_arguments_and_naming_another_scorer_drops_them():
+    from pipelines import offline
+    from streamfiqa.config import ConfigError, load_config
+
+    cfg = load_config(overrides=["quality.scorer_args.threads=1"], base=offline.DEFAULTS)
+    assert cfg.quality.scorer == "fiqa_fast" and cfg.quality.scorer_args == {"precision": "int8", "threads": 1}
+    cfg = load_config(overrides=["quality.scorer=crop_iqa"], base=offline.DEFAULTS)
+    assert cfg.quality.scorer == "crop_iqa" and cfg.quality.scorer_args == {}
+    cfg = load_config(overrides=["quality.heavy=fiqa_heavy:threads=1;flip=true"])
+    assert cfg.quality.heavy == "fiqa_heavy" and cfg.quality.heavy_args == {"threads": 1, "flip": True}
+    with pytest.raises(ConfigError, match="quality.scorer.*NAME:key=value"):
+        load_config(overrides=["quality.scorer=fiqa_fast:int8"])
