@@ -59,7 +59,7 @@ class RegionDetector:
         self.counts = {"full": 0, "windowed": 0, "windows": 0}
 
     def forget(self, stream: Hashable) -> None:
-        """Detect ``stream``'s next frame in full (after a shot cut or a reconnect; or it ended)."""
+        """Detect ``stream``'s next frame in full (after a shot cut, a reconnect or frames dropped)."""
         self._streams.pop(stream, None)
 
     def detect_batch(self, images: list[np.ndarray], streams: list[Hashable]) -> list[Faces]:
