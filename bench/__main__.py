@@ -282,6 +282,97 @@ def bench_variability(results: list, photos: int = 300) -> None:
                        "vs_retinaface": per})
 
 
+class CountSink:
+    """A sink that only counts events (benches measure the pipeline, not a disk or a socket)."""
+
+    events = 0
+
+    def emit(self, event) -> None:
+        self.events += 1
+
+    def close(self) -> None:
+        pass
+
+
+def loop_clip(src: Path, out: Path, seconds: float) -> int:
+    """Remux ``src`` end to end (no re-encoding) until it lasts ``seconds``; returns the number of copies."""
+    import av
+
+    with av.open(str(src)) as inp:
+        ist = inp.streams.video[0]
+        packets = [(bytes(p), p.pts, p.dts, p.duration, p.is_keyframe) for p in inp.demux(ist) if p.dts is not None]
+        span = max(p[1] + (p[3] or 0) for p in packets) - min(p[1] for p in packets)
+        loops = int(seconds / float(span * ist.time_base)) + 1
+        with av.open(str(out), "w") as o:
+            ost = o.add_stream_from_template(ist)
+            for k in range(loops):
+                for data, pts, dts, dur, key in packets:
+                    q = av.Packet(data)
+                    q.pts, q.dts, q.duration, q.time_base, q.is_keyframe = pts + k * span, dts + k * span, dur, \
+                        ist.time_base, key
+                    q.stream = ost
+                    o.mux(q)
+    return loops
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (MB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+def bench_soak(results: list, minutes: float) -> None:
+    """The CCTV pipeline (configs/cctv.yaml) on a 1080p25 camera stand-in for ``minutes``: the crowd clip looped
+    and replayed at its own rate as a live source. One row a minute (memory, lag, drops, events) and a summary:
+    memory must level off, lag stay bounded, and every drop be counted."""
+    import threading
+
+    from pipelines import cctv
+    from streamfiqa.config import load_config
+    from streamfiqa.runner import Runner
+    from streamfiqa.sources import parse_sources
+
+    if not CROWD.is_file():
+        emit(results, {"bench": "soak", "skipped": f"needs {CROWD} (../shared)"})
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "camera.mp4"
+        loop_clip(CROWD, clip, minutes * 60 + 5)
+        cfg = load_config(ROOT / "configs" / "cctv.yaml", ["publish.endpoint=null", "stats_interval_s=0",
+                                                             'progress="false"', "sources.live=true",
+                                                             "sources.realtime=true"], base=cctv.DEFAULTS)
+        sink = CountSink()
+        runner = Runner(cfg, parse_sources([f"cam={clip}"], live="true"), [sink])
+        stop = threading.Event()
+        thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+        t0 = time.monotonic()
+        thread.start()
+        rows = []
+        while time.monotonic() - t0 < minutes * 60 and thread.is_alive():
+            time.sleep(min(60.0, minutes * 60 - (time.monotonic() - t0)) if minutes * 60 > 1 else 1)
+            src = runner.stats()["sources"].get("cam", {})
+            rows.append({"bench": "soak_minute", "minute": round((time.monotonic() - t0) / 60, 1),
+                         "rss_mb": round(rss_mb(), 1), "processed": src.get("processed", 0),
+                         "decoded": src.get("decoded", 0), "skipped_max_fps": src.get("skipped", 0),
+                         "dropped": src.get("dropped", 0), "lag_s": src.get("lag_s", 0.0), "max_lag_s": src.get("max_lag_s", 0.0),
+                         "lag_skipped": src.get("lag_skipped", 0), "events": sink.events})
+            emit(results, rows[-1])
+        stop.set()
+        thread.join(60)
+        st = runner.stats()["sources"]["cam"]
+        rss = [r["rss_mb"] for r in rows]
+        emit(results, {"bench": "soak", "config": "configs/cctv.yaml", "minutes": round((time.monotonic() - t0) / 60, 1),
+                       "source": "crowd clip looped, 1080p25, replayed in real time as a live source",
+                       "decoded": st["decoded"], "processed": st["processed"], "skipped_max_fps": st["skipped"],
+                       "dropped": st["dropped"],
+                       "lag_skipped": st["lag_skipped"], "max_lag_s": st["max_lag_s"], "events": sink.events,
+                       "events_by_kind": st["events_by_kind"], "decode_errors": st["decode_errors"],
+                       "rss_mb_first_minute": rss[0] if rss else None, "rss_mb_last_minute": rss[-1] if rss else None,
+                       "rss_mb_max": max(rss) if rss else None, "exit_code": runner.exit_code})
+
+
 def bench_fleet(results: list, quick: bool) -> None:
     """Offline throughput of the Ray fleet with 1 and 2 workers on this machine: four generated scene clips
     (real faces), every frame, in one local Ray; frames processed a second and the 2-worker / 1-worker ratio."""
@@ -294,15 +385,6 @@ def bench_fleet(results: list, quick: bool) -> None:
     from streamfiqa.config import load_config
     from streamfiqa.fleet import Fleet
     from streamfiqa.synth import make_scene
-
-    class Count:
-        events = 0
-
-        def emit(self, event):
-            self.events += 1
-
-        def close(self):
-            pass
 
     with tempfile.TemporaryDirectory() as tmp:
         frames = 50 if quick else 150
@@ -317,7 +399,7 @@ def bench_fleet(results: list, quick: bool) -> None:
                 cfg = load_config(None, [f"fleet.workers={workers}", "detector.max_side=640", "stats_interval_s=0",
                                          'progress="false"', f"fleet.cpus_per_worker={os.cpu_count() / workers}"],
                                   base=offline.DEFAULTS)
-                sink = Count()
+                sink = CountSink()
                 fleet = Fleet(cfg, [f"c{k}={c}" for k, c in enumerate(clips)], sinks=[sink])
                 t0 = time.perf_counter()
                 fleet.run()
@@ -407,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (minutes on 2 CPU cores)")
     p.add_argument("--only", nargs="*", default=None,
-                   help="subset: ediffiqa grafiqs diffiqa fast_tier detector variability pipeline tracking fleet")
+                   help="subset: ediffiqa grafiqs diffiqa fast_tier detector variability pipeline tracking fleet; "
+                        "soak runs only when named")
+    p.add_argument("--minutes", type=float, default=10.0, help="soak: how long (default 10)")
     p.add_argument("--tracking", action="store_true", help="only the MOT report (same as --only tracking)")
     p.add_argument("--gpu", action="store_true", help="the GPU benches (exits 3 without a CUDA device)")
     p.add_argument("--out", default=None, help="results file (default bench/results/<machine>.json)")
@@ -455,12 +539,14 @@ def main(argv: list[str] | None = None) -> int:
         bench_pipeline(results, args.quick)
     if "fleet" in todo:
         bench_fleet(results, args.quick)
+    if "soak" in todo:
+        bench_soak(results, args.minutes)
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"{info['name']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.only and out.is_file():  # keep the earlier rows of the benches not re-run
         rerun = {"ediffiqa": {"ediffiqa_s"}, "grafiqs": {"grafiqs"}, "diffiqa": {"diffiqa"},
                  "pipeline": {"pipeline", "pipeline_naive"}, "tracking": {"tracking", "tracking_crowd"},
-                 "fleet": {"fleet", "fleet_ratio"}}
+                 "fleet": {"fleet", "fleet_ratio"}, "soak": {"soak", "soak_minute"}}
         names = set().union(*(rerun.get(t, {t}) for t in todo)) | {"machine"}
         results = [r for r in json.loads(out.read_text()) if r.get("bench") not in names] + results
     out.write_text(json.dumps(results, indent=1))
