@@ -62,6 +62,21 @@ def test_openvino_detector_and_student_agree_with_onnxruntime_on_real_faces(grou
     assert np.abs(q["onnxruntime"] - q["openvino"]).max() < 1e-3
 
 
+@needs_openvino
+def test_precision_travels_from_config_and_a_backend_names_what_it_runs(group_photo):
+    from streamfiqa.config import load_config
+    from streamfiqa.detect import detector_from_config
+    from streamfiqa.scorers import create_scorer
+
+    cfg = load_config(overrides=["detector.backend=openvino", "detector.precision=bf16"])
+    faces = detector_from_config(cfg.detector).detect(group_photo)
+    assert len(faces) >= 5  # bf16 RetinaFace still finds the group
+    with pytest.raises(ValueError, match="onnxruntime backend: expected precision fp32.*openvino"):
+        detector_from_config(load_config(overrides=["detector.precision=bf16"]).detector)
+    with pytest.raises(ValueError, match="openvino backend: expected precision f32 .* or bf16, found 'int4'"):
+        create_scorer("fiqa_fast", backend="openvino", precision="int4")
+
+
 @pytest.mark.parametrize("kind", ["torch", "onnxruntime"])
 def test_same_scores_at_any_batch_size_and_never_reordered(model_and_onnx, batch, kind):
     model, onnx = model_and_onnx
