@@ -162,7 +162,8 @@ def facenet_stability(t: int = 20, repeats: int = 2, seed: int = 0, device: str 
 
 @SCORERS.register("ediffiqa")
 def ediffiqa(weights: str, variant: str | None = None, backend: str = "torch", device: str = "auto",
-             batch_size: int = 256, half: bool = False, precision: str = "fp16", onnx_path: str | None = None):
+             batch_size: int = 256, half: bool = False, precision: str | None = None,
+             onnx_path: str | None = None):
     """eDifFIQA from an official checkpoint (variant detected from the keys) on any backend."""
     from streamfiqa.models.ediffiqa import EDifFIQAScorer
 

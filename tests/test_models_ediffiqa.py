@@ -114,6 +114,17 @@ def test_scores_are_batch_invariant_and_deterministic(tmp_path, group_photo, mtc
     assert scorer.name == "ediffiqa_s"
 
 
+def test_runs_on_onnx_runtime_with_the_backends_default_precision(tmp_path, group_photo, mtcnn):
+    from streamfiqa.align import Aligner
+
+    torch.manual_seed(3)
+    torch.save(EDifFIQA("S").state_dict(), tmp_path / "s.pth")
+    crops = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned
+    on_torch = EDifFIQAScorer(str(tmp_path / "s.pth"), device="cpu").score(crops)
+    on_ort = EDifFIQAScorer(str(tmp_path / "s.pth"), backend="onnxruntime").score(crops)
+    np.testing.assert_allclose(on_ort, on_torch, atol=1e-4)
+
+
 @pytest.mark.parametrize("variant", ["S", "T"])
 def test_onnx_export_has_dynamic_batch_and_matches_torch(tmp_path, variant):
     from engines.export import export_onnx, parity

@@ -79,8 +79,10 @@ def create_backend(kind: str = "auto", **kwargs) -> Backend:
     """Build a backend by name: ``tensorrt``, ``openvino``, ``onnxruntime``, ``torch`` or ``auto``.
 
     ``auto`` picks TensorRT when the package and a GPU exist, else ONNX Runtime when an ONNX model is
-    given, else torch. Arguments a backend does not take are ignored by that backend's factory.
+    given, else torch. Arguments a backend does not take are ignored by that backend's factory; an argument
+    given as ``None`` means that backend's own default (``precision=None``: fp16 on TensorRT, f32 elsewhere).
     """
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     import streamfiqa.backends.onnxruntime_backend  # noqa: F401 - registration
     import streamfiqa.backends.openvino_backend  # noqa: F401
     import streamfiqa.backends.tensorrt_backend  # noqa: F401

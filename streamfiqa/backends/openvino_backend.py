@@ -29,7 +29,7 @@ class OpenVinoBackend(Backend):
     kind = "openvino"
 
     def __init__(self, onnx_path: str | None = None, threads: int = 0, max_batch: int = 256, max_shapes: int = 8,
-                 precision: str | None = "f32", **_) -> None:
+                 precision: str = "f32", **_) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
@@ -37,7 +37,7 @@ class OpenVinoBackend(Backend):
                              "found none") from exc
         if not onnx_path:
             raise ValueError("openvino backend: expected onnx_path=<model.onnx>, found none")
-        precision = {"fp32": "f32"}.get(precision or "f32", precision or "f32")
+        precision = {"fp32": "f32"}.get(precision, precision)
         if precision not in ("f32", "bf16"):
             raise ValueError(f"openvino backend: expected precision f32 (fp32) or bf16, found {precision!r}")
         self.core = ov.Core()

@@ -86,9 +86,8 @@ class RetinaFaceDetector(Detector):
             raise FileNotFoundError(f"retinaface: expected detector.model_path to name a RetinaFace .onnx file "
                                     f"(or null for the embedded one), found {model_path!r}")
         onnx = str(model_path) if model_path else _embedded_path()
-        extra = {"precision": precision} if precision else {}  # None: the backend's own default
         self.backend = create_backend(backend, onnx_path=onnx, providers=providers, threads=threads, max_batch=64,
-                                      **extra)
+                                      precision=precision)
         self.nms_threshold = float(nms_threshold)
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 

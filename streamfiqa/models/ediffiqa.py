@@ -103,12 +103,12 @@ class EDifFIQAScorer:
         device: ``auto``, ``cpu``, ``cuda`` … (torch backend).
         batch_size: largest batch per run.
         half: fp16 on CUDA (torch backend); ``precision`` for TensorRT.
-        precision: ``fp16`` or ``fp32`` (TensorRT).
+        precision: the backend's precision; ``None`` = its default (TensorRT: ``fp16``; ``fp32`` also).
         onnx_path: use this ONNX export instead of making one.
     """
 
     def __init__(self, weights: str, variant: str | None = None, backend: str = "torch", device: str = "auto",
-                 batch_size: int = 256, half: bool = False, precision: str = "fp16",
+                 batch_size: int = 256, half: bool = False, precision: str | None = None,
                  onnx_path: str | None = None) -> None:
         from streamfiqa.backends import create_backend
 

@@ -186,15 +186,14 @@ class StudentScorer:
 
             if backend not in ("onnxruntime", "auto"):
                 raise ValueError(f"{self.name}: precision int8 runs on backend onnxruntime, found backend {backend!r}")
-            backend, onnx_path, precision = "onnxruntime", int8_path(path), None
+            backend, precision, onnx_path = "onnxruntime", None, str(int8_path(path))
             check_source(onnx_path, path)
-            onnx_path = str(onnx_path)
         elif backend != "torch":
             onnx_path = str(self._onnx(path))
         size = self.model.input_size
-        extra = {"precision": precision} if precision else {}  # None: the backend's own default
         self.backend = create_backend(backend, module=_QualityOnly(self.model), onnx_path=onnx_path, device=device,
-                                      max_batch=batch_size, threads=threads, input_shape=(3, size, size), **extra)
+                                      max_batch=batch_size, threads=threads, input_shape=(3, size, size),
+                                      precision=precision)
 
     def _onnx(self, path: Path) -> Path:
         import hashlib
