@@ -98,42 +98,41 @@ class Metrics:
             fam["queue"].add_metric([sid], src.get("queue", 0))
             fam["lag"].add_metric([sid], src.get("lag_s", 0.0))
         yield from fam.values()
-        pub = CounterMetricFamily("streamfiqa_publish_dropped", "Events not delivered (queue full or a "
-                                  "subscriber/peer not keeping up)")
-        pub.add_metric([], s.get("publish_dropped", 0))
-        yield pub
+        yield _family(CounterMetricFamily, "streamfiqa_publish_dropped", "Events not delivered (queue full or a "
+                      "subscriber/peer not keeping up)", s.get("publish_dropped", 0))
         heavy = s.get("heavy")
         if heavy:
-            h = CounterMetricFamily("streamfiqa_heavy", "Heavy-tier keyframes", labels=["outcome"])
-            for k in ("submitted", "skipped", "done", "failed"):
-                h.add_metric([k], heavy.get(k, 0))
-            yield h
-            q = GaugeMetricFamily("streamfiqa_heavy_queue_depth", "Keyframes waiting for the heavy tier")
-            q.add_metric([], heavy.get("queue", 0))
-            yield q
+            yield _family(CounterMetricFamily, "streamfiqa_heavy", "Heavy-tier keyframes", heavy, "outcome",
+                          ("submitted", "skipped", "done", "failed"))
+            yield _family(GaugeMetricFamily, "streamfiqa_heavy_queue_depth", "Keyframes waiting for the heavy tier",
+                          heavy.get("queue", 0))
         det = s.get("detector")
         if det:
-            d = CounterMetricFamily("streamfiqa_detector_frames", "Frames detected in full or through windows",
-                                    labels=["mode"])
-            for k in ("full", "windowed"):
-                d.add_metric([k], det.get(k, 0))
-            yield d
-            w = CounterMetricFamily("streamfiqa_detector_windows", "Windows run around known faces")
-            w.add_metric([], det.get("windows", 0))
-            yield w
-
+            yield _family(CounterMetricFamily, "streamfiqa_detector_frames", "Frames detected in full or through "
+                          "windows", det, "mode", ("full", "windowed"))
+            yield _family(CounterMetricFamily, "streamfiqa_detector_windows", "Windows run around known faces",
+                          det.get("windows", 0))
         fleet = s.get("fleet")
         if fleet:
             for key, doc in (("restarts", "Fleet workers replaced after a failure"),
                              ("worker_lost_tracks", "Tracks ended from a dead worker's checkpoint"),
                              ("gap_frames", "Live frames lost while a source moved to another worker")):
-                c = CounterMetricFamily(f"streamfiqa_fleet_{key}", doc)
-                c.add_metric([], fleet.get(key, 0))
-                yield c
-            g = GaugeMetricFamily("streamfiqa_fleet_workers", "Fleet workers")
-            g.add_metric([], fleet.get("workers", 0))
-            yield g
+                yield _family(CounterMetricFamily, f"streamfiqa_fleet_{key}", doc, fleet.get(key, 0))
+            yield _family(GaugeMetricFamily, "streamfiqa_fleet_workers", "Fleet workers", fleet.get("workers", 0))
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _family(cls, name: str, doc: str, values, label: str | None = None, keys: tuple = ()):
+    """A metric family of ``cls`` (counter or gauge): one unlabelled value, or ``values[key]`` for each of ``keys``
+    under ``label`` (0 where a key is missing)."""
+    if label is None:
+        fam = cls(name, doc)
+        fam.add_metric([], values)
+        return fam
+    fam = cls(name, doc, labels=[label])
+    for key in keys:
+        fam.add_metric([key], values.get(key, 0))
+    return fam
