@@ -10,9 +10,8 @@ found. A face that newly enters is found at the next full frame: at most ``full_
 """
 from __future__ import annotations
 
-import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Hashable
 
 import cv2
@@ -20,8 +19,6 @@ import numpy as np
 
 from streamfiqa.detect.base import Detector, nms
 from streamfiqa.types import Faces
-
-log = logging.getLogger(__name__)
 
 #: A face fills this share of its window's side (48 px of 128): RetinaFace's and SCRFD's small-face anchors
 #: (16–64 px at stride 8–16) cover it, with a face-width of margin for motion on every side.
@@ -31,8 +28,8 @@ DUPLICATE_IOU = 0.4  # two windows that see the same face report it twice: keep 
 
 @dataclass
 class _Stream:
-    since_full: int = 0
-    recent: deque = field(default_factory=deque)  # boxes (N, 4) of the stream's last frames, newest last
+    since_full: int
+    recent: deque  # boxes (N, 4) of the stream's last ``memory`` frames, newest last
 
 
 class RegionDetector:
@@ -75,7 +72,9 @@ class RegionDetector:
         out: list[Faces | None] = [None] * len(images)
         full, windows, owners = [], [], []
         for k, (image, key) in enumerate(zip(images, streams)):
-            st = self._streams.setdefault(key, _Stream(since_full=self.full_every))
+            if key not in self._streams:  # a new stream starts with a full frame
+                self._streams[key] = _Stream(self.full_every, deque(maxlen=self.memory))
+            st = self._streams[key]
             boxes = self._seeds(st)
             if st.since_full >= self.full_every or self._cheaper_in_full(image, len(boxes)):
                 full.append(k)
@@ -99,8 +98,6 @@ class RegionDetector:
             st = self._streams[key]
             st.since_full = 1 if k in full else st.since_full + 1
             st.recent.append(out[k].boxes)
-            while len(st.recent) > self.memory:
-                st.recent.popleft()
         self.counts["full"] += len(full)
         self.counts["windowed"] += len(images) - len(full)
         self.counts["windows"] += len(windows)
