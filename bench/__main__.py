@@ -351,7 +351,7 @@ def bench_soak(results: list, minutes: float) -> None:
         thread.start()
         rows = []
         while time.monotonic() - t0 < minutes * 60 and thread.is_alive():
-            time.sleep(min(60.0, minutes * 60 - (time.monotonic() - t0)) if minutes * 60 > 1 else 1)
+            time.sleep(max(0.0, min(60.0, minutes * 60 - (time.monotonic() - t0))))  # a row a minute
             src = runner.stats()["sources"].get("cam", {})
             rows.append({"bench": "soak_minute", "minute": round((time.monotonic() - t0) / 60, 1),
                          "rss_mb": round(rss_mb(), 1), "processed": src.get("processed", 0),
