@@ -50,7 +50,7 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 def face_crops(n: int) -> np.ndarray:
     """``n`` real aligned faces (the insightface photo's faces, jittered), as the pipeline holds them."""
-    from streamfiqa.tools import default_face_paths, load_faces
+    from streamfiqa.photos import default_face_paths, load_faces
 
     base = load_faces(default_face_paths()[-2:], min_face=40).aligned
     rng = np.random.default_rng(0)
@@ -170,7 +170,7 @@ def bench_pipeline(results: list, quick: bool) -> None:
 
 def bench_fast_tier(results: list, crops: np.ndarray) -> None:
     """The embedded students' throughput, batched as the runner batches them (ONNX Runtime on CPU)."""
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     for name, args in (("fiqa_fast", {}), ("fiqa_fast", {"precision": "int8"}), ("fiqa_heavy", {})):
         for batch in (6, 64, 256):  # 6: a crowd frame's faces, as the runner batches them every frame
@@ -191,8 +191,8 @@ def bench_detector(results: list, quick: bool) -> None:
 
     from streamfiqa.detect import create_detector
     from streamfiqa.detect.regions import RegionDetector
-    from streamfiqa.synth import make_clip
-    from streamfiqa.track import iou_matrix
+    from streamfiqa.eval.synth import make_clip
+    from streamfiqa.track.tracker import iou_matrix
 
     scrfd = ROOT.parent / "shared" / "models" / "scrfd" / "scrfd_2.5g_kps.onnx"
     if not scrfd.is_file() or not CROWD.is_file():
@@ -239,8 +239,8 @@ def bench_variability(results: list, photos: int = 300) -> None:
 
     from streamfiqa.align import ARCFACE_TEMPLATE, similarity_transform
     from streamfiqa.detect import create_detector
-    from streamfiqa.facedata import celeba_ids_dir, read_identities, shared_dir
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.eval.facedata import celeba_ids_dir, read_identities, shared_dir
+    from streamfiqa.quality.scorers import create_scorer
 
     models = shared_dir() / "models"
     if not celeba_ids_dir().is_dir():
@@ -331,8 +331,8 @@ def bench_soak(results: list, minutes: float) -> None:
 
     from pipelines import cctv
     from streamfiqa.config import load_config
-    from streamfiqa.runner import Runner
-    from streamfiqa.sources import parse_sources
+    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.io.sources import parse_sources
 
     if not CROWD.is_file():
         emit(results, {"bench": "soak", "skipped": f"needs {CROWD} (../shared)"})
@@ -383,8 +383,8 @@ def bench_fleet(results: list, quick: bool) -> None:
         return
     from pipelines import offline
     from streamfiqa.config import load_config
-    from streamfiqa.fleet import Fleet
-    from streamfiqa.synth import make_scene
+    from streamfiqa.cluster.fleet import Fleet
+    from streamfiqa.eval.synth import make_scene
 
     with tempfile.TemporaryDirectory() as tmp:
         frames = 50 if quick else 150
@@ -418,8 +418,8 @@ def bench_tracking(results: list) -> None:
     """MOT metrics on generated scenes (crossings, an exit and re-entry, a hard cut): the tracker as it was
     (geometry only, no cut detection) against appearance + re-identification + cuts."""
     from pipelines.offline import DEFAULTS
-    from streamfiqa.mot import mot_metrics, track_clip
-    from streamfiqa.synth import make_scene
+    from streamfiqa.eval.tracking import mot_metrics, track_clip
+    from streamfiqa.eval.synth import make_scene
 
     before = ["tracker.appearance=off", "sources.shot_cuts=false", "tracker.reid_window_s=0"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -450,8 +450,8 @@ def pipeline_once(name: str, repeats: int = 3) -> dict:
     ±15 % from minute to minute); one JSON row with the median run's figures and every run's factor."""
     import statistics
 
-    from streamfiqa.runner import Runner
-    from streamfiqa.sources import parse_sources
+    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.io.sources import parse_sources
 
     runs = []
     for _ in range(repeats):

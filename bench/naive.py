@@ -2,7 +2,7 @@
 
 Decode (PyAV, main thread) → detect → for each face: align, tier-0, fast scorer (batch of one),
 heavy scorer (batch of one) → keep the best per track. This is what a straightforward script
-does; :mod:`streamfiqa.runner` is measured against it.
+does; :mod:`streamfiqa.pipeline.runner` is measured against it.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import numpy as np
 def run_naive(path: str, cfg, max_frames: int = 0, heavy: bool = True) -> dict:
     from streamfiqa.align import Aligner
     from streamfiqa.detect import detector_from_config
-    from streamfiqa.quality import QualityAssessor
-    from streamfiqa.scorers import create_scorer
-    from streamfiqa.track import Tracker
+    from streamfiqa.quality.tier0 import QualityAssessor
+    from streamfiqa.quality.scorers import create_scorer
+    from streamfiqa.track.tracker import Tracker
 
     q, t = cfg.quality, cfg.tracker
     det = detector_from_config(cfg.detector)

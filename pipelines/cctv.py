@@ -1,5 +1,5 @@
 """CCTV best-frame selection: many live cameras, early ``update`` alerts, ``best`` per track over ZeroMQ."""
-from streamfiqa import compose
+from streamfiqa.pipeline import build as compose
 
 #: Applied before the user's config file and --set overrides.
 DEFAULTS = {

@@ -1,5 +1,5 @@
 """Video enrolment: one cooperative subject; stop once enough good, pose-diverse crops are collected."""
-from streamfiqa import compose
+from streamfiqa.pipeline import build as compose
 
 DEFAULTS = {
     "pipeline": "enroll",

@@ -1,5 +1,5 @@
 """Offline processing of files and folders: every frame, as fast as the machine allows, plus a contact sheet."""
-from streamfiqa import compose
+from streamfiqa.pipeline import build as compose
 
 DEFAULTS = {
     "pipeline": "offline",

@@ -70,7 +70,7 @@ def cmd_run(argv: list[str]) -> int:
     _setup_logging(args.log_level)
     from pipelines import PIPELINES
     from streamfiqa.config import ConfigError, load_config, read_yaml
-    from streamfiqa.sources import parse_sources
+    from streamfiqa.io.sources import parse_sources
 
     name = args.pipeline
     try:
@@ -89,10 +89,10 @@ def cmd_run(argv: list[str]) -> int:
         if args.workers is not None:
             overrides.append(f"fleet.workers={args.workers}")
         cfg = load_config(args.config, overrides, base=PIPELINES[name].DEFAULTS)
-        from streamfiqa import compose
+        from streamfiqa.pipeline import build as compose
 
         if cfg.fleet.workers:
-            from streamfiqa.fleet import Fleet
+            from streamfiqa.cluster.fleet import Fleet
 
             try:
                 import ray  # noqa: F401
@@ -123,7 +123,7 @@ def cmd_listen(argv: list[str]) -> int:
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     _setup_logging(args.log_level)
-    from streamfiqa.publish import listen
+    from streamfiqa.io.sinks import listen
 
     stats: dict = {}
     try:
@@ -170,7 +170,7 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     _setup_logging(args.log_level)
-    from streamfiqa.synth import make_clip
+    from streamfiqa.eval.synth import make_clip
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,7 @@ def cmd_score(argv: list[str]) -> int:
     _add_scorer_options(p, "crop_iqa")
     args = p.parse_args(argv)
     _setup_logging(args.log_level)
-    from streamfiqa.tools import load_faces, score_faces
+    from streamfiqa.photos import load_faces, score_faces
 
     try:
         faces = load_faces(args.paths, aligned=args.aligned)
@@ -230,7 +230,7 @@ def cmd_models(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = p.parse_args(argv)
     from streamfiqa.config import load_config
-    from streamfiqa.tools import model_table
+    from streamfiqa.photos import model_table
 
     configured = {}
     if args.config:
@@ -260,10 +260,10 @@ def cmd_degrade(argv: list[str]) -> int:
     _setup_logging(args.log_level)
     import numpy as np
 
-    from streamfiqa.degrade import PHOTO_KINDS
-    from streamfiqa.facedata import celeba_ids_dir, load_crops, read_identities
-    from streamfiqa.scorers import create_scorer
-    from streamfiqa.tools import default_face_paths, image_files
+    from streamfiqa.eval.degrade import PHOTO_KINDS
+    from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
+    from streamfiqa.quality.scorers import create_scorer
+    from streamfiqa.photos import default_face_paths, image_files
 
     if args.paths:
         paths = [str(f) for f in image_files(args.paths)]
@@ -286,7 +286,7 @@ def cmd_degrade(argv: list[str]) -> int:
 
 
 def cmd_eval(argv: list[str]) -> int:
-    from streamfiqa.facedata import celeba_ids_dir
+    from streamfiqa.eval.facedata import celeba_ids_dir
 
     p = argparse.ArgumentParser(
         prog="streamfiqa eval",
@@ -313,7 +313,7 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     _setup_logging(args.log_level)
-    from streamfiqa.evaluate import identity_eval, plot_edc
+    from streamfiqa.eval.edc import identity_eval, plot_edc
 
     frs = args.fr or ["mobilefacenet", "facenet"]
     scorers = args.scorer or ["fiqa_fast", "fiqa_heavy", "crop_iqa", "grafiqs:fr=mobilefacenet"]
@@ -335,7 +335,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 def cmd_distil(argv: list[str]) -> int:
-    from streamfiqa.facedata import celeba_ids_dir, shared_mobilefacenet
+    from streamfiqa.eval.facedata import celeba_ids_dir, shared_mobilefacenet
 
     p = argparse.ArgumentParser(
         prog="streamfiqa distil",
@@ -365,7 +365,7 @@ def cmd_distil(argv: list[str]) -> int:
     _add_scorer_options(p, "")
     args = p.parse_args(argv)
     _setup_logging(args.log_level if args.log_level != "warning" else "info")
-    from streamfiqa.distil import DistilConfig, distil
+    from streamfiqa.train.distil import DistilConfig, distil
 
     fr_args = _scorer_args(args.teacher_fr_arg)
     if args.teacher_fr == "mobilefacenet" and "weights" not in fr_args:
@@ -402,7 +402,7 @@ def cmd_quantize(argv: list[str]) -> int:
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     _setup_logging(args.log_level)
-    from streamfiqa.models.quantize import calibration_crops, quantize_student
+    from streamfiqa.train.quantize import calibration_crops, quantize_student
     from streamfiqa.models.student import embedded_path
 
     weights = Path(args.weights) if args.weights else embedded_path(args.student)

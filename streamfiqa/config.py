@@ -96,7 +96,7 @@ class TrackerConfig:
 
 @dataclass
 class KeyframeConfig:
-    """Which candidates the heavy tier re-scores (see :mod:`streamfiqa.rescore`)."""
+    """Which candidates the heavy tier re-scores (see :mod:`streamfiqa.pipeline.rescore`)."""
 
     top_k: int = bounded(2, 0)
     period_s: float = bounded(2.0, 0)

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def group_photo():
-    from streamfiqa.synth import sample_photo
+    from streamfiqa.eval.synth import sample_photo
 
     return cv2.imread(str(sample_photo()))
 
@@ -44,7 +44,7 @@ def mtcnn():
 @pytest.fixture(scope="session")
 def synth_clip(tmp_path_factory):
     """A 40-frame clip of 3 real faces, each with one known sharp frame: (path, truth)."""
-    from streamfiqa.synth import make_clip
+    from streamfiqa.eval.synth import make_clip
 
     path = tmp_path_factory.mktemp("clip") / "synth.mp4"
     truth = make_clip(path, faces=3, frames=40, sharp_frames=[12, 20, 29])

@@ -51,8 +51,8 @@ def test_openvino_matches_torch(model_and_onnx, batch):
 def test_openvino_detector_and_student_agree_with_onnxruntime_on_real_faces(group_photo):
     from streamfiqa.align import Aligner
     from streamfiqa.detect import create_detector
-    from streamfiqa.scorers import create_scorer
-    from streamfiqa.track import iou_matrix
+    from streamfiqa.quality.scorers import create_scorer
+    from streamfiqa.track.tracker import iou_matrix
 
     found = {be: create_detector("retinaface", backend=be).detect(group_photo) for be in ("onnxruntime", "openvino")}
     a, b = found["onnxruntime"], found["openvino"]
@@ -66,7 +66,7 @@ def test_openvino_detector_and_student_agree_with_onnxruntime_on_real_faces(grou
 def test_precision_travels_from_config_and_a_backend_names_what_it_runs(group_photo):
     from streamfiqa.config import load_config
     from streamfiqa.detect import detector_from_config
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     cfg = load_config(overrides=["detector.backend=openvino", "detector.precision=bf16"])
     faces = detector_from_config(cfg.detector).detect(group_photo)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from conftest import ROOT, free_port
-from streamfiqa.publish import listen
+from streamfiqa.io.sinks import listen
 
 CLI = [sys.executable, str(ROOT / "run_stream.py")]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -113,7 +113,7 @@ def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_pat
     import re
     from datetime import datetime
 
-    from streamfiqa.synth import make_clip
+    from streamfiqa.eval.synth import make_clip
 
     clip = tmp_path / "hd.mp4"
     make_clip(clip, faces=3, frames=200, size=(1920, 1080), crf=28, gop=25)

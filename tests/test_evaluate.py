@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, shared_path
-from streamfiqa.evaluate import edc, pauc, threshold_at_fmr
+from streamfiqa.eval.edc import edc, pauc, threshold_at_fmr
 
 
 def test_threshold_is_fixed_once_at_the_fmr():
@@ -31,7 +31,7 @@ def test_edc_discards_lowest_quality_first_with_ties_together():
 
 
 def test_normalised_pauc_random_is_one_and_oracle_is_lower():
-    from streamfiqa.evaluate import edc_table
+    from streamfiqa.eval.edc import edc_table
 
     rng = np.random.default_rng(0)
     n = 400
@@ -47,8 +47,8 @@ def test_normalised_pauc_random_is_one_and_oracle_is_lower():
 
 def test_calibration_round_trip(tmp_path):
     from streamfiqa.config import load_config
-    from streamfiqa.evaluate import calibrate, edc, load_calibration
-    from streamfiqa.runner import resolve_min_score
+    from streamfiqa.eval.edc import calibrate, edc, load_calibration
+    from streamfiqa.pipeline.runner import resolve_min_score
 
     sim = np.array([0.9, 0.2, 0.8, 0.3, 0.95, 0.1, 0.4])
     gen = np.array([True, True, True, True, True, False, False])

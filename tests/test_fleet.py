@@ -36,8 +36,8 @@ def cluster():
 def test_killed_worker_resumes_elsewhere_and_every_track_ends_with_best(tmp_path, cluster):
     from pipelines import cctv
     from streamfiqa.config import load_config
-    from streamfiqa.fleet import Fleet
-    from streamfiqa.synth import make_scene
+    from streamfiqa.cluster.fleet import Fleet
+    from streamfiqa.eval.synth import make_scene
 
     shot = [[(0, (0.10, 0.30), (0.25, 0.30), 0, 199), (1, (0.60, 0.35), (0.50, 0.30), 0, 199)]]
     clips = []

@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
-from streamfiqa.degrade import KINDS, ranking_table
-from streamfiqa.scorers import create_scorer
+from streamfiqa.eval.degrade import KINDS, ranking_table
+from streamfiqa.quality.scorers import create_scorer
 
 
 @pytest.fixture(scope="module")
 def real_faces():
     """Real aligned faces: the insightface wheel's photos, plus ../shared's deepface set when present."""
-    from streamfiqa.tools import default_face_paths, load_faces
+    from streamfiqa.photos import default_face_paths, load_faces
 
     paths = default_face_paths()
     if not paths:

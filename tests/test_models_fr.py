@@ -46,7 +46,7 @@ def test_port_batches_and_passes_gradients(facenet):
 
 def test_same_person_is_closer_than_others(group_photo, mtcnn):
     from streamfiqa.align import Aligner
-    from streamfiqa.degrade import jpeg
+    from streamfiqa.eval.degrade import jpeg
 
     fr = create_fr("facenet", device="cpu")
     aligned = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned

@@ -74,8 +74,8 @@ def test_direction_on_real_faces_degradation_raises_the_gradient(group_photo, mt
     """Measured direction on the embedded FaceNet (its bottleneck BN has real statistics):
     larger gradients for degraded faces, so the exposed score (−Σ|grad|) ranks clean higher."""
     from streamfiqa.align import Aligner
-    from streamfiqa.degrade import exposure
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.eval.degrade import exposure
+    from streamfiqa.quality.scorers import create_scorer
 
     faces = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned
     g = create_scorer("grafiqs", device="cpu", point="image")

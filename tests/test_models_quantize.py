@@ -11,7 +11,7 @@ from conftest import shared_path
 @pytest.fixture(scope="module")
 def held_out():
     """Aligned crops of 120 test-half photos (the half the students never trained on), half degraded."""
-    from streamfiqa.facedata import celeba_ids_dir, load_crops, read_identities
+    from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
 
     shared_path("data/faces/celeba_ids/identities.csv")
     paths = read_identities(celeba_ids_dir()).split("test").paths[:120]
@@ -21,7 +21,7 @@ def held_out():
 def test_shipped_int8_fast_student_ranks_and_embeds_like_the_float_one(held_out):
     from scipy.stats import spearmanr
 
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     fp32 = create_scorer("fiqa_fast")
     int8 = create_scorer("fiqa_fast", precision="int8")
@@ -36,9 +36,9 @@ def test_shipped_int8_fast_student_ranks_and_embeds_like_the_float_one(held_out)
 
 
 def test_int8_refuses_a_model_made_from_other_weights(tmp_path):
-    from streamfiqa.models.quantize import int8_path
+    from streamfiqa.train.quantize import int8_path
     from streamfiqa.models.student import embedded_path
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     heavy = tmp_path / "heavy.pt"
     shutil.copy(embedded_path("fiqa_heavy"), heavy)
@@ -56,7 +56,7 @@ def test_quantize_cli_writes_an_int8_model_beside_the_checkpoint(tmp_path, held_
 
     from streamfiqa.cli import main
     from streamfiqa.models.student import embedded_path
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     shared_path("data/faces/celeba_ids/identities.csv")
     weights = tmp_path / "fast.pt"

@@ -8,7 +8,7 @@ from conftest import shared_path
 
 @pytest.fixture(scope="module")
 def faces():
-    from streamfiqa.facedata import celeba_ids_dir, load_crops, read_identities
+    from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
 
     shared_path("data/faces/celeba_ids/identities.csv")
     ids = read_identities(celeba_ids_dir()).split("test")
@@ -44,8 +44,8 @@ def test_mobilefacenet_rejects_a_foreign_state_dict(tmp_path):
 
 
 def test_embedded_students_rank_degraded_photos_below_clean(faces):
-    from streamfiqa.facedata import load_crops
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.eval.facedata import load_crops
+    from streamfiqa.quality.scorers import create_scorer
 
     sub, crops = faces
     for name in ("fiqa_fast", "fiqa_heavy"):
@@ -57,7 +57,7 @@ def test_embedded_students_rank_degraded_photos_below_clean(faces):
 
 
 def test_student_embedding_serves_as_fr(faces):
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     sub, crops = faces
     q, e = create_scorer("fiqa_fast").score_and_embed(crops)
@@ -70,7 +70,7 @@ def test_student_embedding_serves_as_fr(faces):
 
 
 def test_faceqan_scores_degraded_faces_lower_and_is_batch_invariant(faces):
-    from streamfiqa.degrade import blur, noise
+    from streamfiqa.eval.degrade import blur, noise
     from streamfiqa.models.faceqan import FaceQAN
     from streamfiqa.models.fr import load_mobilefacenet
 
@@ -87,7 +87,7 @@ def test_faceqan_scores_degraded_faces_lower_and_is_batch_invariant(faces):
 
 
 def test_grafiqs_runs_on_mobilefacenet_with_real_bn_statistics(faces):
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     _, crops = faces
     pt = shared_path("models/mobilefacenet/mobilefacenet_ms1m_arcface.pt")
@@ -100,9 +100,9 @@ def test_grafiqs_runs_on_mobilefacenet_with_real_bn_statistics(faces):
 
 
 def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path):
-    from streamfiqa.distil import DistilConfig, distil
-    from streamfiqa.facedata import celeba_ids_dir
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.train.distil import DistilConfig, distil
+    from streamfiqa.eval.facedata import celeba_ids_dir
+    from streamfiqa.quality.scorers import create_scorer
 
     pt = shared_path("models/mobilefacenet/mobilefacenet_ms1m_arcface.pt")
     cfg = DistilConfig(arch="mfn80", teacher_fr="mobilefacenet", teacher_fr_args={"weights": str(pt), "device": "cpu"},
@@ -119,7 +119,7 @@ def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path):
 
 
 def test_unknown_scorer_argument_is_named():
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     with pytest.raises(ValueError, match="unknown argument.*bogus.*valid"):
         create_scorer("fiqa_fast", bogus=1)

@@ -7,7 +7,7 @@ import pytest
 from conftest import shared_path
 from streamfiqa.config import ConfigError, PersonsConfig
 from streamfiqa.events import Candidate, Event, decode_embedding
-from streamfiqa.persons import DEFAULT_THRESHOLDS, PersonMerger, resolve_threshold
+from streamfiqa.pipeline.persons import DEFAULT_THRESHOLDS, PersonMerger, resolve_threshold
 
 CELEBA = shared_path("data/faces/celeba_ids/identities.csv")
 needs_ids = pytest.mark.skipif(not CELEBA.is_file(), reason=f"needs {CELEBA} (../shared celeba_ids)")
@@ -38,7 +38,7 @@ def test_same_identity_from_two_sources_merges_others_do_not():
     FMR 1e-3: README)."""
     import time
 
-    from streamfiqa.facedata import load_crops, read_identities
+    from streamfiqa.eval.facedata import load_crops, read_identities
     from streamfiqa.models.fr import create_fr
 
     ids = read_identities(CELEBA.parent)
@@ -109,9 +109,9 @@ def test_threshold_from_a_calibration_file(tmp_path):
 def test_two_cameras_end_to_end_publish_one_person_per_identity(tmp_path):
     """Two clips (two cameras): A and B on one, A (another photo) and C on the other → 3 persons, A on both.
     The crops are embedded by the shared ArcFace MobileFaceNet (any registered FR model can be named)."""
-    from streamfiqa import compose
+    from streamfiqa.pipeline import build as compose
     from streamfiqa.config import load_config
-    from streamfiqa.synth import make_scene, people_photos
+    from streamfiqa.eval.synth import make_scene, people_photos
 
     (a1, a2), (b, _), (c, _) = people_photos(3, photos=2)
     shot = [[(0, (0.1, 0.3), (0.2, 0.3), 0, 39), (1, (0.6, 0.3), (0.5, 0.35), 0, 39)]]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from streamfiqa import compose
+from streamfiqa.pipeline import build as compose
 from streamfiqa.config import load_config
 from pipelines import offline
 
@@ -103,7 +103,7 @@ def test_enrollment_times_out_with_a_clear_message(synth_clip, tmp_path):
 
 def test_demo_clip_with_four_faces_publishes_every_sharp_frame(tmp_path):
     """The README's demo: a face O-Net scores poorly must still win on its sharp frame."""
-    from streamfiqa.synth import make_clip
+    from streamfiqa.eval.synth import make_clip
 
     truth = make_clip(tmp_path / "demo.mp4", faces=4, frames=100)
     code, events = run_offline([tmp_path / "demo.mp4"], tmp_path / "out")
@@ -117,8 +117,8 @@ def test_scene_with_crossings_exits_and_a_cut_one_track_per_person_per_shot(tmp_
     """The tracking test bed: real faces crossing, leaving and coming back, and a hard cut; detection on every
     full frame, and (full_every 5) through windows around the known faces between full frames."""
     from pipelines.offline import DEFAULTS
-    from streamfiqa.mot import mot_metrics, track_clip
-    from streamfiqa.synth import make_scene
+    from streamfiqa.eval.tracking import mot_metrics, track_clip
+    from streamfiqa.eval.synth import make_scene
 
     truth = make_scene(tmp_path / "scene.mp4")
     rows, events = track_clip(str(tmp_path / "scene.mp4"), ["quality.heavy=null", f"detector.full_every={full_every}"],
@@ -132,7 +132,7 @@ def test_scene_with_crossings_exits_and_a_cut_one_track_per_person_per_shot(tmp_
     for e in best:
         f = e["frame_index"]
         for person, *box in truth.frames[f]:
-            from streamfiqa.track import iou_matrix
+            from streamfiqa.track.tracker import iou_matrix
 
             if iou_matrix(np.array([box], np.float32), np.array([e["box"]], np.float32))[0, 0] > 0.5:
                 seen.add((person, truth.shot_of(f)))
@@ -147,8 +147,8 @@ def test_metrics_endpoint_counters_move_during_a_run(synth_clip, tmp_path):
     import urllib.request
 
     pytest.importorskip("prometheus_client")
-    from streamfiqa.runner import Runner
-    from streamfiqa.sources import parse_sources
+    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.io.sources import parse_sources
 
     path, _ = synth_clip
     cfg = load_config(overrides=["stats_interval_s=0", "metrics.port=0", "quality.heavy=null", "detector.full_every=4"],

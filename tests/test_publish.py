@@ -9,7 +9,7 @@ import zmq
 from conftest import free_port
 from streamfiqa.config import PublishConfig
 from streamfiqa.events import Candidate, Event
-from streamfiqa.publish import ZmqPublisher, listen
+from streamfiqa.io.sinks import ZmqPublisher, listen
 
 
 def event(i):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from streamfiqa.align import ARCFACE_TEMPLATE, Aligner
-from streamfiqa.quality import COMPONENTS, QualityAssessor, head_pose
+from streamfiqa.quality.tier0 import COMPONENTS, QualityAssessor, head_pose
 
 
 @pytest.fixture(scope="module")

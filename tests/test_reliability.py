@@ -16,7 +16,7 @@ import zmq
 
 from conftest import ROOT, free_port
 from streamfiqa.config import PublishConfig, load_config
-from streamfiqa.publish import ZmqPublisher
+from streamfiqa.io.sinks import ZmqPublisher
 
 CLI = [sys.executable, str(ROOT / "run_stream.py")]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -182,8 +182,8 @@ def test_a_corrupted_middle_is_skipped_and_the_clean_end_is_read(tmp_path):
     import av
 
     from streamfiqa.config import SourcesConfig
-    from streamfiqa.sources import Source, parse_sources
-    from streamfiqa.synth import make_clip
+    from streamfiqa.io.sources import Source, parse_sources
+    from streamfiqa.eval.synth import make_clip
 
     clip = tmp_path / "c.mp4"
     make_clip(clip, faces=1, frames=60, crf=30, gop=10)

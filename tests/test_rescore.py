@@ -5,8 +5,8 @@ import time
 import numpy as np
 
 from streamfiqa.events import Candidate
-from streamfiqa.rescore import HeavyWorker, Job, KeyframeSampler
-from streamfiqa.select import BestSelector
+from streamfiqa.pipeline.rescore import HeavyWorker, Job, KeyframeSampler
+from streamfiqa.pipeline.best_crop import BestSelector
 
 
 def cand(score, pts=0.0):
@@ -72,7 +72,7 @@ def test_one_scale_per_track_heavy_ranks_only_when_it_scored_every_finalist():
 
 
 def _ended(tid):
-    from streamfiqa.track import KalmanBox, Track
+    from streamfiqa.track.tracker import KalmanBox, Track
 
     t = Track(tid, KalmanBox(np.array([0, 0, 10, 10], np.float32)))
     t.end_reason = "lost"
@@ -84,13 +84,13 @@ def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
 
     from pipelines import offline
     from streamfiqa.config import load_config
-    from streamfiqa.runner import Runner
-    from streamfiqa.sources import parse_sources
+    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.io.sources import parse_sources
 
     path, _ = synth_clip
     cfg = load_config(overrides=[f"output.dir={tmp_path}", "stats_interval_s=0", "quality.heavy=crop_iqa",
                                  "quality.heavy_args={}"], base=offline.DEFAULTS)
-    from streamfiqa.compose import build_sinks
+    from streamfiqa.pipeline.build import build_sinks
 
     runner = Runner(cfg, parse_sources([str(path)]), build_sinks(cfg))
     assert runner.run() == 0

@@ -1,8 +1,8 @@
 import numpy as np
 
 from streamfiqa.events import Candidate, Event
-from streamfiqa.select import BestSelector, EnrollSelector
-from streamfiqa.track import Track
+from streamfiqa.pipeline.best_crop import BestSelector, EnrollSelector
+from streamfiqa.track.tracker import Track
 
 
 def cand(score, frame=0, passed=True, yaw=0.0):

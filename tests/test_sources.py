@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from streamfiqa.config import SourcesConfig
-from streamfiqa.sources import Source, parse_sources, to_bgr
+from streamfiqa.io.sources import Source, parse_sources, to_bgr
 
 
 def drain(src, limit_s=30):

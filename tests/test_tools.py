@@ -14,7 +14,7 @@ def cli(*args, timeout=300):
 
 
 def test_score_prints_one_json_line_per_face():
-    from streamfiqa.synth import sample_photo
+    from streamfiqa.eval.synth import sample_photo
 
     out = cli("score", str(sample_photo()), "--scorer", "crop_iqa")
     assert out.returncode == 0, out.stderr
@@ -40,7 +40,7 @@ def test_score_aligned_crops_with_an_official_layout_checkpoint(tmp_path, group_
 
 
 def test_score_reports_a_missing_checkpoint_clearly(tmp_path):
-    from streamfiqa.synth import sample_photo
+    from streamfiqa.eval.synth import sample_photo
 
     out = cli("score", str(sample_photo()), "--scorer", "ediffiqa", "--arg", f"weights={tmp_path}/none.pth")
     assert out.returncode == 2 and "expected a checkpoint file" in out.stderr
@@ -55,7 +55,7 @@ def test_models_lists_every_scorer_with_its_weights():
 
 
 def test_degrade_reports_the_table_per_kind():
-    from streamfiqa.synth import sample_photo
+    from streamfiqa.eval.synth import sample_photo
 
     out = cli("degrade", str(sample_photo()), "--scorer", "crop_iqa")  # one photo: its largest face
     assert out.returncode == 0, out.stderr

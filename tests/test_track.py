@@ -1,6 +1,6 @@
 import numpy as np
 
-from streamfiqa.track import Tracker, TrackState, iou_matrix
+from streamfiqa.track.tracker import Tracker, TrackState, iou_matrix
 from streamfiqa.types import Faces
 
 
@@ -103,7 +103,7 @@ def test_lost_person_resumes_anywhere_within_the_reid_window():
 
 
 def test_shot_cut_detector_flags_a_change_of_scene_not_motion():
-    from streamfiqa.shots import ShotCutDetector
+    from streamfiqa.io.shots import ShotCutDetector
 
     rng = np.random.default_rng(0)
     scene1 = np.full((360, 640, 3), (40, 120, 200), np.uint8) + rng.integers(0, 30, (360, 640, 3), dtype=np.uint8)

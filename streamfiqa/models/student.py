@@ -166,7 +166,7 @@ class StudentScorer:
         precision: the backend's inference precision (``None`` = its default; ``bf16`` on ``openvino``: about
             half the time where the CPU has bfloat16 units, scores within ~0.01; ``fp16`` on ``tensorrt``), or
             ``int8``: the quantised model beside the checkpoint (``<stem>.int8.onnx``, written by
-            ``streamfiqa quantize``; ONNX Runtime; see :mod:`streamfiqa.models.quantize`).
+            ``streamfiqa quantize``; ONNX Runtime; see :mod:`streamfiqa.train.quantize`).
     """
 
     def __init__(self, weights: str | None = None, name: str = "fiqa_fast", backend: str = "onnxruntime",
@@ -182,7 +182,7 @@ class StudentScorer:
         self.flip, self.jitter = bool(flip), int(jitter)
         onnx_path = None
         if precision == "int8":  # the quantised model beside the checkpoint (streamfiqa quantize)
-            from streamfiqa.models.quantize import check_source, int8_path
+            from streamfiqa.train.quantize import check_source, int8_path
 
             if backend not in ("onnxruntime", "auto"):
                 raise ValueError(f"{self.name}: precision int8 runs on backend onnxruntime, found backend {backend!r}")
@@ -222,7 +222,7 @@ class StudentScorer:
         if self.flip:
             out.append(np.ascontiguousarray(aligned[:, :, ::-1]))
         if self.jitter:
-            from streamfiqa.degrade import jitter_alignment
+            from streamfiqa.eval.degrade import jitter_alignment
 
             out += [jitter_alignment(aligned, seed=k) for k in range(self.jitter)]
         return out

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamfiqa.facedata import IdentitySet, load_crops, protocol_plan, read_identities
+from streamfiqa.eval.facedata import IdentitySet, load_crops, protocol_plan, read_identities
 from streamfiqa.models.student import Student, init_from_teacher, save_student
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def collect_photos(inputs: list[str], every: int = 10, max_photos: int = 0, spli
                    seed: int = 0) -> tuple[IdentitySet | None, list]:
     """Identity folder → (IdentitySet of ``split``, []); else plain folders / videos → (None, frames or
     paths). Video frames are returned as arrays (faces are found later like photos)."""
-    from streamfiqa.tools import IMAGE_EXTS
+    from streamfiqa.photos import IMAGE_EXTS
 
     if len(inputs) == 1 and Path(inputs[0]).is_dir():
         try:
@@ -220,7 +220,7 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
     elif cfg.labels == "consistency":
         ts.labels = consistency_labels(ts.teacher_emb, fr.embed(np.ascontiguousarray(ts.aligned[:, :, ::-1])), ts)
     else:
-        from streamfiqa.scorers import create_scorer
+        from streamfiqa.quality.scorers import create_scorer
 
         ts.labels = np.asarray(create_scorer(cfg.labels.split(":", 1)[1], **(scorer_args or {})).score(ts.aligned),
                                np.float32)

@@ -15,12 +15,12 @@ from streamfiqa.config import Config
 from streamfiqa.detect import detector_from_config
 from streamfiqa.detect.regions import RegionDetector
 from streamfiqa.events import Candidate, Event
-from streamfiqa.quality import QualityAssessor
-from streamfiqa.scorers import create_scorer
-from streamfiqa.rescore import HeavyWorker, Job, KeyframeSampler
-from streamfiqa.select import BestSelector, EnrollSelector
-from streamfiqa.sources import Source, SourceSpec
-from streamfiqa.track import Tracker, TrackState
+from streamfiqa.quality.tier0 import QualityAssessor
+from streamfiqa.quality.scorers import create_scorer
+from streamfiqa.pipeline.rescore import HeavyWorker, Job, KeyframeSampler
+from streamfiqa.pipeline.best_crop import BestSelector, EnrollSelector
+from streamfiqa.io.sources import Source, SourceSpec
+from streamfiqa.track.tracker import Tracker, TrackState
 from streamfiqa.types import Frame
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Runner:
         self.exit_code = 0
         self.metrics = None
         if cfg.metrics.port is not None:
-            from streamfiqa.metrics import Metrics
+            from streamfiqa.io.metrics import Metrics
 
             self.metrics = Metrics(self.stats, cfg.metrics.port, cfg.metrics.address)
         #: Callables ``(source_id, frame, faces, assignments, confirmed_ids)`` told of every tracker step
@@ -574,7 +574,7 @@ def resolve_min_score(value: str | None, scorer: str | None, fr: str | None = No
     if not Path(value).is_file():
         raise ConfigError(f"config key 'quality.min_score': expected a number or a calibration.json written by "
                           f"'eval', found {value!r}")
-    from streamfiqa.evaluate import load_calibration
+    from streamfiqa.eval.edc import load_calibration
 
     try:
         return load_calibration(value, scorer or "tier0", fr)

@@ -29,7 +29,7 @@ import torch
 from streamfiqa.align import ARCFACE_TEMPLATE
 from streamfiqa.models.common import batches, check_aligned, to_input
 from streamfiqa.models.unet import cosine_alphas_cumprod
-from streamfiqa.quality import image_stats
+from streamfiqa.quality.tier0 import image_stats
 
 WEIGHTS = {"sharpness": 2.0, "noise": 1.0, "blocking": 1.0, "exposure": 1.0, "face": 1.0}
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)

@@ -151,7 +151,7 @@ def people_photos(count: int, photos: int = 1, side: int = 150, seed: int = 0) -
     det = create_detector("retinaface", score_threshold=0.9)
     cut = Aligner(display_margin=PATCH_MARGIN, display_size=side)
     out: list[list[np.ndarray]] = []
-    from streamfiqa.facedata import celeba_ids_dir, read_identities
+    from streamfiqa.eval.facedata import celeba_ids_dir, read_identities
 
     def patch(image):
         faces = det.detect(image)

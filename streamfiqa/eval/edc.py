@@ -191,7 +191,7 @@ def load_fr_threshold(path: str | Path, fr: str) -> float:
 
 def _with_shared_weights(name: str, args: dict) -> dict:
     """Development convenience: ``mobilefacenet`` without weights takes the one in ``../shared``."""
-    from streamfiqa.facedata import shared_mobilefacenet
+    from streamfiqa.eval.facedata import shared_mobilefacenet
 
     args = dict(args)
     if name == "mobilefacenet" and "weights" not in args:
@@ -209,9 +209,9 @@ def identity_eval(folder: str | Path, split: str, protocols: list[str], frs: lis
     Returns ``{"rows": [...], "curves": {...}, "calibration": {...}, "meta": {...}}``; each row has
     ``protocol, fr, scorer, pauc_0.2, pauc_0.3, norm_0.2, norm_0.3, fnmr_at_0``.
     """
-    from streamfiqa.facedata import load_crops, pairs, read_identities
+    from streamfiqa.eval.facedata import load_crops, pairs, read_identities
     from streamfiqa.models.fr import create_fr
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     ids = read_identities(folder).split(split, seed)
     if max_photos:

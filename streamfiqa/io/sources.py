@@ -138,7 +138,7 @@ class Source:
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
         if cuts:
-            from streamfiqa.shots import ShotCutDetector
+            from streamfiqa.io.shots import ShotCutDetector
 
             self._shots = ShotCutDetector(cfg.cut_threshold)
 

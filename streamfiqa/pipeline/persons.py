@@ -157,7 +157,7 @@ def resolve_threshold(cfg, fr: str) -> float:
         if not Path(cfg.threshold).is_file():
             raise ConfigError(f"config key 'persons.threshold': expected a cosine or a calibration.json written "
                               f"by 'eval', found {cfg.threshold!r}") from None
-        from streamfiqa.evaluate import load_fr_threshold
+        from streamfiqa.eval.edc import load_fr_threshold
 
         try:
             return load_fr_threshold(cfg.threshold, cfg.fr or fr.split(":")[0])

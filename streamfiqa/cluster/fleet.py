@@ -3,7 +3,7 @@
     streamfiqa cam1=rtsp://… cam2=rtsp://… … --pipeline cctv --set fleet.workers=8 --set fleet.address=auto
 
 Each worker is a Ray actor (``fleet.cpus_per_worker`` / ``fleet.gpus_per_worker`` decide where Ray places it:
-one per node or per GPU) that runs one :class:`~streamfiqa.runner.Runner` over the sources assigned to it, so
+one per node or per GPU) that runs one :class:`~streamfiqa.pipeline.runner.Runner` over the sources assigned to it, so
 the fast tier batches the faces of all its sources in one network run. The driver (this process) is the
 fan-in: it polls every worker, passes their events to the sinks of the config (ZeroMQ, files, the
 cross-camera merge: the same schema as one process) and keeps, per source, the latest checkpoint a worker
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from streamfiqa.config import Config
 from streamfiqa.events import Event
-from streamfiqa.sources import SourceSpec, parse_sources
+from streamfiqa.io.sources import SourceSpec, parse_sources
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class FleetWorker:
 
     def start(self, specs: list[SourceSpec], first_track_ids: dict[str, int]) -> None:
         """Run ``specs`` in a runner of their own (one network run per frame round over all of them)."""
-        from streamfiqa.runner import Runner
+        from streamfiqa.pipeline.runner import Runner
 
         runner = Runner(self.cfg, specs, [_QueueSink(self.items, self.lock)])
         runner.first_track_ids = {i: first_track_ids.get(s.id, 1) for i, s in enumerate(specs)}
@@ -140,7 +140,7 @@ class Fleet:
         self.cfg = cfg
         specs = parse_sources(sources, cfg.sources.live, strict=False)
         if sinks is None:
-            from streamfiqa.compose import build_sinks
+            from streamfiqa.pipeline.build import build_sinks
 
             sinks = build_sinks(cfg)
         self.sinks = sinks
@@ -155,7 +155,7 @@ class Fleet:
         self._heavy: dict[int, dict] = {}
         self.metrics = None
         if cfg.metrics.port is not None:  # the fan-in serves the fleet's metrics (workers serve none)
-            from streamfiqa.metrics import Metrics
+            from streamfiqa.io.metrics import Metrics
 
             self.metrics = Metrics(self.metrics_stats, cfg.metrics.port, cfg.metrics.address)
 
@@ -174,7 +174,7 @@ class Fleet:
         return out
 
     def metrics_stats(self) -> dict:
-        """Runner-shaped stats of the whole fleet (what :class:`~streamfiqa.metrics.Metrics` reads): each
+        """Runner-shaped stats of the whole fleet (what :class:`~streamfiqa.io.metrics.Metrics` reads): each
         source's counters summed over the workers it ran on, plus the fleet's own."""
         sources = {sid: self._add_counters(st, self._base.get(sid, {}))
                    for sid, st in list(self._source_stats.items())}

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from streamfiqa.events import Candidate, Event
-from streamfiqa.track import Track
+from streamfiqa.track.tracker import Track
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """MOT-style tracking metrics (IDF1, identity switches, fragmentations) and a harness that runs the real
-pipeline on a clip with ground truth (:func:`streamfiqa.synth.make_scene`).
+pipeline on a clip with ground truth (:func:`streamfiqa.eval.synth.make_scene`).
 
 Definitions follow CLEAR-MOT and Ristani et al. (2016): per frame, ground-truth boxes and confirmed track
 boxes are matched one-to-one at IoU ≥ ``iou``; an identity switch is a ground-truth person matched to a
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from streamfiqa.track import iou_matrix
+from streamfiqa.track.tracker import iou_matrix
 
 
 def mot_metrics(truth: list, predicted: list, iou: float = 0.5, shots: list | None = None) -> dict:
@@ -80,8 +80,8 @@ def track_clip(path: str, overrides: list[str] | None = None, base: dict | None 
     """Run the pipeline (``base``: a pipeline's ``DEFAULTS``) on ``path``; returns per-frame confirmed
     ``(track_id, box)`` rows and the events (as metadata dicts)."""
     from streamfiqa.config import load_config
-    from streamfiqa.runner import Runner
-    from streamfiqa.sources import parse_sources
+    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.io.sources import parse_sources
 
     cfg = load_config(None, [*(overrides or []), "stats_interval_s=0", "progress=false"], base=base)
     rows: dict[int, list] = {}

@@ -56,7 +56,7 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
     """Read images; detect and align their faces, or (``aligned``) take them as aligned crops
     resized to 112×112. Unreadable images and images without faces are logged and skipped."""
     from streamfiqa.align import Aligner
-    from streamfiqa.quality import QualityAssessor
+    from streamfiqa.quality.tier0 import QualityAssessor
 
     crops, where, idx, t0 = [], [], [], []
     det = None if aligned else _detector(detector, min_face)
@@ -100,7 +100,7 @@ def score_faces(faces: FaceSet, scorer: str, args: dict | None = None) -> np.nda
         if np.isnan(faces.tier0).any():
             raise ValueError("tier0 needs detected faces (landmarks in the source image); drop --aligned")
         return faces.tier0
-    from streamfiqa.scorers import create_scorer
+    from streamfiqa.quality.scorers import create_scorer
 
     model = create_scorer(scorer, **(args or {}))
     return np.asarray(model.score(faces.aligned), np.float32) if len(faces.aligned) else np.zeros(0, np.float32)
@@ -109,8 +109,8 @@ def score_faces(faces: FaceSet, scorer: str, args: dict | None = None) -> np.nda
 def model_table(configured: dict[str, dict] | None = None) -> list[dict]:
     """Every scorer and FR model with whether its weights are present here."""
     from streamfiqa.models.fr import FR_MODELS
-    from streamfiqa.scorers import scorer_names
-    from streamfiqa.scorers import availability
+    from streamfiqa.quality.scorers import scorer_names
+    from streamfiqa.quality.scorers import availability
 
     configured = configured or {}
     rows = [{"kind": "scorer", "name": "tier0", "available": True, "weights": "none (built in)"}]
@@ -136,7 +136,7 @@ def default_face_paths() -> list[str]:
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "deepface"
     if shared.is_dir():
         paths.append(str(shared))
-    from streamfiqa.synth import sample_photo
+    from streamfiqa.eval.synth import sample_photo
 
     try:
         images = sample_photo().parent

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamfiqa.degrade import PHOTO_BAR, PHOTO_KINDS, degrade_photo
+from streamfiqa.eval.degrade import PHOTO_BAR, PHOTO_KINDS, degrade_photo
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("clean", "mixed", *PHOTO_KINDS)
@@ -22,7 +22,7 @@ PROTOCOLS = ("clean", "mixed", *PHOTO_KINDS)
 
 def shared_dir() -> Path:
     """``../shared`` beside the checkout (development data; may be absent)."""
-    return Path(__file__).resolve().parents[2] / "shared"
+    return Path(__file__).resolve().parents[3] / "shared"
 
 
 def celeba_ids_dir() -> Path:
@@ -92,7 +92,7 @@ def read_identities(folder: str | Path) -> IdentitySet:
                 paths.append(str(base / row["file"]))
                 ids.append(names.setdefault(row["identity"], len(names)))
     else:
-        from streamfiqa.tools import IMAGE_EXTS
+        from streamfiqa.photos import IMAGE_EXTS
 
         for k, person in enumerate(sorted(p for p in folder.iterdir() if p.is_dir())):
             for f in sorted(person.iterdir()):

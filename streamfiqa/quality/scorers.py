@@ -138,16 +138,16 @@ def faceqan(fr: str | None = None, fr_args: dict | None = None, eps: float = 1e-
 
 @SCORERS.register("crop_iqa")
 def crop_iqa(onet_path: str | None = None, providers: list | None = None):
-    """Fast embedded default (see :mod:`streamfiqa.models.embedded`)."""
-    from streamfiqa.models.embedded import CropIQA
+    """Fast embedded default (see :mod:`streamfiqa.quality.classic`)."""
+    from streamfiqa.quality.classic import CropIQA
 
     return CropIQA(onet_path, providers)
 
 
 @SCORERS.register("facenet_fusion")
 def facenet_fusion(t: int = 20, repeats: int = 2, seed: int = 0, device: str = "auto"):
-    """Heavy embedded default (see :mod:`streamfiqa.models.embedded`)."""
-    from streamfiqa.models.embedded import FaceNetFusion
+    """Heavy embedded default (see :mod:`streamfiqa.quality.classic`)."""
+    from streamfiqa.quality.classic import FaceNetFusion
 
     return FaceNetFusion(None, t, repeats, seed, device)
 
@@ -155,7 +155,7 @@ def facenet_fusion(t: int = 20, repeats: int = 2, seed: int = 0, device: str = "
 @SCORERS.register("facenet_stability")
 def facenet_stability(t: int = 20, repeats: int = 2, seed: int = 0, device: str = "auto"):
     """FaceNet embedding stability alone."""
-    from streamfiqa.models.embedded import FaceNetStability
+    from streamfiqa.quality.classic import FaceNetStability
 
     return FaceNetStability(_fr("facenet", None, device), t, repeats, seed)
 

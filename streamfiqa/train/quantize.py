@@ -76,7 +76,7 @@ def calibration_crops(folder: str | Path | None = None, photos: int = 400, split
     Raises:
         FileNotFoundError: no folder given and ``../shared`` is absent.
     """
-    from streamfiqa.facedata import celeba_ids_dir, load_crops, read_identities
+    from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
 
     ids = read_identities(folder or celeba_ids_dir()).split(split, seed)
     paths = ids.paths[:photos]

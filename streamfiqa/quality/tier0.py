@@ -1,4 +1,4 @@
-"""Tier-0 quality: cheap per-face components and gates (learned scorers: :mod:`streamfiqa.scorers`).
+"""Tier-0 quality: cheap per-face components and gates (learned scorers: :mod:`streamfiqa.quality.scorers`).
 
 The selection score used until a learned scorer is configured (``tier0``) is a weighted
 geometric mean of terms in ``(0, 1]``::

@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 
 from streamfiqa.config import Config
-from streamfiqa.publish import ContactSheet, FileSink, ZmqPublisher
-from streamfiqa.runner import Runner
-from streamfiqa.sources import parse_sources
+from streamfiqa.io.sinks import ContactSheet, FileSink, ZmqPublisher
+from streamfiqa.pipeline.runner import Runner
+from streamfiqa.io.sources import parse_sources
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def build_sinks(cfg: Config) -> list:
         log.warning("no sink configured (--publish / --out): events are only logged")
         sinks.append(LogSink())
     if cfg.persons.enabled:
-        from streamfiqa.persons import PersonMerger, embedding_model, resolve_threshold
+        from streamfiqa.pipeline.persons import PersonMerger, embedding_model, resolve_threshold
 
         try:
             sinks = [PersonMerger(sinks, resolve_threshold(cfg.persons, embedding_model(cfg)), cfg.persons.window_s)]
