@@ -50,7 +50,8 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 def face_crops(n: int) -> np.ndarray:
     """``n`` real aligned faces (the insightface photo's faces, jittered), as the pipeline holds them."""
-    from streamfiqa.photos import default_face_paths, load_faces
+    from streamfiqa.eval.synth import default_face_paths
+    from streamfiqa.photos import load_faces
 
     base = load_faces(default_face_paths()[-2:], min_face=40).aligned
     rng = np.random.default_rng(0)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from engines.export import export_onnx, parity
-    from streamfiqa.backends.base import available
+    from streamfiqa.backends import available
     from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
     from streamfiqa.models.ediffiqa import EDifFIQA, exported_onnx, load_ediffiqa
 

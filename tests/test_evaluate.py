@@ -47,8 +47,8 @@ def test_normalised_pauc_random_is_one_and_oracle_is_lower():
 
 def test_calibration_round_trip(tmp_path):
     from streamfiqa.config import load_config
-    from streamfiqa.eval.edc import calibrate, edc, load_calibration
-    from streamfiqa.pipeline.runner import resolve_min_score
+    from streamfiqa.eval.edc import calibrate, edc
+    from streamfiqa.quality.calibration import min_score, quality_threshold
 
     sim = np.array([0.9, 0.2, 0.8, 0.3, 0.95, 0.1, 0.4])
     gen = np.array([True, True, True, True, True, False, False])
@@ -58,11 +58,11 @@ def test_calibration_round_trip(tmp_path):
     assert cal["fnmr"] == 0.0 and cal["discard"] == 0.6 and cal["threshold"] == 0.8
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps({"calibration": {"fiqa_fast": {"mobilefacenet": cal}}}))
-    assert load_calibration(path, "fiqa_fast") == 0.8
+    assert quality_threshold(path, "fiqa_fast") == 0.8
     cfg = load_config(None, [f"quality.min_score={path}"])
-    assert resolve_min_score(cfg.quality.min_score, cfg.quality.scorer) == 0.8
+    assert min_score(cfg.quality) == 0.8
     with pytest.raises(ValueError, match="no calibration for scorer 'crop_iqa'"):
-        load_calibration(path, "crop_iqa")
+        quality_threshold(path, "crop_iqa")
 
 
 def test_eval_cli_on_identities(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 from conftest import shared_path
 from streamfiqa.config import ConfigError, PersonsConfig
 from streamfiqa.events import Candidate, Event, decode_embedding
-from streamfiqa.pipeline.persons import DEFAULT_THRESHOLDS, PersonMerger, resolve_threshold
+from streamfiqa.pipeline.persons import PersonMerger
+from streamfiqa.quality.calibration import DEFAULT_FR_THRESHOLDS, person_threshold
 
 CELEBA = shared_path("data/faces/celeba_ids/identities.csv")
 needs_ids = pytest.mark.skipif(not CELEBA.is_file(), reason=f"needs {CELEBA} (../shared celeba_ids)")
@@ -49,7 +50,7 @@ def test_same_identity_from_two_sources_merges_others_do_not():
     assert np.all(crops.found), "every photo shows a face"
     emb = create_fr("facenet").embed(crops.aligned)
     out = Collect()
-    merger = PersonMerger([out], resolve_threshold(PersonsConfig(), "facenet"), window_s=60)
+    merger = PersonMerger([out], person_threshold(PersonsConfig(), "facenet"), window_s=60)
     now = time.time()
     for k in range(len(paths)):  # person k // 2: photo 0 on cam1 (track k), photo 1 on cam2 (track k)
         merger.emit(best(f"cam{k % 2 + 1}", k, crops.aligned[k], emb[k], wallclock=now, score=0.3 + 0.001 * k))
@@ -93,16 +94,16 @@ def test_person_closes_after_its_window_and_embedding_round_trips(group_photo):
 def test_threshold_from_a_calibration_file(tmp_path):
     cal = tmp_path / "calibration.json"
     cal.write_text(json.dumps({"calibration": {"fiqa_fast": {"student": {"threshold": 0.3, "fr_threshold": 0.42}}}}))
-    assert resolve_threshold(PersonsConfig(threshold=str(cal)), "student:fiqa_fast") == pytest.approx(0.42)
+    assert person_threshold(PersonsConfig(threshold=str(cal)), "student:fiqa_fast") == pytest.approx(0.42)
     with pytest.raises(ConfigError, match="it has student"):
-        resolve_threshold(PersonsConfig(threshold=str(cal)), "facenet")
+        person_threshold(PersonsConfig(threshold=str(cal)), "facenet")
     with pytest.raises(ConfigError, match="expected a cosine"):
-        resolve_threshold(PersonsConfig(threshold="1.5"), "facenet")
+        person_threshold(PersonsConfig(threshold="1.5"), "facenet")
     with pytest.raises(ConfigError, match="calibration.json"):
-        resolve_threshold(PersonsConfig(threshold=str(tmp_path / "missing.json")), "facenet")
+        person_threshold(PersonsConfig(threshold=str(tmp_path / "missing.json")), "facenet")
     with pytest.raises(ConfigError, match="built in: facenet"):
-        resolve_threshold(PersonsConfig(), "arcface_onnx")
-    assert resolve_threshold(PersonsConfig(), "facenet") == DEFAULT_THRESHOLDS["facenet"]
+        person_threshold(PersonsConfig(), "arcface_onnx")
+    assert person_threshold(PersonsConfig(), "facenet") == DEFAULT_FR_THRESHOLDS["facenet"]
 
 
 @needs_ids

@@ -1,16 +1,17 @@
-"""The backend interface, the registry and ``auto`` selection."""
+"""The backend interface, its registry, and the helpers every backend shares (batching, device choice).
+
+The backends register themselves when :func:`streamfiqa.backends.create_backend` imports them; this module imports
+none of them."""
 from __future__ import annotations
 
 import abc
 import importlib.util
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from streamfiqa.registry import Registry
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,31 +76,16 @@ def available(kind: str) -> bool:
     return kind == "torch"
 
 
-def create_backend(kind: str = "auto", **kwargs) -> Backend:
-    """Build a backend by name: ``tensorrt``, ``openvino``, ``onnxruntime``, ``torch`` or ``auto``.
-
-    ``auto`` picks TensorRT when the package and a GPU exist, else ONNX Runtime when an ONNX model is
-    given, else torch. Arguments a backend does not take are ignored by that backend's factory; an argument
-    given as ``None`` means that backend's own default (``precision=None``: fp16 on TensorRT, f32 elsewhere).
-    """
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    import streamfiqa.backends.onnxruntime_backend  # noqa: F401 - registration
-    import streamfiqa.backends.openvino_backend  # noqa: F401
-    import streamfiqa.backends.tensorrt_backend  # noqa: F401
-    import streamfiqa.backends.torch_backend  # noqa: F401
-
-    if kind == "auto":
-        if available("tensorrt") and kwargs.get("onnx_path"):
-            kind = "tensorrt"
-        elif available("onnxruntime") and kwargs.get("onnx_path"):
-            kind = "onnxruntime"
-        else:
-            kind = "torch"
-        log.info("backend auto → %s", kind)
-    return BACKENDS.create(kind, **kwargs)
-
-
 def batches(n: int, size: int):
     """Slices covering ``range(n)`` in chunks of ``size``."""
     for i in range(0, n, max(size, 1)):
         yield slice(i, min(i + size, n))
+
+
+def pick_device(device: str = "auto"):
+    """``auto`` → CUDA when available, else CPU (a ``torch.device``)."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches
+from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches, pick_device
 
 
 @BACKENDS.register("torch")
@@ -24,8 +24,6 @@ class TorchBackend(Backend):
     def __init__(self, module=None, input_shape=(3, 112, 112), device: str = "auto", half: bool = False,
                  compile: bool = False, max_batch: int = 256, **_) -> None:
         import torch
-
-        from streamfiqa.models.common import pick_device
 
         if module is None:
             raise ValueError("torch backend: expected module=<nn.Module>, found none")

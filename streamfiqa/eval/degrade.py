@@ -137,16 +137,3 @@ def degrade_photo(photo: np.ndarray, kind: str, strength: float, landmarks: np.n
     if kind == "occlusion":
         return _photo_occlude(photo, strength, eye, rng, np.asarray(landmarks))
     return PHOTO_KINDS[kind](photo, strength, eye, rng)
-
-
-def jitter_alignment(aligned: np.ndarray, seed: int = 0, shift: float = 2.0, scale: float = 0.03,
-                     angle: float = 3.0) -> np.ndarray:
-    """Each crop re-sampled under a seeded small similarity (±``shift`` px, ±``scale``, ±``angle``°): the
-    spread that different detectors' landmarks give the same face (±2 px of landmark jitter)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty_like(aligned)
-    for k, a in enumerate(aligned):
-        m = cv2.getRotationMatrix2D((56.0, 56.0), rng.uniform(-angle, angle), 1.0 + rng.uniform(-scale, scale))
-        m[:, 2] += rng.uniform(-shift, shift, 2)
-        out[k] = cv2.warpAffine(a, m, (112, 112), borderMode=cv2.BORDER_REFLECT)
-    return out

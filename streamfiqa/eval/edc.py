@@ -151,44 +151,6 @@ def calibrate(curve: dict, quality_pairs: np.ndarray, max_discard: float = 0.1,
             "target_fnmr": goal, "max_discard": max_discard, "fr_threshold": curve["threshold"]}
 
 
-def _calibration_table(path: str | Path) -> dict:
-    """scorer → FR model → entry, from an ``eval`` calibration file (or a bare table)."""
-    data = json.loads(Path(path).read_text())
-    return data.get("calibration", data)
-
-
-def load_calibration(path: str | Path, scorer: str, fr: str | None = None) -> float:
-    """The threshold an ``eval`` calibration file gives ``scorer`` (with ``fr``, or its only / first FR).
-
-    Raises:
-        ValueError: the file has no entry for the scorer (the message lists those it has).
-    """
-    table = _calibration_table(path)
-    if scorer not in table:
-        raise ValueError(f"{path}: no calibration for scorer {scorer!r}; it has {', '.join(table) or 'none'}")
-    per_fr = table[scorer]
-    if fr is None:
-        fr = next(iter(per_fr))
-    if fr not in per_fr:
-        raise ValueError(f"{path}: no calibration of {scorer!r} with FR {fr!r}; it has {', '.join(per_fr)}")
-    return float(per_fr[fr]["threshold"])
-
-
-def load_fr_threshold(path: str | Path, fr: str) -> float:
-    """The recogniser threshold at the file's FMR (``fr_threshold``) that an ``eval`` calibration file
-    measured for FR model ``fr`` (the same under every scorer).
-
-    Raises:
-        ValueError: the file has no entry for ``fr`` (the message lists those it has).
-    """
-    table = _calibration_table(path)
-    have = sorted({name for per_fr in table.values() for name in per_fr})
-    for per_fr in table.values():
-        if fr in per_fr and "fr_threshold" in per_fr[fr]:
-            return float(per_fr[fr]["fr_threshold"])
-    raise ValueError(f"{path}: no FR threshold for {fr!r}; it has {', '.join(have) or 'none'}")
-
-
 def _with_shared_weights(name: str, args: dict) -> dict:
     """Development convenience: ``mobilefacenet`` without weights takes the one in ``../shared``."""
     from streamfiqa.eval.facedata import shared_mobilefacenet

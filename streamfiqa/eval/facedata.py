@@ -92,11 +92,11 @@ def read_identities(folder: str | Path) -> IdentitySet:
                 paths.append(str(base / row["file"]))
                 ids.append(names.setdefault(row["identity"], len(names)))
     else:
-        from streamfiqa.photos import IMAGE_EXTS
+        from streamfiqa.io.media import is_image
 
         for k, person in enumerate(sorted(p for p in folder.iterdir() if p.is_dir())):
             for f in sorted(person.iterdir()):
-                if f.suffix.lower() in IMAGE_EXTS:
+                if is_image(f):
                     paths.append(str(f))
                     ids.append(k)
     ids_arr = np.asarray(ids, np.int64)

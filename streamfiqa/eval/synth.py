@@ -275,3 +275,19 @@ def make_scene(path: str | Path, script: list[list[tuple]] | None = None, frames
         for packet in stream.encode():
             out.mux(packet)
     return SceneTruth(truth, starts, people, fps)
+
+
+def default_face_paths() -> list[str]:
+    """Real face photos for the degradation check: ../shared deepface set if present, plus the
+    photos shipped in the insightface wheel."""
+    paths = []
+    from streamfiqa.eval.facedata import shared_dir
+
+    shared = shared_dir() / "data" / "faces" / "deepface"
+    if shared.is_dir():
+        paths.append(str(shared))
+    try:
+        images = sample_photo().parent
+    except FileNotFoundError:
+        return paths
+    return paths + [str(images / n) for n in ("t1.jpg", "Tom_Hanks_54745.png") if (images / n).is_file()]

@@ -19,12 +19,11 @@ import cv2
 import numpy as np
 
 from streamfiqa.config import SourcesConfig
+from streamfiqa.io.media import IMAGE_EXTENSIONS, is_image
 from streamfiqa.types import Frame
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".ts", ".flv")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 KINDS = ("file", "rtsp", "http", "webcam", "folder")
 
 
@@ -367,7 +366,7 @@ class Source:
             container.close()
 
     def _folder_frames(self) -> Iterator[Frame]:
-        files = sorted(p for p in Path(self.spec.uri).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in Path(self.spec.uri).iterdir() if is_image(p))
         if not files:
             raise FileNotFoundError(f"{self.spec.uri}: expected images ({', '.join(IMAGE_EXTENSIONS)}), found none")
         self.total_frames = len(files)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from streamfiqa.backends.base import batches  # noqa: F401 - re-exported for the models
+from streamfiqa.backends.base import batches, pick_device  # noqa: F401 - re-exported for the models
 
 #: Face crops the scorers take: 112×112 BGR uint8, aligned to the ArcFace template.
 ALIGNED_SHAPE = (112, 112, 3)
@@ -66,13 +66,6 @@ def to_input(aligned: np.ndarray, device: str | torch.device = "cpu", dtype=torc
     arr = check_aligned(aligned)
     x = torch.from_numpy(np.ascontiguousarray(arr[..., ::-1])).to(device)
     return x.permute(0, 3, 1, 2).to(dtype).div_(127.5).sub_(1.0)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_checkpoint(path: str | Path) -> dict:

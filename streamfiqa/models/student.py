@@ -182,7 +182,7 @@ class StudentScorer:
         self.flip, self.jitter = bool(flip), int(jitter)
         onnx_path = None
         if precision == "int8":  # the quantised model beside the checkpoint (streamfiqa quantize)
-            from streamfiqa.train.quantize import check_source, int8_path
+            from streamfiqa.models.int8 import check_source, int8_path
 
             if backend not in ("onnxruntime", "auto"):
                 raise ValueError(f"{self.name}: precision int8 runs on backend onnxruntime, found backend {backend!r}")
@@ -222,7 +222,7 @@ class StudentScorer:
         if self.flip:
             out.append(np.ascontiguousarray(aligned[:, :, ::-1]))
         if self.jitter:
-            from streamfiqa.eval.degrade import jitter_alignment
+            from streamfiqa.align import jitter_alignment
 
             out += [jitter_alignment(aligned, seed=k) for k in range(self.jitter)]
         return out

@@ -31,10 +31,11 @@ def build_sinks(cfg: Config) -> list:
         log.warning("no sink configured (--publish / --out): events are only logged")
         sinks.append(LogSink())
     if cfg.persons.enabled:
-        from streamfiqa.pipeline.persons import PersonMerger, embedding_model, resolve_threshold
+        from streamfiqa.pipeline.persons import PersonMerger, embedding_model
+        from streamfiqa.quality.calibration import person_threshold
 
         try:
-            sinks = [PersonMerger(sinks, resolve_threshold(cfg.persons, embedding_model(cfg)), cfg.persons.window_s)]
+            sinks = [PersonMerger(sinks, person_threshold(cfg.persons, embedding_model(cfg)), cfg.persons.window_s)]
         except BaseException:
             for sink in sinks:
                 sink.close()

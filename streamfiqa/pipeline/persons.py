@@ -8,7 +8,8 @@ A person is closed ``window_s`` after its last sighting (or when the run ends) a
 score).
 
 The threshold is a cosine of the embedding model's space; ``eval --fr student`` writes the one at FMR 1e-3
-into ``calibration.json`` (``fr_threshold``), which ``persons.threshold`` can name.
+into ``calibration.json`` (``fr_threshold``), which ``persons.threshold`` can name
+(:func:`streamfiqa.quality.calibration.person_threshold`).
 """
 from __future__ import annotations
 
@@ -22,12 +23,6 @@ import numpy as np
 from streamfiqa.events import Event
 
 log = logging.getLogger(__name__)
-
-#: Cosine at FMR 1e-3 of each embedding model on the ``train`` half of ``../shared`` celeba_ids (149 identities,
-#: 1,618 photos, 50,000 impostor pairs): ``streamfiqa eval --split train --protocol clean --scorer fiqa_fast
-#: --fr facenet --fr student --fr mobilefacenet``. The README gives their error rates on the held-out half.
-DEFAULT_THRESHOLDS = {"facenet": 0.578, "student:fiqa_fast": 0.456, "mobilefacenet": 0.359}
-
 
 @dataclass
 class _Person:
@@ -127,45 +122,6 @@ class PersonMerger:
                  self.stats["without_embedding"])
         for sink in self.sinks:
             sink.close()
-
-
-def resolve_threshold(cfg, fr: str) -> float:
-    """``persons.threshold``: a cosine, an ``eval`` calibration.json (the ``fr_threshold`` it measured for
-    ``persons.fr``, else ``fr``), or None for the built-in threshold of ``fr`` (:data:`DEFAULT_THRESHOLDS`).
-
-    Args:
-        cfg: the ``persons`` section.
-        fr: the model that embeds the published crops (``publish.embedding_fr``, or the tracker's).
-
-    Raises:
-        ConfigError: neither a number nor a calibration file with an entry for that FR model, or no built-in
-            threshold for ``fr``.
-    """
-    from pathlib import Path
-
-    from streamfiqa.config import ConfigError
-
-    if cfg.threshold is None:
-        if fr not in DEFAULT_THRESHOLDS:
-            raise ConfigError(f"config key 'persons.threshold': no built-in threshold for embeddings of {fr!r} "
-                              f"(built in: {', '.join(DEFAULT_THRESHOLDS)}); give a cosine or the calibration.json "
-                              f"of 'eval --fr {fr.split(':')[0]}'")
-        return DEFAULT_THRESHOLDS[fr]
-    try:
-        value = float(cfg.threshold)
-    except ValueError:
-        if not Path(cfg.threshold).is_file():
-            raise ConfigError(f"config key 'persons.threshold': expected a cosine or a calibration.json written "
-                              f"by 'eval', found {cfg.threshold!r}") from None
-        from streamfiqa.eval.edc import load_fr_threshold
-
-        try:
-            return load_fr_threshold(cfg.threshold, cfg.fr or fr.split(":")[0])
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(f"config key 'persons.threshold': {exc}") from None
-    if not -1.0 <= value <= 1.0:
-        raise ConfigError(f"config key 'persons.threshold': expected a cosine in [-1, 1], found {value}")
-    return value
 
 
 def embedding_model(cfg) -> str:

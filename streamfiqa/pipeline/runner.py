@@ -15,6 +15,7 @@ from streamfiqa.config import Config
 from streamfiqa.detect import detector_from_config
 from streamfiqa.detect.regions import RegionDetector
 from streamfiqa.events import Candidate, Event
+from streamfiqa.quality import calibration
 from streamfiqa.quality.tier0 import QualityAssessor
 from streamfiqa.quality.scorers import create_scorer
 from streamfiqa.pipeline.rescore import HeavyWorker, Job, KeyframeSampler
@@ -76,7 +77,7 @@ class Runner:
         self.assessor = QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score,
                                         q.min_sharpness, q.max_clipped)
         self.scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
-        self.min_score = resolve_min_score(q.min_score, q.scorer, q.min_score_fr)
+        self.min_score = calibration.min_score(q)
         self.embedder = self._embedder(cfg.tracker)
         if self.embedder == "scorer":
             self._embedding_model = f"student:{self.scorer.name}"
@@ -552,34 +553,6 @@ class _DetectStage:
     def close(self) -> None:
         self._halt.set()
         self.thread.join(timeout=5)
-
-
-def resolve_min_score(value: str | None, scorer: str | None, fr: str | None = None) -> float | None:
-    """``quality.min_score``: a number, or the path of an ``eval`` calibration file (the threshold it gives the
-    fast scorer); None = no gate.
-
-    Raises:
-        ConfigError: neither a number nor a readable calibration with an entry for the scorer.
-    """
-    from pathlib import Path
-
-    from streamfiqa.config import ConfigError
-
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    if not Path(value).is_file():
-        raise ConfigError(f"config key 'quality.min_score': expected a number or a calibration.json written by "
-                          f"'eval', found {value!r}")
-    from streamfiqa.eval.edc import load_calibration
-
-    try:
-        return load_calibration(value, scorer or "tier0", fr)
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(f"config key 'quality.min_score': {exc}") from None
 
 
 class _Timer:

