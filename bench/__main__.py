@@ -332,7 +332,7 @@ def bench_soak(results: list, minutes: float) -> None:
 
     from pipelines import cctv
     from streamfiqa.config import load_config
-    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.pipeline.build import build_runner
     from streamfiqa.io.sources import parse_sources
 
     if not CROWD.is_file():
@@ -345,7 +345,7 @@ def bench_soak(results: list, minutes: float) -> None:
                                                              'progress="false"', "sources.live=true",
                                                              "sources.realtime=true"], base=cctv.DEFAULTS)
         sink = CountSink()
-        runner = Runner(cfg, parse_sources([f"cam={clip}"], live="true"), [sink])
+        runner = build_runner(cfg, parse_sources([f"cam={clip}"], live="true"), [sink])
         stop = threading.Event()
         thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
         t0 = time.monotonic()
@@ -451,12 +451,12 @@ def pipeline_once(name: str, repeats: int = 3) -> dict:
     ±15 % from minute to minute); one JSON row with the median run's figures and every run's factor."""
     import statistics
 
-    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.pipeline.build import build_runner
     from streamfiqa.io.sources import parse_sources
 
     runs = []
     for _ in range(repeats):
-        runner = Runner(_config(name), parse_sources([str(CROWD)]), [])
+        runner = build_runner(_config(name), parse_sources([str(CROWD)]), [])
         t0 = time.perf_counter()
         runner.run()
         wall = time.perf_counter() - t0

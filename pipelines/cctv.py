@@ -1,5 +1,5 @@
 """CCTV best-frame selection: many live cameras, early ``update`` alerts, ``best`` per track over ZeroMQ."""
-from streamfiqa.pipeline import build as compose
+from streamfiqa.pipeline import build
 
 #: Applied before the user's config file and --set overrides.
 DEFAULTS = {
@@ -17,4 +17,4 @@ DEFAULTS = {
 
 def run(sources, cfg, stop=None) -> int:
     """Run CCTV selection until stopped (live sources reconnect forever by default)."""
-    return compose.run(sources, cfg, stop)
+    return build.run(sources, cfg, stop)

@@ -1,5 +1,5 @@
 """Video enrolment: one cooperative subject; stop once enough good, pose-diverse crops are collected."""
-from streamfiqa.pipeline import build as compose
+from streamfiqa.pipeline import build
 
 DEFAULTS = {
     "pipeline": "enroll",
@@ -10,4 +10,4 @@ DEFAULTS = {
 
 def run(sources, cfg, stop=None) -> int:
     """Run enrolment; exit code 0 when enrolled, 3 when it timed out or the source ended first."""
-    return compose.run(sources, cfg, stop)
+    return build.run(sources, cfg, stop)

@@ -1,5 +1,5 @@
 """Offline processing of files and folders: every frame, as fast as the machine allows, plus a contact sheet."""
-from streamfiqa.pipeline import build as compose
+from streamfiqa.pipeline import build
 
 DEFAULTS = {
     "pipeline": "offline",
@@ -18,4 +18,4 @@ DEFAULTS = {
 
 def run(sources, cfg, stop=None) -> int:
     """Process every source to its end; ``best`` event per track, contact sheet in ``--out``."""
-    return compose.run(sources, cfg, stop)
+    return build.run(sources, cfg, stop)

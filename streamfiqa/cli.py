@@ -91,7 +91,7 @@ def cmd_run(argv: list[str]) -> int:
         if args.workers is not None:
             overrides.append(f"fleet.workers={args.workers}")
         cfg = load_config(args.config, overrides, base=PIPELINES[name].DEFAULTS)
-        from streamfiqa.pipeline import build as compose
+        from streamfiqa.pipeline import build
 
         if cfg.fleet.workers:
             from streamfiqa.cluster.fleet import Fleet
@@ -105,7 +105,7 @@ def cmd_run(argv: list[str]) -> int:
                 parse_sources(args.sources[:1], cfg.sources.live)  # raises the first path's error
             runner = Fleet(cfg, args.sources)  # sinks and endpoint are checked here, before Ray starts
         else:
-            runner = compose.build(args.sources, cfg)  # models, sinks, endpoint: a user's mistake fails here
+            runner = build.build(args.sources, cfg)  # models, sinks, endpoint: a user's mistake fails here
     except (ConfigError, ValueError, OSError) as exc:  # FileNotFoundError is an OSError
         log.error("%s", exc)
         return 2

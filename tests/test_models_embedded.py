@@ -10,7 +10,8 @@ from streamfiqa.quality.scorers import create_scorer
 @pytest.fixture(scope="module")
 def real_faces():
     """Real aligned faces: the insightface wheel's photos, plus ../shared's deepface set when present."""
-    from streamfiqa.eval.synth import default_face_paths, load_faces
+    from streamfiqa.eval.synth import default_face_paths
+    from streamfiqa.photos import load_faces
 
     paths = default_face_paths()
     if not paths:

@@ -110,7 +110,7 @@ def test_threshold_from_a_calibration_file(tmp_path):
 def test_two_cameras_end_to_end_publish_one_person_per_identity(tmp_path):
     """Two clips (two cameras): A and B on one, A (another photo) and C on the other → 3 persons, A on both.
     The crops are embedded by the shared ArcFace MobileFaceNet (any registered FR model can be named)."""
-    from streamfiqa.pipeline import build as compose
+    from streamfiqa.pipeline import build
     from streamfiqa.config import load_config
     from streamfiqa.eval.synth import make_scene, people_photos
 
@@ -122,7 +122,7 @@ def test_two_cameras_end_to_end_publish_one_person_per_identity(tmp_path):
     cfg = load_config(None, ["persons.enabled=true", "publish.embedding=true", f"output.dir={tmp_path / 'out'}",
                              "publish.embedding_fr=mobilefacenet", f"publish.embedding_fr_args={{weights: {weights}}}",
                              "stats_interval_s=0", 'progress="false"'])
-    code = compose.run([str(tmp_path / "cam1.mp4"), str(tmp_path / "cam2.mp4")], cfg)
+    code = build.run([str(tmp_path / "cam1.mp4"), str(tmp_path / "cam2.mp4")], cfg)
     assert code == 0
     lines = [json.loads(x) for x in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     bests = [m for m in lines if m["event"] == "best"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from streamfiqa.pipeline import build as compose
+from streamfiqa.pipeline import build
 from streamfiqa.config import load_config
 from pipelines import offline
 
@@ -147,13 +147,13 @@ def test_metrics_endpoint_counters_move_during_a_run(synth_clip, tmp_path):
     import urllib.request
 
     pytest.importorskip("prometheus_client")
-    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.pipeline.build import build_runner
     from streamfiqa.io.sources import parse_sources
 
     path, _ = synth_clip
     cfg = load_config(overrides=["stats_interval_s=0", "metrics.port=0", "quality.heavy=null", "detector.full_every=4"],
                       base=offline.DEFAULTS)
-    runner = Runner(cfg, parse_sources([str(path)]), [])
+    runner = build_runner(cfg, parse_sources([str(path)]), [])
     assert runner.metrics.server.server_address[0] == "127.0.0.1"
     url = f"http://127.0.0.1:{runner.metrics.port}/metrics"
     scrapes = []

@@ -84,7 +84,7 @@ def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
 
     from pipelines import offline
     from streamfiqa.config import load_config
-    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.pipeline.build import build_runner
     from streamfiqa.io.sources import parse_sources
 
     path, _ = synth_clip
@@ -92,7 +92,7 @@ def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
                                  "quality.heavy_args={}"], base=offline.DEFAULTS)
     from streamfiqa.pipeline.build import build_sinks
 
-    runner = Runner(cfg, parse_sources([str(path)]), build_sinks(cfg))
+    runner = build_runner(cfg, parse_sources([str(path)]), build_sinks(cfg))
     assert runner.run() == 0
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert len(events) == 3

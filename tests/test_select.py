@@ -1,7 +1,8 @@
 import numpy as np
 
 from streamfiqa.events import Candidate, Event
-from streamfiqa.pipeline.best_crop import BestSelector, EnrollSelector
+from streamfiqa.pipeline.best_crop import BestSelector
+from streamfiqa.pipeline.enroll import EnrollSelector
 from streamfiqa.track.tracker import Track
 
 

@@ -65,9 +65,9 @@ class FleetWorker:
 
     def start(self, specs: list[SourceSpec], first_track_ids: dict[str, int]) -> None:
         """Run ``specs`` in a runner of their own (one network run per frame round over all of them)."""
-        from streamfiqa.pipeline.runner import Runner
+        from streamfiqa.pipeline.build import build_runner
 
-        runner = Runner(self.cfg, specs, [_QueueSink(self.items, self.lock)])
+        runner = build_runner(self.cfg, specs, [_QueueSink(self.items, self.lock)])
         runner.first_track_ids = {i: first_track_ids.get(s.id, 1) for i, s in enumerate(specs)}
         last = [0.0]
 
@@ -90,9 +90,8 @@ class FleetWorker:
                 code = runner.run(stop)
             finally:
                 with self.lock:
-                    for st in runner.states or []:
-                        self.items.append(("finished", (st.source.spec.id, code, st.source.error, st.processed,
-                                                        st.source.dropped)))
+                    for s in runner.status():
+                        self.items.append(("finished", (s.id, code, s.error, s.processed, s.dropped)))
 
         thread = threading.Thread(target=run, name=f"runner-{specs[0].id}", daemon=True)
         thread.start()
@@ -131,7 +130,7 @@ class Fleet:
     Args:
         cfg: the run's configuration (``fleet.*``: workers, Ray address, resources per worker).
         sources: source strings as on the command line.
-        sinks: where every event goes (``compose.build_sinks(cfg)`` by default).
+        sinks: where every event goes (``build.build_sinks(cfg)`` by default).
     """
 
     def __init__(self, cfg: Config, sources: list[str], sinks: list | None = None) -> None:

@@ -80,7 +80,7 @@ def track_clip(path: str, overrides: list[str] | None = None, base: dict | None 
     """Run the pipeline (``base``: a pipeline's ``DEFAULTS``) on ``path``; returns per-frame confirmed
     ``(track_id, box)`` rows and the events (as metadata dicts)."""
     from streamfiqa.config import load_config
-    from streamfiqa.pipeline.runner import Runner
+    from streamfiqa.pipeline.build import build_runner
     from streamfiqa.io.sources import parse_sources
 
     cfg = load_config(None, [*(overrides or []), "stats_interval_s=0", "progress=false"], base=base)
@@ -96,7 +96,7 @@ def track_clip(path: str, overrides: list[str] | None = None, base: dict | None 
         def close(self) -> None:
             pass
 
-    runner = Runner(cfg, parse_sources([path], "false"), [_Collect()])
+    runner = build_runner(cfg, parse_sources([path], "false"), [_Collect()])
     runner.observers.append(lambda sid, frame, faces, assignments, confirmed: rows.setdefault(frame.index, []).extend(
         (tid, *faces.boxes[d]) for tid, d in assignments if tid in confirmed))
     runner.run()

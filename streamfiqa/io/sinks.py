@@ -410,3 +410,14 @@ class ContactSheet:
             f"<img src='{self.path.name}'><table border=1><tr><th>source</th><th>track</th><th>pts</th>"
             f"<th>score</th><th>scorer</th><th>components</th></tr>{rows_html}</table>", encoding="utf-8")
         log.info("contact sheet: %s (%d tracks)", self.path, len(self.items))
+
+
+class LogSink:
+    """Logs each event's topic and score (used when no other sink is configured)."""
+
+    def emit(self, event) -> None:
+        score = event.candidate.score if event.candidate is not None else float("nan")
+        log.info("%s track %s score %.4f", event.topic, event.track_id, score)
+
+    def close(self) -> None:
+        pass

@@ -1,14 +1,62 @@
-"""Per-track selection of the best crops, and the events it raises."""
+"""The best-crop decision, in one place: which faces may be published (the gates), which a track keeps (its
+finalists), on which scale they are ranked, and the ``best`` / ``update`` events that carry the winner.
+
+1. A face of a frame becomes a :class:`~streamfiqa.events.Candidate` (:meth:`ScoredFrame.candidate`): it passed when
+   every tier-0 gate holds and its fast score reaches ``quality.min_score``.
+2. A track keeps its top-K passing candidates by fast score (its finalists) and, apart, its best failed one.
+3. The heavy tier may re-score finalists (:mod:`streamfiqa.pipeline.rescore`); when it has scored every finalist
+   it ranks them, else the fast tier does: one scale per track, never a mix.
+4. A track's ``best`` event carries its top finalist, or the best failed candidate (``gates_passed: false``) when
+   none passed.
+"""
 from __future__ import annotations
 
 import bisect
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from streamfiqa.events import Candidate, Event
+from streamfiqa.quality.tier0 import Quality
 from streamfiqa.track.tracker import Track
+from streamfiqa.types import Crops, Faces, Frame
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoredFrame:
+    """One frame's faces with everything measured about them.
+
+    Attributes:
+        frame: the frame.
+        faces: its detections.
+        crops: their aligned and display crops.
+        quality: their tier-0 components and gates.
+        scores: scorer name → ``(N,)`` scores (``tier0`` always; the fast scorer's when it ran on this frame).
+        embeddings: ``(N, D)`` unit-norm FR embeddings (the tracker's), or None.
+    """
+
+    frame: Frame
+    faces: Faces
+    crops: Crops
+    quality: Quality
+    scores: dict
+    embeddings: np.ndarray | None = None
+
+    def candidate(self, d: int, decided_by: str, min_score: float | None, embedding_model: str = "") -> Candidate:
+        """Face ``d`` as a candidate ranked by ``decided_by``'s score; it fails the ``min_score`` gate below
+        ``min_score`` (None: no such gate)."""
+        passed, reasons = bool(self.quality.passed[d]), self.quality.reasons[d]
+        if min_score is not None and decided_by in self.scores and self.scores[decided_by][d] < min_score:
+            passed, reasons = False, [*reasons, "min_score"]
+        f, faces = self.frame, self.faces
+        return Candidate(
+            float(self.scores[decided_by][d]), decided_by, {k: float(v[d]) for k, v in self.scores.items()},
+            self.quality.row(d), passed, reasons, f.index, f.pts, f.wallclock, faces.boxes[d], faces.landmarks[d],
+            float(faces.scores[d]), self.crops.aligned[d], self.crops.display[d],
+            embedding=None if self.embeddings is None else self.embeddings[d], embedding_model=embedding_model)
 
 
 @dataclass
@@ -140,59 +188,3 @@ class BestSelector:
     def _facts(st: _TrackBest, reason: str | None) -> dict:
         return {"first_pts": round(st.first_pts, 4), "last_pts": round(st.last_pts, 4), "hits": st.hits,
                 "end_reason": reason}
-
-
-class EnrollSelector:
-    """Collects K good, pose-diverse crops of one cooperative subject.
-
-    The largest face of each frame is the subject. A candidate counts when its score is at
-    least ``threshold`` and it passed the gates; it joins the set if its (yaw, pitch) is at
-    least ``min_pose_delta`` degrees from every member, or replaces the worse member it is
-    close to. When the set holds ``count`` crops, ``enrolled`` events are sent (one per crop).
-
-    Args:
-        count: crops to collect.
-        threshold: lowest score a crop needs.
-        min_pose_delta: degrees of yaw/pitch between any two collected crops.
-    """
-
-    def __init__(self, count: int = 3, threshold: float = 0.6, min_pose_delta: float = 8.0) -> None:
-        if count < 1:
-            raise ValueError(f"enroll.count: expected >= 1, found {count}")
-        self.count, self.threshold, self.min_pose_delta = int(count), float(threshold), float(min_pose_delta)
-        self.members: list[Candidate] = []
-        self.best_seen = 0.0
-        self.done = False
-
-    def select(self, source_id: str, track_id: int | None, cand: Candidate | None) -> list[Event]:
-        """Offer the subject's candidate of one frame; returns the ``enrolled`` events once complete."""
-        if self.done or cand is None:
-            return []
-        self.best_seen = max(self.best_seen, cand.score)
-        if not cand.passed or cand.score < self.threshold:
-            return []
-        pose = (cand.components["yaw"], cand.components["pitch"])
-        near = [m for m in self.members if self._delta(m, pose) < self.min_pose_delta]
-        if not near:
-            self.members.append(cand)
-        elif len(near) == 1 and cand.score > near[0].score:
-            self.members[self.members.index(near[0])] = cand
-        if len(self.members) < self.count:
-            return []
-        self.done = True
-        chosen = sorted(self.members, key=lambda c: -c.score)[: self.count]
-        summary = [c.summary() for c in chosen]
-        return [Event("enrolled", source_id, track_id, c, {},
-                      {"index": i, "count": self.count, "candidates": summary}) for i, c in enumerate(chosen)]
-
-    def timeout_event(self, source_id: str, waited_s: float) -> Event:
-        """The event sent when enrolment gave up."""
-        msg = (f"enrollment timed out after {waited_s:.1f} s: {len(self.members)}/{self.count} pose-diverse "
-               f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f})")
-        log.warning("%s: %s", source_id, msg)
-        return Event("enroll_timeout", source_id, None, None, {},
-                     {"message": msg, "collected": len(self.members), "count": self.count})
-
-    @staticmethod
-    def _delta(m: Candidate, pose: tuple[float, float]) -> float:
-        return max(abs(m.components["yaw"] - pose[0]), abs(m.components["pitch"] - pose[1]))

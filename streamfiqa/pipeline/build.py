@@ -1,4 +1,4 @@
-"""Shared wiring for the pipelines: sinks from config, and the run itself."""
+"""Everything a run needs, built from config: the stages, the sinks, the runner (the pipelines call :func:`run`)."""
 from __future__ import annotations
 
 import logging
@@ -6,9 +6,10 @@ import threading
 from pathlib import Path
 
 from streamfiqa.config import Config
-from streamfiqa.io.sinks import ContactSheet, FileSink, ZmqPublisher
+from streamfiqa.io.sinks import ContactSheet, FileSink, LogSink, ZmqPublisher
+from streamfiqa.io.sources import SourceSpec, parse_sources
 from streamfiqa.pipeline.runner import Runner
-from streamfiqa.io.sources import parse_sources
+from streamfiqa.pipeline.stages import Stages
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,45 @@ def build_sinks(cfg: Config) -> list:
     return sinks
 
 
-class LogSink:
-    """Logs each event's topic and score (used when no other sink is configured)."""
+def build_stages(cfg: Config) -> Stages:
+    """The detector, aligner, quality stages, scorers, embedders and heavy tier that ``cfg`` asks for.
 
-    def emit(self, event) -> None:
-        score = event.candidate.score if event.candidate is not None else float("nan")
-        log.info("%s track %s score %.4f", event.topic, event.track_id, score)
+    Raises:
+        ValueError, OSError: a model the config names cannot be built (unknown name, missing weights).
+    """
+    from streamfiqa.align import Aligner
+    from streamfiqa.detect import detector_from_config
+    from streamfiqa.detect.regions import RegionDetector
+    from streamfiqa.pipeline.embed import embedding_name, event_embedder, tracker_embedder
+    from streamfiqa.quality import calibration
+    from streamfiqa.quality.scorers import create_scorer
+    from streamfiqa.quality.tier0 import QualityAssessor
 
-    def close(self) -> None:
-        pass
+    d, q = cfg.detector, cfg.quality
+    detector = detector_from_config(d)
+    scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
+    embedder = tracker_embedder(cfg, scorer)
+    heavy = None
+    if q.heavy:
+        from streamfiqa.pipeline.rescore import HeavyTier
+
+        heavy = HeavyTier(create_scorer(q.heavy, **q.heavy_args), q.keyframes)
+    return Stages(
+        detector, Aligner(cfg.align.display_margin, cfg.align.display_size),
+        QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score, q.min_sharpness,
+                        q.max_clipped),
+        scorer, calibration.min_score(q), embedder, embedding_name(embedder, scorer), event_embedder(cfg, embedder),
+        heavy, RegionDetector(detector, d.full_every, d.window) if d.full_every > 1 else None)
+
+
+def build_runner(cfg: Config, specs: list[SourceSpec], sinks: list) -> Runner:
+    """A runner of ``cfg`` over ``specs`` into ``sinks`` (with its metrics endpoint when ``metrics.port`` is set)."""
+    runner = Runner(cfg, specs, sinks, build_stages(cfg))
+    if cfg.metrics.port is not None:
+        from streamfiqa.io.metrics import Metrics
+
+        runner.metrics = Metrics(runner.stats, cfg.metrics.port, cfg.metrics.address)
+    return runner
 
 
 def build(sources: list[str], cfg: Config) -> Runner:
@@ -67,7 +98,7 @@ def build(sources: list[str], cfg: Config) -> Runner:
         parse_sources(sources[:1], cfg.sources.live)  # raises the first path's error
     sinks = build_sinks(cfg)
     try:
-        return Runner(cfg, specs, sinks)
+        return build_runner(cfg, specs, sinks)
     except BaseException:
         for sink in sinks:
             sink.close()

@@ -169,3 +169,83 @@ class HeavyWorker:
             self.busy_s += time.perf_counter() - t0
             for _ in jobs:
                 self._in.task_done()
+
+
+class HeavyTier:
+    """The heavy tier of one runner: which candidates it re-scores, and the ``best`` events that wait for it.
+
+    A candidate is offered when the :class:`KeyframeSampler` wants it. When a track ends, every finalist without a
+    heavy score goes out as an end keyframe and the track's ``best`` waits (:meth:`defer_ends`) until they are all
+    back (:meth:`collect`) or its source finishes (:meth:`abandon`, after :meth:`drain`).
+
+    Args:
+        scorer: the heavy scorer.
+        keyframes: the ``quality.keyframes`` section.
+    """
+
+    def __init__(self, scorer, keyframes) -> None:
+        k = keyframes
+        self.worker = HeavyWorker(scorer, k.queue_size, threads=k.threads)
+        self.sampler = KeyframeSampler(k.top_k, k.period_s, k.at_end, k.max_per_track)
+        self.end_wait_s = float(k.end_wait_s)
+        self._waiting: dict[tuple[int, int], list] = {}  # (source, track id) → [track, end keyframes still out]
+
+    @property
+    def name(self) -> str:
+        return self.worker.name
+
+    def offer(self, source: int, selector, assigned: dict) -> None:
+        """One frame's candidates of ``source`` by track id: submit those the sampler wants."""
+        for tid, cand in assigned.items():
+            if self.sampler.wants(source, tid, cand, selector.rank(tid, cand)):
+                self.worker.submit(Job(source, tid, cand))
+
+    def defer_ends(self, source: int, selector, ended: list) -> list:
+        """Send the unscored finalists of the ``ended`` tracks as end keyframes; returns the tracks whose ``best``
+        can go now (nothing to wait for, or the queue was full)."""
+        if not self.sampler.at_end:
+            return ended
+        now = []
+        for track in ended:
+            self.sampler.forget(source, track.track_id)
+            todo = [c for c in selector.finalists(track.track_id) if not c.has_heavy]
+            sent = sum(self.worker.submit(Job(source, track.track_id, c, True)) for c in todo)
+            if sent:
+                self._waiting[(source, track.track_id)] = [track, sent]
+            else:
+                now.append(track)
+        return now
+
+    def collect(self) -> list[tuple[int, object]]:
+        """Apply the heavy scores that came back; returns ``(source, track)`` for each ended track whose end
+        keyframes are all back."""
+        done = []
+        for job, score in self.worker.results():
+            job.cand.rescore(self.worker.name, score)
+            key = (job.source, job.track_id)
+            waiting = self._waiting.get(key) if job.at_end else None
+            if waiting is not None:
+                waiting[1] -= 1
+                if waiting[1] <= 0:
+                    del self._waiting[key]
+                    done.append((job.source, waiting[0]))
+        return done
+
+    def waiting_ids(self, source: int) -> set[int]:
+        """Ids of the ended tracks of ``source`` that wait for their end keyframes."""
+        return {tid for s, tid in self._waiting if s == source}
+
+    def drain(self, all_cores: bool = False) -> None:
+        """Wait up to ``end_wait_s`` for the queued keyframes (``all_cores``: the live path is idle)."""
+        self.worker.drain(self.end_wait_s, all_cores=all_cores)
+
+    def abandon(self, source: int) -> list:
+        """The tracks of ``source`` still waiting: their ``best`` goes on the fast scale."""
+        keys = [key for key in self._waiting if key[0] == source]
+        return [self._waiting.pop(key)[0] for key in keys]
+
+    def stats(self) -> dict:
+        return self.worker.stats()
+
+    def close(self) -> None:
+        self.worker.close()

@@ -1,0 +1,115 @@
+"""Enrolment of one cooperative subject: K good, pose-diverse crops, or a timeout (``--pipeline enroll``)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from streamfiqa.config import EnrollConfig
+from streamfiqa.events import Candidate, Event
+
+log = logging.getLogger(__name__)
+
+
+class EnrollSelector:
+    """Collects K good, pose-diverse crops of one cooperative subject.
+
+    The largest face of each frame is the subject. A candidate counts when its score is at
+    least ``threshold`` and it passed the gates; it joins the set if its (yaw, pitch) is at
+    least ``min_pose_delta`` degrees from every member, or replaces the worse member it is
+    close to. When the set holds ``count`` crops, ``enrolled`` events are sent (one per crop).
+
+    Args:
+        count: crops to collect.
+        threshold: lowest score a crop needs.
+        min_pose_delta: degrees of yaw/pitch between any two collected crops.
+    """
+
+    def __init__(self, count: int = 3, threshold: float = 0.6, min_pose_delta: float = 8.0) -> None:
+        if count < 1:
+            raise ValueError(f"enroll.count: expected >= 1, found {count}")
+        self.count, self.threshold, self.min_pose_delta = int(count), float(threshold), float(min_pose_delta)
+        self.members: list[Candidate] = []
+        self.best_seen = 0.0
+        self.done = False
+
+    def select(self, source_id: str, track_id: int | None, cand: Candidate | None) -> list[Event]:
+        """Offer the subject's candidate of one frame; returns the ``enrolled`` events once complete."""
+        if self.done or cand is None:
+            return []
+        self.best_seen = max(self.best_seen, cand.score)
+        if not cand.passed or cand.score < self.threshold:
+            return []
+        pose = (cand.components["yaw"], cand.components["pitch"])
+        near = [m for m in self.members if self._delta(m, pose) < self.min_pose_delta]
+        if not near:
+            self.members.append(cand)
+        elif len(near) == 1 and cand.score > near[0].score:
+            self.members[self.members.index(near[0])] = cand
+        if len(self.members) < self.count:
+            return []
+        self.done = True
+        chosen = sorted(self.members, key=lambda c: -c.score)[: self.count]
+        summary = [c.summary() for c in chosen]
+        return [Event("enrolled", source_id, track_id, c, {},
+                      {"index": i, "count": self.count, "candidates": summary}) for i, c in enumerate(chosen)]
+
+    def timeout_event(self, source_id: str, waited_s: float) -> Event:
+        """The event sent when enrolment gave up."""
+        msg = (f"enrollment timed out after {waited_s:.1f} s: {len(self.members)}/{self.count} pose-diverse "
+               f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f})")
+        log.warning("%s: %s", source_id, msg)
+        return Event("enroll_timeout", source_id, None, None, {},
+                     {"message": msg, "collected": len(self.members), "count": self.count})
+
+    @staticmethod
+    def _delta(m: Candidate, pose: tuple[float, float]) -> float:
+        return max(abs(m.components["yaw"] - pose[0]), abs(m.components["pitch"] - pose[1]))
+
+
+class Enrolment:
+    """Drives one source's :class:`EnrollSelector` frame by frame and decides when enrolment ends.
+
+    Args:
+        cfg: the ``enroll`` section (count, threshold, pose spread, timeout).
+        source_id: the source it enrols from.
+    """
+
+    def __init__(self, cfg: EnrollConfig, source_id: str) -> None:
+        self.selector = EnrollSelector(cfg.count, cfg.threshold, cfg.min_pose_delta)
+        self.timeout_s, self.source_id = float(cfg.timeout_s), source_id
+        self.first_pts: float | None = None
+
+    def step(self, pts: float, sizes: np.ndarray, assignments: list, candidate) -> tuple[list[Event], str | None]:
+        """Offer one frame's subject (its largest face) and say whether enrolment ended.
+
+        Args:
+            pts: the frame's stream time.
+            sizes: the sizes of its faces (the largest is the subject).
+            assignments: ``(track_id, face index)`` pairs of the frame.
+            candidate: builds face ``d``'s :class:`Candidate`.
+
+        Returns:
+            The events to emit, and ``"enrolled"`` or ``"timeout"`` when enrolment ended at this frame (else None).
+        """
+        if self.first_pts is None:
+            self.first_pts = pts
+        events: list[Event] = []
+        if len(sizes):
+            subject = int(np.argmax(sizes))
+            tid = next((t for t, d in assignments if d == subject), None)
+            events = self.selector.select(self.source_id, tid, candidate(subject))
+        if self.selector.done:
+            log.info("%s: enrolled %d crops", self.source_id, self.selector.count)
+            return events, "enrolled"
+        waited = pts - self.first_pts
+        if waited >= self.timeout_s:
+            return events + [self.selector.timeout_event(self.source_id, waited)], "timeout"
+        return events, None
+
+    def give_up(self, last_pts: float) -> list[Event]:
+        """The source ended before enrolment did: the ``enroll_timeout`` event (none once enrolled)."""
+        if self.selector.done:
+            return []
+        waited = 0.0 if self.first_pts is None else last_pts - self.first_pts
+        return [self.selector.timeout_event(self.source_id, waited)]

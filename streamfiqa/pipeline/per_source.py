@@ -1,0 +1,103 @@
+"""One source's run: its decoder, tracker, best-crop selector and enrolment, and its counters."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from streamfiqa.config import Config
+from streamfiqa.io.sources import Source, SourceSpec
+from streamfiqa.pipeline.best_crop import BestSelector, ScoredFrame
+from streamfiqa.pipeline.enroll import Enrolment
+from streamfiqa.pipeline.stats import RateWindow, SourceStatus
+from streamfiqa.track.tracker import Tracker
+
+
+@dataclass
+class SourceRun:
+    """A source as the runner holds it (built by :meth:`open`).
+
+    Attributes:
+        index: position in the runner's sources (heavy-tier jobs refer to their source by it).
+        source: the decoder.
+        tracker: its tracker.
+        selector: its best-crop selector.
+        enroll: its enrolment (``--pipeline enroll``), else None.
+        lag / max_lag: live: now − estimated capture time of the newest processed frame (s), and its maximum.
+        last_pts: stream time of the newest processed frame.
+        detected_pts: stream time of the newest detected frame (the detection stage's own).
+    """
+
+    index: int
+    source: Source
+    tracker: Tracker
+    selector: BestSelector
+    enroll: Enrolment | None = None
+    processed: int = 0
+    faces: int = 0
+    events: int = 0
+    done: bool = False
+    by_kind: dict = field(default_factory=dict)
+    lag: float = 0.0
+    max_lag: float = 0.0
+    last_pts: float = 0.0
+    detected_pts: float | None = None
+    progress: object = None
+    rate: RateWindow = field(default_factory=RateWindow)
+
+    @classmethod
+    def open(cls, spec: SourceSpec, index: int, cfg: Config, wake, first_track_id: int = 1,
+             progress: bool = False) -> "SourceRun":
+        """Start decoding ``spec`` and give it a tracker and a selector configured by ``cfg``."""
+        t, s = cfg.tracker, cfg.selection
+        run = cls(index, Source(spec, cfg.sources, wake).start(),
+                  Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits,
+                          t.min_similarity, t.reid_similarity, t.reid_window_s, first_id=first_track_id),
+                  BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin))
+        if cfg.pipeline == "enroll":
+            run.enroll = Enrolment(cfg.enroll, spec.id)
+        if progress and not spec.live:
+            from tqdm import tqdm
+
+            run.progress = tqdm(desc=spec.id, unit="frame", position=index, leave=True)
+        return run
+
+    @property
+    def id(self) -> str:
+        return self.source.spec.id
+
+    def observe_lag(self, capture: float) -> None:
+        """A live frame captured at wall time ``capture`` is being processed now."""
+        if self.source.spec.live and capture:
+            self.lag = time.time() - capture
+            self.max_lag = max(self.max_lag, self.lag)
+
+    def count(self, sf: ScoredFrame) -> None:
+        """A frame went through the pipeline."""
+        self.processed += 1
+        self.last_pts = sf.frame.pts
+        self.faces += len(sf.faces)
+        self.rate.add(len(sf.faces))
+        if self.progress is not None:
+            self.progress.total = self.source.total_frames or None
+            self.progress.update(1)
+
+    def counted(self, kind: str) -> None:
+        """An event of ``kind`` was emitted."""
+        self.events += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+    def status(self) -> SourceStatus:
+        """The counters so far."""
+        src = self.source
+        return SourceStatus(self.id, self.processed, self.faces, self.events, dict(self.by_kind), src.decoded,
+                            src.dropped, src.skipped, src.reconnects, round(self.lag, 3), round(self.max_lag, 3),
+                            src.lag_skipped, src.decode_errors, src.depth,
+                            round(1000 * src.decode_s / max(src.decoded, 1), 2), src.cuts, self.done, src.error)
+
+    def summary(self, reason: str) -> str:
+        """The line logged when the source finishes."""
+        src = self.source
+        live = f", max lag {self.max_lag:.2f} s, {src.lag_skipped} packets skipped to catch up" if src.spec.live else ""
+        error = f", error: {src.error}" if src.error else ""
+        return (f"{self.id}: finished ({reason}): {self.processed} frames, {self.faces} faces, {self.events} events, "
+                f"{src.dropped} dropped{live}{error}")

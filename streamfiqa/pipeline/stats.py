@@ -1,0 +1,123 @@
+"""What a run counts: each source's typed status, the time each stage takes, and the stats line."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+#: The per-frame stages whose time is measured (``stages_ms`` in the stats, ``streamfiqa_stage_seconds``).
+STAGES = ("detect", "align", "quality", "score", "track", "select")
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """One source's counters (what the stats, the metrics and the fleet's fan-in read).
+
+    Attributes:
+        id: the source id.
+        processed: frames that went through the pipeline.
+        faces: faces detected in them.
+        events: events emitted; ``events_by_kind`` splits them by kind.
+        decoded: frames decoded (processed, skipped and dropped ones).
+        dropped: live frames dropped because processing fell behind.
+        skipped: frames skipped by ``sources.stride`` / ``max_fps``.
+        reconnects: reconnections of a live source.
+        lag_s / max_lag_s: live: now − capture time of the newest processed frame, and its maximum.
+        lag_skipped: live packets dropped unseen to catch up with real time.
+        decode_errors: undecodable packets skipped.
+        queue: decoded frames waiting.
+        decode_ms: decoding time per decoded frame.
+        cuts: shot cuts detected.
+        done: the source has ended.
+        error: why it failed, if it did.
+    """
+
+    id: str
+    processed: int
+    faces: int
+    events: int
+    events_by_kind: dict
+    decoded: int
+    dropped: int
+    skipped: int
+    reconnects: int
+    lag_s: float
+    max_lag_s: float
+    lag_skipped: int
+    decode_errors: int
+    queue: int
+    decode_ms: float
+    cuts: int
+    done: bool
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        """The counters as a plain dict (without the id: stats are keyed by it)."""
+        out = dataclasses.asdict(self)
+        del out["id"]
+        return out
+
+
+class StageClock:
+    """Adds up the time of each stage (and observes it into the metrics' histogram when there are metrics).
+
+    Use: ``with clock("detect"): ...``.
+    """
+
+    def __init__(self, metrics=None) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.metrics = metrics
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.seconds[stage] += dt
+            if self.metrics is not None:
+                self.metrics.observe(stage, dt)
+
+    def ms_per_frame(self, frames: int) -> dict[str, float]:
+        """Milliseconds each stage took per processed frame."""
+        return {k: round(1000 * v / max(frames, 1), 2) for k, v in self.seconds.items()}
+
+
+class RateWindow:
+    """Frames and faces per second of one source since the last stats line."""
+
+    def __init__(self) -> None:
+        self.frames = self.faces = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, faces: int) -> None:
+        self.frames += 1
+        self.faces += faces
+
+    def take(self) -> tuple[float, float]:
+        """``(fps, faces/s)`` since the last call; starts a new window."""
+        dt = max(time.perf_counter() - self.t0, 1e-6)
+        out = (self.frames / dt, self.faces / dt)
+        self.__init__()
+        return out
+
+
+def stats_line(stats: dict, rates: dict[str, tuple[float, float]], live: dict[str, bool], queue_size: int) -> str:
+    """The one-line summary logged every ``stats_interval_s`` (``Runner.stats()`` plus each source's rates)."""
+    parts = []
+    for sid, s in stats["sources"].items():
+        fps, faces = rates.get(sid, (0.0, 0.0))
+        lag = f", lag {s['lag_s']:.2f} s, lag-skipped {s['lag_skipped']}" if live.get(sid) else ""
+        parts.append(f"{sid}: {fps:.1f} fps, {faces:.1f} faces/s, queue {s['queue']}/{queue_size}, dropped "
+                     f"{s['dropped']}, reconnects {s['reconnects']}, decode errors {s['decode_errors']}{lag}")
+    extra = ""
+    h = stats.get("heavy")
+    if h:
+        extra = f" | heavy {h['scorer']}: done {h['done']}, skipped {h['skipped']}, queue {h['queue']}"
+    c = stats.get("detector")
+    if c:
+        extra += f" | detector: full {c['full']}, windowed {c['windowed']} ({c['windows']} windows)"
+    stages = " ".join(f"{k} {v:.1f}" for k, v in stats["stages_ms"].items())
+    return f"stats | {' | '.join(parts)} | publish dropped {stats['publish_dropped']}{extra} | ms/frame: {stages}"
