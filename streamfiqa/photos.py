@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from streamfiqa.align import Aligner
+from streamfiqa.detect import create_detector
+from streamfiqa.io.media import image_files
+from streamfiqa.quality.scorers import create_scorer
+from streamfiqa.quality.tier0 import QualityAssessor
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +40,6 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
                detector: str = "mtcnn", min_face: int = 20) -> FaceSet:
     """Read images; detect and align their faces, or (``aligned``) take them as aligned crops
     resized to 112×112. Unreadable images and images without faces are logged and skipped."""
-    from streamfiqa.align import Aligner
-    from streamfiqa.io.media import image_files
-    from streamfiqa.quality.tier0 import QualityAssessor
 
     crops, where, idx, t0 = [], [], [], []
     det = None if aligned else _detector(detector, min_face)
@@ -70,8 +72,6 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
 
 
 def _detector(name: str, min_face: int):
-    from streamfiqa.detect import create_detector
-
     return create_detector(name, min_face=min_face, score_threshold=0.9)
 
 
@@ -81,7 +81,6 @@ def score_faces(faces: FaceSet, scorer: str, args: dict | None = None) -> np.nda
         if np.isnan(faces.tier0).any():
             raise ValueError("tier0 needs detected faces (landmarks in the source image); drop --aligned")
         return faces.tier0
-    from streamfiqa.quality.scorers import create_scorer
 
     model = create_scorer(scorer, **(args or {}))
     return np.asarray(model.score(faces.aligned), np.float32) if len(faces.aligned) else np.zeros(0, np.float32)

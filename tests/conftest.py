@@ -49,3 +49,17 @@ def synth_clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("clip") / "synth.mp4"
     truth = make_clip(path, faces=3, frames=40, sharp_frames=[12, 20, 29])
     return path, truth
+
+
+def make_event(i: int):
+    """A small ``best`` event of source cam1, track ``i`` (publisher and listener tests)."""
+    import time
+
+    import numpy as np
+
+    from streamfiqa.events import Candidate, Event
+
+    disp = np.full((64, 64, 3), i, np.uint8)
+    c = Candidate(0.5 + i / 100, "tier0", {"tier0": 0.5}, {"yaw": 0.0}, True, [], i, i / 25, time.time(),
+                  np.array([1, 2, 30, 40]), np.zeros((5, 2)), 0.99, np.zeros((112, 112, 3), np.uint8), disp)
+    return Event("best", "cam1", i, c, {"end_reason": "eof"})

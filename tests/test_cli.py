@@ -7,10 +7,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from conftest import ROOT, free_port
-from streamfiqa.io.sinks import listen
+from streamfiqa.io.listen import listen
 
 CLI = [sys.executable, str(ROOT / "run_stream.py")]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}

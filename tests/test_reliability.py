@@ -23,7 +23,7 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def _event(i, big=False):
-    from test_publish import event
+    from conftest import make_event as event
 
     e = event(i % 200)
     if big:  # ~0.5 MB of noise per crop: kernel socket buffers cannot hide a stalled subscriber
@@ -182,7 +182,8 @@ def test_a_corrupted_middle_is_skipped_and_the_clean_end_is_read(tmp_path):
     import av
 
     from streamfiqa.config import SourcesConfig
-    from streamfiqa.io.sources import Source, parse_sources
+    from streamfiqa.io.sources import Source
+    from streamfiqa.io.specs import parse_sources
     from streamfiqa.eval.synth import make_clip
 
     clip = tmp_path / "c.mp4"

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 
 from streamfiqa.config import Config
 from streamfiqa.events import Event
-from streamfiqa.io.sources import SourceSpec, parse_sources
+from streamfiqa.io.metrics import Metrics
+from streamfiqa.io.specs import SourceSpec, parse_sources
+from streamfiqa.pipeline.build import build_runner, build_sinks
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,6 @@ class FleetWorker:
 
     def start(self, specs: list[SourceSpec], first_track_ids: dict[str, int]) -> None:
         """Run ``specs`` in a runner of their own (one network run per frame round over all of them)."""
-        from streamfiqa.pipeline.build import build_runner
 
         runner = build_runner(self.cfg, specs, [_QueueSink(self.items, self.lock)])
         runner.first_track_ids = {i: first_track_ids.get(s.id, 1) for i, s in enumerate(specs)}
@@ -139,8 +140,6 @@ class Fleet:
         self.cfg = cfg
         specs = parse_sources(sources, cfg.sources.live, strict=False)
         if sinks is None:
-            from streamfiqa.pipeline.build import build_sinks
-
             sinks = build_sinks(cfg)
         self.sinks = sinks
         n = min(cfg.fleet.workers, len(specs))
@@ -154,7 +153,6 @@ class Fleet:
         self._heavy: dict[int, dict] = {}
         self.metrics = None
         if cfg.metrics.port is not None:  # the fan-in serves the fleet's metrics (workers serve none)
-            from streamfiqa.io.metrics import Metrics
 
             self.metrics = Metrics(self.metrics_stats, cfg.metrics.port, cfg.metrics.address)
 

@@ -6,6 +6,7 @@ import abc
 import cv2
 import numpy as np
 
+from streamfiqa.backends.onnxruntime_backend import session_options
 from streamfiqa.registry import Registry
 from streamfiqa.types import Faces
 
@@ -103,8 +104,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, mode: str = "union") 
 def onnx_session(path: str, providers: list[str] | None = None, threads: int = 0):
     """Open an ONNX Runtime session, CPU unless other providers are given and present."""
     import onnxruntime as ort
-
-    from streamfiqa.backends.onnxruntime_backend import session_options
 
     opts = session_options(threads)
     available = ort.get_available_providers()

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamfiqa.backends import create_backend
 from streamfiqa.detect.base import DETECTORS, Detector, nms
 from streamfiqa.types import Faces
 
@@ -80,7 +81,6 @@ class RetinaFaceDetector(Detector):
                  providers: list[str] | None = None, threads: int = 0, precision: str | None = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        from streamfiqa.backends import create_backend
 
         if model_path is not None and not Path(model_path).is_file():
             raise FileNotFoundError(f"retinaface: expected detector.model_path to name a RetinaFace .onnx file "

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamfiqa.backends import create_backend
 from streamfiqa.detect.base import DETECTORS, Detector, nms
 from streamfiqa.types import Faces
 
@@ -37,7 +38,6 @@ class SCRFDDetector(Detector):
         if not model_path or not Path(model_path).is_file():
             raise FileNotFoundError(
                 f"scrfd: expected detector.model_path to name an SCRFD .onnx file, found {model_path!r}")
-        from streamfiqa.backends import create_backend
 
         self.backend = create_backend(backend, onnx_path=str(model_path), providers=providers, max_batch=1)
         self.size, self.nms_threshold = int(input_size), float(nms_threshold)

@@ -17,6 +17,9 @@ import cv2
 import numpy as np
 
 from streamfiqa.config import parse_spec
+from streamfiqa.eval.facedata import load_crops, pairs, read_identities, shared_mobilefacenet
+from streamfiqa.models.fr import create_fr
+from streamfiqa.quality.scorers import create_scorer
 
 
 def threshold_at_fmr(impostor: np.ndarray, fmr: float = 1e-3) -> float:
@@ -153,7 +156,6 @@ def calibrate(curve: dict, quality_pairs: np.ndarray, max_discard: float = 0.1,
 
 def _with_shared_weights(name: str, args: dict) -> dict:
     """Development convenience: ``mobilefacenet`` without weights takes the one in ``../shared``."""
-    from streamfiqa.eval.facedata import shared_mobilefacenet
 
     args = dict(args)
     if name == "mobilefacenet" and "weights" not in args:
@@ -171,9 +173,6 @@ def identity_eval(folder: str | Path, split: str, protocols: list[str], frs: lis
     Returns ``{"rows": [...], "curves": {...}, "calibration": {...}, "meta": {...}}``; each row has
     ``protocol, fr, scorer, pauc_0.2, pauc_0.3, norm_0.2, norm_0.3, fnmr_at_0``.
     """
-    from streamfiqa.eval.facedata import load_crops, pairs, read_identities
-    from streamfiqa.models.fr import create_fr
-    from streamfiqa.quality.scorers import create_scorer
 
     ids = read_identities(folder).split(split, seed)
     if max_photos:

@@ -14,7 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamfiqa.align import ARCFACE_TEMPLATE, similarity_transform
+from streamfiqa.detect import create_detector
 from streamfiqa.eval.degrade import PHOTO_BAR, PHOTO_KINDS, degrade_photo
+from streamfiqa.io.media import is_image
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("clean", "mixed", *PHOTO_KINDS)
@@ -92,8 +95,6 @@ def read_identities(folder: str | Path) -> IdentitySet:
                 paths.append(str(base / row["file"]))
                 ids.append(names.setdefault(row["identity"], len(names)))
     else:
-        from streamfiqa.io.media import is_image
-
         for k, person in enumerate(sorted(p for p in folder.iterdir() if p.is_dir())):
             for f in sorted(person.iterdir()):
                 if is_image(f):
@@ -181,8 +182,6 @@ def load_crops(paths: list, detector=None, protocol: str = "clean", seed: int = 
         progress: show a tqdm bar.
         plan: ``(kinds, strengths)`` to apply instead of the protocol's own.
     """
-    from streamfiqa.align import ARCFACE_TEMPLATE, similarity_transform
-    from streamfiqa.detect import create_detector
 
     det = detector or create_detector("retinaface", min_face=10, score_threshold=0.5)
     kinds, strengths = plan if plan is not None else protocol_plan(len(paths), protocol, seed)

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from streamfiqa.align import Aligner
+from streamfiqa.detect import create_detector
+from streamfiqa.eval.facedata import celeba_ids_dir, read_identities, shared_dir
 
 
 def sample_photo() -> Path:
@@ -26,8 +29,6 @@ def sample_photo() -> Path:
 
 def face_patches(photo: str | Path | None = None, count: int = 3, side: int = 128) -> list[np.ndarray]:
     """Square crops (with margin) of the ``count`` largest faces of ``photo``, resized to ``side``."""
-    from streamfiqa.align import Aligner
-    from streamfiqa.detect import create_detector
 
     image = cv2.imread(str(photo or sample_photo()))
     faces = create_detector("mtcnn", score_threshold=0.95).detect(image)
@@ -145,13 +146,10 @@ def people_photos(count: int, photos: int = 1, side: int = 150, seed: int = 0) -
     Raises:
         ValueError: fewer than ``count`` such people.
     """
-    from streamfiqa.align import Aligner
-    from streamfiqa.detect import create_detector
 
     det = create_detector("retinaface", score_threshold=0.9)
     cut = Aligner(display_margin=PATCH_MARGIN, display_size=side)
     out: list[list[np.ndarray]] = []
-    from streamfiqa.eval.facedata import celeba_ids_dir, read_identities
 
     def patch(image):
         faces = det.detect(image)
@@ -281,7 +279,6 @@ def default_face_paths() -> list[str]:
     """Real face photos for the degradation check: ../shared deepface set if present, plus the
     photos shipped in the insightface wheel."""
     paths = []
-    from streamfiqa.eval.facedata import shared_dir
 
     shared = shared_dir() / "data" / "faces" / "deepface"
     if shared.is_dir():

@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from streamfiqa.track.tracker import iou_matrix
+from streamfiqa.config import load_config
+from streamfiqa.io.specs import parse_sources
+from streamfiqa.pipeline.build import build_runner
+from streamfiqa.track.matching import iou_matrix
 
 
 def mot_metrics(truth: list, predicted: list, iou: float = 0.5, shots: list | None = None) -> dict:
@@ -79,9 +82,6 @@ def mot_metrics(truth: list, predicted: list, iou: float = 0.5, shots: list | No
 def track_clip(path: str, overrides: list[str] | None = None, base: dict | None = None) -> tuple[list, list]:
     """Run the pipeline (``base``: a pipeline's ``DEFAULTS``) on ``path``; returns per-frame confirmed
     ``(track_id, box)`` rows and the events (as metadata dicts)."""
-    from streamfiqa.config import load_config
-    from streamfiqa.pipeline.build import build_runner
-    from streamfiqa.io.sources import parse_sources
 
     cfg = load_config(None, [*(overrides or []), "stats_interval_s=0", "progress=false"], base=base)
     rows: dict[int, list] = {}

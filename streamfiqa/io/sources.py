@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -20,12 +18,11 @@ import numpy as np
 
 from streamfiqa.config import SourcesConfig
 from streamfiqa.io.media import IMAGE_EXTENSIONS, is_image
+from streamfiqa.io.shots import ShotCutDetector
+from streamfiqa.io.specs import SourceSpec
 from streamfiqa.types import Frame
 
 log = logging.getLogger(__name__)
-
-KINDS = ("file", "rtsp", "http", "webcam", "folder")
-
 
 def to_bgr(av_frame) -> np.ndarray:
     """A decoded frame as a BGR uint8 array. Limited-range 4:2:0 frames (nearly every camera and file) are converted by
@@ -34,76 +31,6 @@ def to_bgr(av_frame) -> np.ndarray:
     if av_frame.format.name == "yuv420p" and av_frame.width % 2 == 0 and av_frame.height % 2 == 0:
         return cv2.cvtColor(av_frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
     return av_frame.to_ndarray(format="bgr24")
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """What to open.
-
-    Attributes:
-        uri: path, URL or device.
-        id: short id used in topics and file names (letters, digits, ``_``, ``-``).
-        kind: one of :data:`KINDS`.
-        live: live sources drop frames under load and reconnect; others do neither.
-        start_s: files: start at this stream time (a source resumed elsewhere after a failure).
-    """
-
-    uri: str
-    id: str
-    kind: str
-    live: bool
-    start_s: float = 0.0
-
-
-def _kind(uri: str) -> str:
-    low = uri.lower()
-    if low.startswith(("rtsp://", "rtsps://")):
-        return "rtsp"
-    if low.startswith(("http://", "https://")):
-        return "http"
-    if low.startswith("/dev/video") or re.fullmatch(r"v4l2:.*", low):
-        return "webcam"
-    path = Path(uri)
-    if path.is_dir():
-        return "folder"
-    if path.is_file():
-        return "file"
-    raise FileNotFoundError(f"source {uri!r}: expected a video file, an image folder, rtsp://, http(s):// "
-                            f"or /dev/videoN, found nothing at that path")
-
-
-def parse_sources(args: list[str], live: str = "auto", strict: bool = True) -> list[SourceSpec]:
-    """Turn CLI arguments (``URI`` or ``ID=URI``) into specs with unique ids.
-
-    Args:
-        args: the source arguments.
-        live: ``auto`` (network and webcams are live), ``true`` or ``false``.
-        strict: raise on a path that does not exist; else keep it as a ``missing`` source that fails
-            on its own (one bad source never stops the others).
-
-    Raises:
-        FileNotFoundError: (strict) a path that does not exist.
-    """
-    specs, seen = [], set()
-    for i, arg in enumerate(args):
-        m = re.match(r"^([A-Za-z0-9_.-]+)=(.+)$", arg)
-        sid, uri = (m.group(1), m.group(2)) if m and not Path(arg).exists() else (None, arg)
-        try:
-            kind = _kind(uri)
-        except FileNotFoundError:
-            if strict:
-                raise
-            kind = "missing"
-        if sid is None:
-            sid = Path(uri.rstrip("/")).stem if kind in ("file", "folder", "webcam", "missing") else f"{kind}{i}"
-        sid = re.sub(r"[^A-Za-z0-9_-]", "_", sid) or f"src{i}"
-        base, n = sid, 2
-        while sid in seen:
-            sid, n = f"{base}-{n}", n + 1
-        seen.add(sid)
-        is_live = kind in ("rtsp", "http", "webcam") if live == "auto" else live == "true" and kind != "missing"
-        specs.append(SourceSpec(uri, sid, kind, is_live))
-    return specs
 
 
 class Source:
@@ -137,8 +64,6 @@ class Source:
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
         if cuts:
-            from streamfiqa.io.shots import ShotCutDetector
-
             self._shots = ShotCutDetector(cfg.cut_threshold)
 
     @property
@@ -285,85 +210,116 @@ class Source:
         return self._anchor + pts
 
     def _av_frames(self) -> Iterator[Frame]:
-        import av
-
+        """A PyAV session, as small steps: demux → (live) catch up → decode → timestamps → resume → pace → keep."""
         container = self._open()
         try:
-            if not container.streams.video:
-                raise ValueError(f"{self.spec.uri}: expected a video stream, found none")
-            stream = container.streams.video[0]
-            if not self.spec.live:
-                # Frame threading speeds a lone decoder up, but beside busy detect/score stages on few
-                # cores its extra threads only compete with them: decode_threads=1 decodes in this thread.
-                if self.cfg.decode_threads != 1:
-                    stream.thread_type = "AUTO"
-                    if self.cfg.decode_threads:
-                        stream.codec_context.thread_count = self.cfg.decode_threads
-                rate = float(stream.average_rate or 0)
-                self.total_frames = stream.frames or int(float(stream.duration * stream.time_base) * rate
-                                                         if stream.duration and rate else 0)
-            fallback_rate = float(stream.average_rate or 25)
+            stream = self._video_stream(container)
+            rate = float(stream.average_rate or 25)
             start, self._resume_s = self._resume_s, 0.0
             # A new session re-anchors the stream clock: after an outage the wall clock jumped but the
             # (offset) stream time did not, and every frame would look late by the outage's length.
             self._anchor = np.inf
             if start > 0 and stream.time_base:
                 container.seek(int(start / stream.time_base), stream=stream)  # the keyframe at or before it
-            paced = self.cfg.realtime and self.spec.kind == "file"
-            clock0 = None
-            first = True
-            n = 0
+            packets = container.demux(stream)
+            if self.spec.live:
+                packets = self._catch_up(packets, stream)
+            frames = self._resumed(self._timed(self._decoded(packets), rate), start)
+            if self.cfg.realtime and self.spec.kind == "file":
+                frames = self._paced(frames, start)
             t0 = time.perf_counter()
-            to_keyframe = False
-            for packet in container.demux(stream):
-                if self.spec.live and packet.pts is not None and packet.time_base is not None:
-                    # Bounded lag: drop whole GOPs (no decoding) while far behind real time, and let the
-                    # decoder skip non-reference frames while our queue is full.
-                    late = self._lateness(float(packet.pts * packet.time_base))
-                    if late > self.cfg.max_lag_s and not packet.is_keyframe:
-                        to_keyframe = True
-                    if to_keyframe and not packet.is_keyframe:
-                        self.lag_skipped += 1
-                        continue
-                    to_keyframe = False
-                    stream.codec_context.skip_frame = "NONREF" if self.depth >= self.cfg.queue_size else "DEFAULT"
-                try:
-                    decoded = packet.decode()
-                except av.error.FFmpegError as exc:  # a corrupt packet: skip to the next decodable frame
-                    self.decode_errors += 1
-                    if self.decode_errors <= 3 or self.decode_errors % 100 == 0:
-                        log.warning("%s: undecodable packet skipped (%d so far): %s", self.spec.id,
-                                    self.decode_errors, exc)
-                    continue
-                for av_frame in decoded:
-                    pts = av_frame.time if av_frame.time is not None else n / fallback_rate
-                    n += 1
-                    if first and pts + self._pts_offset <= self._last_pts:
-                        # A reconnect restarted the stream clock: keep our timestamps monotonic.
-                        self._pts_offset = self._last_pts + 1.0 / fallback_rate - pts
-                    first = False
-                    if pts < start - 1e-6:  # decoded from the keyframe before the resume point
-                        continue
-                    if paced:  # a recording standing in for a camera: frames arrive at the clip's rate
-                        if clock0 is None:
-                            clock0 = time.monotonic() - (pts - start)
-                        wait = clock0 + (pts - start) - time.monotonic()
-                        if wait > 0 and self._stop.wait(wait):
-                            return
-                    pts += self._pts_offset
-                    self._last_pts = pts
-                    if not self._keep(pts):
-                        t0 = time.perf_counter()
-                        continue
-                    image = to_bgr(av_frame)
-                    self.decode_s += time.perf_counter() - t0
-                    yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(),
-                                capture=self._capture_time(pts))
+            for av_frame, pts in frames:
+                pts += self._pts_offset
+                self._last_pts = pts
+                if not self._keep(pts):
                     t0 = time.perf_counter()
-                    if self._stop.is_set():
-                        return
+                    continue
+                image = to_bgr(av_frame)
+                self.decode_s += time.perf_counter() - t0
+                yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(), capture=self._capture_time(pts))
+                t0 = time.perf_counter()
+                if self._stop.is_set():
+                    return
         finally:
             container.close()
+
+    def _video_stream(self, container):
+        """The first video stream, its decoder threads set and (files) its frame count read.
+
+        Raises:
+            ValueError: the input has no video stream.
+        """
+        if not container.streams.video:
+            raise ValueError(f"{self.spec.uri}: expected a video stream, found none")
+        stream = container.streams.video[0]
+        if not self.spec.live:
+            # Frame threading speeds a lone decoder up, but beside busy detect/score stages on few
+            # cores its extra threads only compete with them: decode_threads=1 decodes in this thread.
+            if self.cfg.decode_threads != 1:
+                stream.thread_type = "AUTO"
+                if self.cfg.decode_threads:
+                    stream.codec_context.thread_count = self.cfg.decode_threads
+            rate = float(stream.average_rate or 0)
+            self.total_frames = stream.frames or int(float(stream.duration * stream.time_base) * rate
+                                                     if stream.duration and rate else 0)
+        return stream
+
+    def _catch_up(self, packets, stream):
+        """Live: bounded lag. Whole GOPs are dropped unseen (no decoding) while far behind real time, and the
+        decoder skips non-reference frames while our queue is full."""
+        to_keyframe = False
+        for packet in packets:
+            if packet.pts is not None and packet.time_base is not None:
+                late = self._lateness(float(packet.pts * packet.time_base))
+                if late > self.cfg.max_lag_s and not packet.is_keyframe:
+                    to_keyframe = True
+                if to_keyframe and not packet.is_keyframe:
+                    self.lag_skipped += 1
+                    continue
+                to_keyframe = False
+                stream.codec_context.skip_frame = "NONREF" if self.depth >= self.cfg.queue_size else "DEFAULT"
+            yield packet
+
+    def _decoded(self, packets):
+        """Decoded frames; a corrupt packet is skipped (counted) and decoding resumes at the next decodable one."""
+        import av
+
+        for packet in packets:
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError as exc:
+                self.decode_errors += 1
+                if self.decode_errors <= 3 or self.decode_errors % 100 == 0:
+                    log.warning("%s: undecodable packet skipped (%d so far): %s", self.spec.id, self.decode_errors, exc)
+                continue
+            yield from decoded
+
+    def _timed(self, frames, rate: float):
+        """``(frame, pts)``: the frame's own time (else its index at ``rate``), before the session offset. A
+        reconnect that restarts the stream clock moves the offset so our timestamps stay monotonic."""
+        for n, av_frame in enumerate(frames):
+            pts = av_frame.time if av_frame.time is not None else n / rate
+            if n == 0 and pts + self._pts_offset <= self._last_pts:
+                self._pts_offset = self._last_pts + 1.0 / rate - pts
+            yield av_frame, pts
+
+    @staticmethod
+    def _resumed(frames, start: float):
+        """Frames from ``start`` on (a seek lands on the keyframe before it)."""
+        for av_frame, pts in frames:
+            if pts >= start - 1e-6:
+                yield av_frame, pts
+
+    def _paced(self, frames, start: float):
+        """A recording standing in for a camera: frames arrive at the clip's own rate."""
+        clock0 = None
+        for av_frame, pts in frames:
+            if clock0 is None:
+                clock0 = time.monotonic() - (pts - start)
+            wait = clock0 + (pts - start) - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            yield av_frame, pts
 
     def _folder_frames(self) -> Iterator[Frame]:
         files = sorted(p for p in Path(self.spec.uri).iterdir() if is_image(p))

@@ -13,6 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamfiqa.backends import create_backend
+from streamfiqa.backends.export import export_onnx
+from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
 from streamfiqa.models.common import load_checkpoint, load_strict, to_input
 from streamfiqa.models.iresnet import depth_from_state, iresnet
 from streamfiqa.models.mobilefacenet import MobileFaceNet
@@ -81,9 +84,6 @@ def exported_onnx(model: EDifFIQA, weights: str | Path, cache_dir: str | Path | 
     """The model's ONNX export in the engine cache (made once per checkpoint)."""
     import hashlib
 
-    from streamfiqa.backends.export import export_onnx
-    from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
-
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]
     path = Path(cache_dir or DEFAULT_CACHE) / f"ediffiqa_{model.variant.lower()}-{digest}.onnx"
     if not path.is_file():
@@ -110,8 +110,6 @@ class EDifFIQAScorer:
     def __init__(self, weights: str, variant: str | None = None, backend: str = "torch", device: str = "auto",
                  batch_size: int = 256, half: bool = False, precision: str | None = None,
                  onnx_path: str | None = None) -> None:
-        from streamfiqa.backends import create_backend
-
         model = load_ediffiqa(weights, variant)
         self.name = f"ediffiqa_{model.variant.lower()}"
         if backend != "torch" and onnx_path is None:

@@ -25,7 +25,11 @@ from torch import nn
 
 from streamfiqa.models.common import (ARCFACE, InputConvention, batches, check_aligned, load_checkpoint, load_strict,
                                      pick_device, to_input)
+from streamfiqa.backends import create_backend
+from streamfiqa.models.facenet import FaceNet, INPUT_SIZE
 from streamfiqa.models.iresnet import IResNet, depth_from_state
+from streamfiqa.models.mobilefacenet import ArcMobileFaceNet
+from streamfiqa.models.student import StudentScorer
 from streamfiqa.registry import Registry
 
 
@@ -56,7 +60,6 @@ class FaceNet112(nn.Module):
 
     def __init__(self, graph_path: str | None = None) -> None:
         super().__init__()
-        from streamfiqa.models.facenet import INPUT_SIZE, FaceNet
 
         self.size = INPUT_SIZE
         self.facenet = FaceNet(graph_path)
@@ -111,7 +114,6 @@ def facenet(graph_path: str | None = None, device: str = "auto", batch_size: int
 
 def load_mobilefacenet(path: str | Path) -> nn.Module:
     """foamliu's ArcFace MobileFaceNet from its ``state_dict`` ``.pt``, loaded strictly."""
-    from streamfiqa.models.mobilefacenet import ArcMobileFaceNet
 
     net = ArcMobileFaceNet()
     load_strict(net, load_checkpoint(path), f"MobileFaceNet {path}")
@@ -133,8 +135,6 @@ class OnnxFR:
 
     def __init__(self, model_path: str, convention: InputConvention, name: str, providers: list | None = None,
                  threads: int = 0) -> None:
-        from streamfiqa.backends import create_backend
-
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"{name}: expected an .onnx file at {model_path}, found none")
         self.backend = create_backend("onnxruntime", onnx_path=str(model_path), providers=providers, threads=threads)
@@ -214,7 +214,6 @@ def student_fr(weights: str | None = None, name: str = "fiqa_fast", backend: str
     """The backbone embedding of a quality student: an embedded one by ``name`` (``fiqa_fast``,
     ``fiqa_heavy``) or a ``distil`` checkpoint (``weights=``); ``precision=int8`` for its quantised model. The
     tracker and the cross-camera merge use ``fiqa_fast``'s, which the fast tier computes anyway."""
-    from streamfiqa.models.student import StudentScorer
 
     return StudentScorer(weights, name, backend, device, batch_size, precision=precision)
 

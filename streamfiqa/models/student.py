@@ -28,7 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from streamfiqa.align import jitter_alignment
+from streamfiqa.backends import create_backend
+from streamfiqa.backends.export import export_onnx
+from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
 from streamfiqa.models.common import InputConvention, batches, load_checkpoint, load_strict, pick_device
+from streamfiqa.models.ediffiqa import MLP
+from streamfiqa.models.int8 import check_source, int8_path
+from streamfiqa.models.iresnet import iresnet
+from streamfiqa.models.mobilefacenet import ArcMobileFaceNet
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -45,17 +53,12 @@ class Student(nn.Module):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"student: expected arch in {', '.join(ARCHS)}, found {arch!r}")
-        from streamfiqa.models.ediffiqa import MLP
 
         self.arch = arch
         self.input_size, dim = ARCHS[arch]
         if arch.startswith("mfn"):
-            from streamfiqa.models.mobilefacenet import ArcMobileFaceNet
-
             self.base_model = ArcMobileFaceNet(gd_kernel=-(-self.input_size // 16))
         else:
-            from streamfiqa.models.iresnet import iresnet
-
             self.base_model = iresnet(18)
         self.mlp = MLP(dim, 1024, 1)
 
@@ -172,8 +175,6 @@ class StudentScorer:
     def __init__(self, weights: str | None = None, name: str = "fiqa_fast", backend: str = "onnxruntime",
                  device: str = "auto", batch_size: int = 256, flip: bool = False, jitter: int = 0,
                  threads: int = 0, precision: str | None = None) -> None:
-        from streamfiqa.backends import create_backend
-
         path = Path(weights) if weights else embedded_path(name)
         self.model, self.meta = load_student(path)
         self.name = name if not weights else str(self.meta.get("name", name))
@@ -182,7 +183,6 @@ class StudentScorer:
         self.flip, self.jitter = bool(flip), int(jitter)
         onnx_path = None
         if precision == "int8":  # the quantised model beside the checkpoint (streamfiqa quantize)
-            from streamfiqa.models.int8 import check_source, int8_path
 
             if backend not in ("onnxruntime", "auto"):
                 raise ValueError(f"{self.name}: precision int8 runs on backend onnxruntime, found backend {backend!r}")
@@ -197,9 +197,6 @@ class StudentScorer:
 
     def _onnx(self, path: Path) -> Path:
         import hashlib
-
-        from streamfiqa.backends.export import export_onnx
-        from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
 
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         out = Path(DEFAULT_CACHE) / f"student_{self.model.arch}-{digest}.onnx"
@@ -222,8 +219,6 @@ class StudentScorer:
         if self.flip:
             out.append(np.ascontiguousarray(aligned[:, :, ::-1]))
         if self.jitter:
-            from streamfiqa.align import jitter_alignment
-
             out += [jitter_alignment(aligned, seed=k) for k in range(self.jitter)]
         return out
 

@@ -5,11 +5,22 @@ import logging
 import threading
 from pathlib import Path
 
+from streamfiqa.align import Aligner
 from streamfiqa.config import Config
+from streamfiqa.detect import detector_from_config
+from streamfiqa.detect.regions import RegionDetector
+from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.sinks import ContactSheet, FileSink, LogSink, ZmqPublisher
-from streamfiqa.io.sources import SourceSpec, parse_sources
+from streamfiqa.io.specs import SourceSpec, parse_sources
+from streamfiqa.pipeline.embed import embedding_name, event_embedder, tracker_embedder
+from streamfiqa.pipeline.persons import embedding_model, PersonMerger
+from streamfiqa.pipeline.rescore import HeavyTier
 from streamfiqa.pipeline.runner import Runner
 from streamfiqa.pipeline.stages import Stages
+from streamfiqa.quality import calibration
+from streamfiqa.quality.calibration import person_threshold
+from streamfiqa.quality.scorers import create_scorer
+from streamfiqa.quality.tier0 import QualityAssessor
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +43,6 @@ def build_sinks(cfg: Config) -> list:
         log.warning("no sink configured (--publish / --out): events are only logged")
         sinks.append(LogSink())
     if cfg.persons.enabled:
-        from streamfiqa.pipeline.persons import PersonMerger, embedding_model
-        from streamfiqa.quality.calibration import person_threshold
-
         try:
             sinks = [PersonMerger(sinks, person_threshold(cfg.persons, embedding_model(cfg)), cfg.persons.window_s)]
         except BaseException:
@@ -50,13 +58,6 @@ def build_stages(cfg: Config) -> Stages:
     Raises:
         ValueError, OSError: a model the config names cannot be built (unknown name, missing weights).
     """
-    from streamfiqa.align import Aligner
-    from streamfiqa.detect import detector_from_config
-    from streamfiqa.detect.regions import RegionDetector
-    from streamfiqa.pipeline.embed import embedding_name, event_embedder, tracker_embedder
-    from streamfiqa.quality import calibration
-    from streamfiqa.quality.scorers import create_scorer
-    from streamfiqa.quality.tier0 import QualityAssessor
 
     d, q = cfg.detector, cfg.quality
     detector = detector_from_config(d)
@@ -64,8 +65,6 @@ def build_stages(cfg: Config) -> Stages:
     embedder = tracker_embedder(cfg, scorer)
     heavy = None
     if q.heavy:
-        from streamfiqa.pipeline.rescore import HeavyTier
-
         heavy = HeavyTier(create_scorer(q.heavy, **q.heavy_args), q.keyframes)
     return Stages(
         detector, Aligner(cfg.align.display_margin, cfg.align.display_size),
@@ -79,8 +78,6 @@ def build_runner(cfg: Config, specs: list[SourceSpec], sinks: list) -> Runner:
     """A runner of ``cfg`` over ``specs`` into ``sinks`` (with its metrics endpoint when ``metrics.port`` is set)."""
     runner = Runner(cfg, specs, sinks, build_stages(cfg))
     if cfg.metrics.port is not None:
-        from streamfiqa.io.metrics import Metrics
-
         runner.metrics = Metrics(runner.stats, cfg.metrics.port, cfg.metrics.address)
     return runner
 

@@ -5,7 +5,8 @@ import time
 from dataclasses import dataclass, field
 
 from streamfiqa.config import Config
-from streamfiqa.io.sources import Source, SourceSpec
+from streamfiqa.io.sources import Source
+from streamfiqa.io.specs import SourceSpec
 from streamfiqa.pipeline.best_crop import BestSelector, ScoredFrame
 from streamfiqa.pipeline.enroll import Enrolment
 from streamfiqa.pipeline.stats import RateWindow, SourceStatus

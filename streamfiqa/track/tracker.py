@@ -13,8 +13,8 @@ import enum
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-
+from streamfiqa.track.kalman import KalmanBox
+from streamfiqa.track.matching import iou_matrix, match
 from streamfiqa.types import Faces
 
 
@@ -25,58 +25,6 @@ class TrackState(enum.Enum):
     CONFIRMED = "confirmed"
     LOST = "lost"
     ENDED = "ended"
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-class KalmanBox:
-    """Constant-velocity Kalman filter on (cx, cy, aspect, height), as in SORT/ByteTrack."""
-
-    _F = np.eye(8)
-    _F[:4, 4:] = np.eye(4)
-    _H = np.eye(4, 8)
-
-    def __init__(self, box: np.ndarray) -> None:
-        z = self._measure(box)
-        self.x = np.r_[z, np.zeros(4)]
-        h = z[3]
-        std = np.array([2 * h / 20, 2 * h / 20, 1e-2, 2 * h / 20, 10 * h / 160, 10 * h / 160, 1e-5, 10 * h / 160])
-        self.P = np.diag(std ** 2)
-
-    @staticmethod
-    def _measure(box: np.ndarray) -> np.ndarray:
-        w, h = box[2] - box[0], max(box[3] - box[1], 1e-3)
-        return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, w / h, h], np.float64)
-
-    def predict(self) -> None:
-        h = self.x[3]
-        q = np.array([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]) ** 2
-        self.x = self._F @ self.x
-        self.P = self._F @ self.P @ self._F.T + np.diag(q)
-
-    def update(self, box: np.ndarray) -> None:
-        h = self.x[3]
-        r = np.diag(np.array([h / 20, h / 20, 1e-1, h / 20]) ** 2)
-        s = self._H @ self.P @ self._H.T + r
-        k = self.P @ self._H.T @ np.linalg.inv(s)
-        self.x = self.x + k @ (self._measure(box) - self._H @ self.x)
-        self.P = (np.eye(8) - k @ self._H) @ self.P
-
-    @property
-    def box(self) -> np.ndarray:
-        cx, cy, a, h = self.x[:4]
-        w = a * h
-        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
 
 
 @dataclass
@@ -121,16 +69,6 @@ class TrackUpdate:
     assignments: list[tuple[int, int]]
     ended: list[Track]
     dropped: list[int] = field(default_factory=list)
-
-
-def _match(cost: np.ndarray, max_cost: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
-    if cost.size == 0:
-        return [], list(range(cost.shape[0])), list(range(cost.shape[1]))
-    rows, cols = linear_sum_assignment(cost)
-    pairs = [(r, c) for r, c in zip(rows, cols) if cost[r, c] <= max_cost]
-    mr = {r for r, _ in pairs}
-    mc = {c for _, c in pairs}
-    return pairs, [r for r in range(cost.shape[0]) if r not in mr], [c for c in range(cost.shape[1]) if c not in mc]
 
 
 class Tracker:
@@ -215,7 +153,7 @@ class Tracker:
 
         w = self.appearance_weight if emb is not None else 0.0
         # Stage 1: confident detections against confirmed and lost tracks (geometry, appearance-gated).
-        pairs, left_t, left_d = _match(self._cost(active, high, faces, emb), 1 - self.match_iou + w)
+        pairs, left_t, left_d = match(self._cost(active, high, faces, emb), 1 - self.match_iou + w)
         matched += [(active[r], high[c]) for r, c in pairs if iou_matrix(boxes([active[r]]), faces.boxes[[high[c]]])[0, 0]
                     >= self.match_iou]
         done_t = {id(t) for t, _ in matched}
@@ -225,18 +163,18 @@ class Tracker:
             lost = [t for t in active if id(t) not in done_t and t.state is TrackState.LOST and t.feature is not None]
             if lost and len(rest_high):
                 sim = np.nan_to_num(self._similarity(lost, emb[rest_high]), nan=-1.0)
-                pairs, _, _ = _match(1 - sim, 1 - self.reid_similarity)
+                pairs, _, _ = match(1 - sim, 1 - self.reid_similarity)
                 matched += [(lost[r], rest_high[c]) for r, c in pairs]
                 taken = {int(rest_high[c]) for _, c in pairs}
                 rest_high = np.array([d for d in rest_high if d not in taken], np.int64)
                 done_t |= {id(lost[r]) for r, _ in pairs}
         # Stage 2: low-score detections only extend tracks that are still visible.
         remaining = [t for t in active if id(t) not in done_t and t.state is TrackState.CONFIRMED]
-        pairs, _, _ = _match(self._cost(remaining, low, faces, emb), 0.5 + w)
+        pairs, _, _ = match(self._cost(remaining, low, faces, emb), 0.5 + w)
         matched += [(remaining[r], low[c]) for r, c in pairs
                     if iou_matrix(boxes([remaining[r]]), faces.boxes[[low[c]]])[0, 0] >= 0.5]
         # Stage 3: tentative tracks against leftover confident detections.
-        pairs, _, left_d = _match(self._cost(tentative, rest_high, faces, emb), 1 - self.match_iou + w)
+        pairs, _, left_d = match(self._cost(tentative, rest_high, faces, emb), 1 - self.match_iou + w)
         matched += [(tentative[r], rest_high[c]) for r, c in pairs
                     if iou_matrix(boxes([tentative[r]]), faces.boxes[[rest_high[c]]])[0, 0] >= self.match_iou]
         used = {int(d) for _, d in matched}

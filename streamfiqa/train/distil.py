@@ -32,8 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from streamfiqa.backends.export import export_onnx
 from streamfiqa.eval.facedata import IdentitySet, load_crops, protocol_plan, read_identities
+from streamfiqa.io.media import is_image
+from streamfiqa.models.common import load_checkpoint
+from streamfiqa.models.fr import create_fr
 from streamfiqa.models.student import Student, init_from_teacher, save_student
+from streamfiqa.models.student import _QualityOnly, load_student
+from streamfiqa.quality.scorers import create_scorer
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +92,6 @@ def collect_photos(inputs: list[str], every: int = 10, max_photos: int = 0, spli
                    seed: int = 0) -> tuple[IdentitySet | None, list]:
     """Identity folder → (IdentitySet of ``split``, []); else plain folders / videos → (None, frames or
     paths). Video frames are returned as arrays (faces are found later like photos)."""
-    from streamfiqa.io.media import is_image
 
     if len(inputs) == 1 and Path(inputs[0]).is_dir():
         try:
@@ -198,7 +203,6 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
     Raises:
         ValueError: ``utility`` labels without an identity folder, or too few photos.
     """
-    from streamfiqa.models.fr import create_fr
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,8 +224,6 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
     elif cfg.labels == "consistency":
         ts.labels = consistency_labels(ts.teacher_emb, fr.embed(np.ascontiguousarray(ts.aligned[:, :, ::-1])), ts)
     else:
-        from streamfiqa.quality.scorers import create_scorer
-
         ts.labels = np.asarray(create_scorer(cfg.labels.split(":", 1)[1], **(scorer_args or {})).score(ts.aligned),
                                np.float32)
     ok = np.isfinite(ts.labels)
@@ -239,8 +241,6 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
 
     model = Student(cfg.arch)
     if cfg.init:
-        from streamfiqa.models.common import load_checkpoint
-
         log.info("backbone initialised from %s (%d tensors)", cfg.init, init_from_teacher(model, load_checkpoint(cfg.init)))
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -293,8 +293,6 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
                     "epoch": epoch + 1, "history": json.dumps(history), "best": best}, last)
     if not (out / "student.pt").is_file():  # resumed after the last epoch, or no validation
         save_student(model.eval(), out / "student.pt", {**meta, "history": history})
-    from streamfiqa.backends.export import export_onnx
-    from streamfiqa.models.student import _QualityOnly, load_student
 
     best_model, _ = load_student(out / "student.pt")
     size = best_model.input_size

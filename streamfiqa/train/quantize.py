@@ -25,7 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from streamfiqa.backends.export import export_onnx
+from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
 from streamfiqa.models.int8 import CALIBRATION_KEY, RECIPE, RECIPE_KEY, SOURCE_KEY, int8_path, sha256
+from streamfiqa.models.student import _QualityOnly, load_student
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,6 @@ def calibration_crops(folder: str | Path | None = None, photos: int = 400, split
     Raises:
         FileNotFoundError: no folder given and ``../shared`` is absent.
     """
-    from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
 
     ids = read_identities(folder or celeba_ids_dir()).split(split, seed)
     paths = ids.paths[:photos]
@@ -64,9 +66,6 @@ def quantize_student(weights: str | Path, crops: np.ndarray, out: str | Path | N
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from streamfiqa.backends.export import export_onnx
-    from streamfiqa.models.student import _QualityOnly, load_student
 
     if crops.ndim != 4 or crops.shape[1:] != (112, 112, 3) or not len(crops):
         raise ValueError(f"quantize: expected (N, 112, 112, 3) aligned crops, found {crops.shape}")

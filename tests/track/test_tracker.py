@@ -1,6 +1,7 @@
 import numpy as np
 
-from streamfiqa.track.tracker import Tracker, TrackState, iou_matrix
+from streamfiqa.track.matching import iou_matrix
+from streamfiqa.track.tracker import Tracker, TrackState
 from streamfiqa.types import Faces
 
 

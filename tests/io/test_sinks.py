@@ -3,20 +3,12 @@ import json
 import threading
 import time
 
-import numpy as np
 import zmq
 
-from conftest import free_port
+from conftest import free_port, make_event
 from streamfiqa.config import PublishConfig
-from streamfiqa.events import Candidate, Event
-from streamfiqa.io.sinks import ZmqPublisher, listen
-
-
-def event(i):
-    disp = np.full((64, 64, 3), i, np.uint8)
-    c = Candidate(0.5 + i / 100, "tier0", {"tier0": 0.5}, {"yaw": 0.0}, True, [], i, i / 25, time.time(),
-                  np.array([1, 2, 30, 40]), np.zeros((5, 2)), 0.99, np.zeros((112, 112, 3), np.uint8), disp)
-    return Event("best", "cam1", i, c, {"end_reason": "eof"})
+from streamfiqa.io.listen import listen
+from streamfiqa.io.sinks import ZmqPublisher
 
 
 def test_zmq_round_trip_on_loopback(tmp_path):
@@ -27,7 +19,7 @@ def test_zmq_round_trip_on_loopback(tmp_path):
     t.start()
     time.sleep(0.5)  # PUB/SUB: let the subscription arrive first
     for i in range(3):
-        pub.emit(event(i))
+        pub.emit(make_event(i))
     t.join(15)
     pub.close()
     assert got == [3]
@@ -43,7 +35,7 @@ def test_publisher_never_blocks_and_counts_drops():
     pub = ZmqPublisher(PublishConfig(endpoint=endpoint, socket="push", hwm=1, queue_size=2, send_timeout_ms=50))
     t0 = time.monotonic()
     for i in range(50):  # no PULL peer at all: everything beyond the buffers is dropped
-        pub.emit(event(i))
+        pub.emit(make_event(i))
     assert time.monotonic() - t0 < 0.5
     pub.close()
     assert pub.dropped > 0 and pub.sent + pub.dropped == 50

@@ -18,7 +18,7 @@ def crowd():
 
 
 def matched(ref, got):
-    from streamfiqa.track.tracker import iou_matrix
+    from streamfiqa.track.matching import iou_matrix
 
     if not len(ref) or not len(got):
         return np.zeros(len(ref), bool), np.full(len(ref), -1)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from streamfiqa.config import SourcesConfig
-from streamfiqa.io.sources import Source, parse_sources, to_bgr
+from streamfiqa.io.sources import Source, to_bgr
+from streamfiqa.io.specs import parse_sources
 
 
 def drain(src, limit_s=30):

@@ -72,7 +72,8 @@ def test_one_scale_per_track_heavy_ranks_only_when_it_scored_every_finalist():
 
 
 def _ended(tid):
-    from streamfiqa.track.tracker import KalmanBox, Track
+    from streamfiqa.track.kalman import KalmanBox
+    from streamfiqa.track.tracker import Track
 
     t = Track(tid, KalmanBox(np.array([0, 0, 10, 10], np.float32)))
     t.end_reason = "lost"
@@ -85,7 +86,7 @@ def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
     from pipelines import offline
     from streamfiqa.config import load_config
     from streamfiqa.pipeline.build import build_runner
-    from streamfiqa.io.sources import parse_sources
+    from streamfiqa.io.specs import parse_sources
 
     path, _ = synth_clip
     cfg = load_config(overrides=[f"output.dir={tmp_path}", "stats_interval_s=0", "quality.heavy=crop_iqa",

@@ -36,7 +36,7 @@ def test_shipped_int8_fast_student_ranks_and_embeds_like_the_float_one(held_out)
 
 
 def test_int8_refuses_a_model_made_from_other_weights(tmp_path):
-    from streamfiqa.train.quantize import int8_path
+    from streamfiqa.models.int8 import int8_path
     from streamfiqa.models.student import embedded_path
     from streamfiqa.quality.scorers import create_scorer
 

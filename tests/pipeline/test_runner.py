@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from streamfiqa.pipeline import build
 from streamfiqa.config import load_config
 from pipelines import offline
 
@@ -132,7 +131,7 @@ def test_scene_with_crossings_exits_and_a_cut_one_track_per_person_per_shot(tmp_
     for e in best:
         f = e["frame_index"]
         for person, *box in truth.frames[f]:
-            from streamfiqa.track.tracker import iou_matrix
+            from streamfiqa.track.matching import iou_matrix
 
             if iou_matrix(np.array([box], np.float32), np.array([e["box"]], np.float32))[0, 0] > 0.5:
                 seen.add((person, truth.shot_of(f)))
@@ -148,7 +147,7 @@ def test_metrics_endpoint_counters_move_during_a_run(synth_clip, tmp_path):
 
     pytest.importorskip("prometheus_client")
     from streamfiqa.pipeline.build import build_runner
-    from streamfiqa.io.sources import parse_sources
+    from streamfiqa.io.specs import parse_sources
 
     path, _ = synth_clip
     cfg = load_config(overrides=["stats_interval_s=0", "metrics.port=0", "quality.heavy=null", "detector.full_every=4"],

@@ -52,7 +52,7 @@ def test_openvino_detector_and_student_agree_with_onnxruntime_on_real_faces(grou
     from streamfiqa.align import Aligner
     from streamfiqa.detect import create_detector
     from streamfiqa.quality.scorers import create_scorer
-    from streamfiqa.track.tracker import iou_matrix
+    from streamfiqa.track.matching import iou_matrix
 
     found = {be: create_detector("retinaface", backend=be).detect(group_photo) for be in ("onnxruntime", "openvino")}
     a, b = found["onnxruntime"], found["openvino"]

@@ -1,0 +1,6 @@
+"""``python -m streamfiqa.cli``: the ``streamfiqa`` command."""
+import sys
+
+from streamfiqa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,184 @@
+"""The research toolkit's commands: ``degrade``, ``eval``, ``distil``, ``quantize``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from streamfiqa.cli.common import add_scorer_options, scorer_args, setup_logging
+
+log = logging.getLogger("streamfiqa")
+
+
+def cmd_degrade(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="streamfiqa degrade",
+        description="Degradation ranking check: each kind is applied to the whole photo before detection (as a "
+                    "camera produces it); prints, per kind, the fraction of faces whose clean crop outscores it.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="face photos (default: the held-out half of "
+                   "../shared celeba_ids, else the insightface wheel's photos)")
+    p.add_argument("--split", default="test", choices=("test", "train", "all"),
+                   help="identity half of the default set (default: test, held out from training)")
+    p.add_argument("--max-photos", type=int, default=400, help="at most this many photos (0 = all)")
+    add_scorer_options(p, "fiqa_fast")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    import numpy as np
+
+    from streamfiqa.eval.degrade import PHOTO_KINDS
+    from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
+    from streamfiqa.quality.scorers import create_scorer
+    from streamfiqa.eval.synth import default_face_paths
+    from streamfiqa.io.media import image_files
+
+    if args.paths:
+        paths = [str(f) for f in image_files(args.paths)]
+    elif celeba_ids_dir().is_dir():
+        paths = read_identities(celeba_ids_dir()).split(args.split).paths
+    else:
+        paths = [str(f) for f in image_files(default_face_paths())]
+    paths = paths[: args.max_photos] if args.max_photos else paths
+    scorer = create_scorer(args.scorer, **scorer_args(args.arg))
+    clean = load_crops(paths)
+    keep = clean.found
+    base = np.asarray(scorer.score(clean.aligned[keep]), np.float64)
+    table = {}
+    for kind in PHOTO_KINDS:
+        deg = load_crops([q for q, k in zip(paths, keep) if k], protocol=kind)
+        table[kind] = round(float(np.mean(base > np.asarray(scorer.score(deg.aligned), np.float64))), 4)
+    print(json.dumps({"scorer": args.scorer, "faces": int(keep.sum()), "clean_above_degraded": table,
+                      "bar_0.95_met": all(v >= 0.95 for v in table.values())}))
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+    from streamfiqa.eval.facedata import celeba_ids_dir
+
+    p = argparse.ArgumentParser(
+        prog="streamfiqa eval",
+        description="EDC and pAUC (normalised to random discard) of scorers × FR models × protocols on an "
+                    "identity-labelled folder; writes OUT/edc.json, OUT/edc.png and OUT/calibration.json.")
+    p.add_argument("--ids", default=str(celeba_ids_dir()), help="identity folder: identities.csv or a sub-folder "
+                   "per person (default: ../shared celeba_ids)")
+    p.add_argument("--split", default="test", choices=("test", "train", "all"),
+                   help="identity half to evaluate (default: test, the half distil does not train on)")
+    p.add_argument("--protocol", action="append", default=None,
+                   help="clean, mixed (half the photos degraded before detection, random kind and strength), or "
+                        "one kind (blur, downscale, noise, jpeg, dark, occlusion); repeatable (default: clean, mixed)")
+    p.add_argument("--fr", action="append", default=None, metavar="NAME[:key=value;...]",
+                   help="recogniser(s) for the comparison scores (default: mobilefacenet (../shared), facenet)")
+    p.add_argument("--fmr", type=float, default=1e-3)
+    p.add_argument("--impostors", type=int, default=50_000, help="seeded impostor pairs")
+    p.add_argument("--max-photos", type=int, default=0, help="evaluate on the first N photos only (0 = all)")
+    p.add_argument("--calibrate-discard", type=float, default=0.1,
+                   help="calibration: the threshold reaching the best FNMR within this discard fraction")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="eval_out", help="output folder")
+    p.add_argument("--scorer", action="append", default=None, metavar="NAME[:key=value;...]",
+                   help="scorer(s) (default: fiqa_fast, fiqa_heavy, crop_iqa, grafiqs:fr=mobilefacenet)")
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    from streamfiqa.eval.edc import identity_eval, plot_edc
+
+    frs = args.fr or ["mobilefacenet", "facenet"]
+    scorers = args.scorer or ["fiqa_fast", "fiqa_heavy", "crop_iqa", "grafiqs:fr=mobilefacenet"]
+    result = identity_eval(args.ids, args.split, args.protocol or ["clean", "mixed"], frs, scorers, args.fmr,
+                           args.impostors, args.seed, args.max_photos, args.calibrate_discard,
+                           progress=sys.stderr.isatty())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for row in result["rows"]:
+        print(json.dumps(row))
+    (out / "edc.json").write_text(json.dumps(result, indent=1))
+    (out / "calibration.json").write_text(json.dumps({"meta": result["meta"], "calibration": result["calibration"]},
+                                                     indent=1))
+    first = {k.rsplit("/", 1)[1]: v for k, v in result["curves"].items() if k.startswith(result["rows"][0]["protocol"]
+                                                                                          + "/" + result["rows"][0]["fr"] + "/")}
+    plot_edc(first, out / "edc.png", title=f"{result['rows'][0]['protocol']} / {result['rows'][0]['fr']}")
+    print(json.dumps({**result["meta"], "json": str(out / "edc.json"), "calibration": str(out / "calibration.json")}))
+    return 0
+
+
+def cmd_distil(argv: list[str]) -> int:
+    from streamfiqa.eval.facedata import celeba_ids_dir, shared_mobilefacenet
+
+    p = argparse.ArgumentParser(
+        prog="streamfiqa distil",
+        description="Train a fast quality student (FR backbone + MLP head) to regress FR-utility labels or a "
+                    "teacher scorer, on identity folders, image folders or videos; writes OUT/student.pt and "
+                    "OUT/student.onnx (use with --set quality.scorer=student --set quality.scorer_args.weights=…).")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="identity folder, image folders or videos (default: ../shared celeba_ids)")
+    p.add_argument("--out", required=True, help="output folder (checkpoints, ONNX, summary.json)")
+    p.add_argument("--arch", default="mfn80", help="mfn80 (CPU fast tier), mfn112, iresnet18 (eDifFIQA(S) layout)")
+    p.add_argument("--labels", default="utility", help="utility (identity folders), consistency, or scorer:NAME")
+    p.add_argument("--teacher-fr", default="mobilefacenet", help="FR model for labels and the embedding loss")
+    p.add_argument("--teacher-fr-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--init", default=None, help="FR weights to start the backbone from (default: the teacher's "
+                   "MobileFaceNet for mfn* archs when it is in ../shared)")
+    p.add_argument("--variants", type=int, default=4, help="degraded copies per photo")
+    p.add_argument("--margin", type=float, default=0.3, help="utility labels: a degraded copy scores at least "
+                   "margin × strength below its clean original")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--split", default="train", choices=("train", "test", "all"), help="identity half to train on")
+    p.add_argument("--max-photos", type=int, default=0)
+    p.add_argument("--every", type=int, default=10, help="videos: one frame in this many")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    add_scorer_options(p, "")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level if args.log_level != "warning" else "info")
+    from streamfiqa.train.distil import DistilConfig, distil
+
+    fr_args = scorer_args(args.teacher_fr_arg)
+    if args.teacher_fr == "mobilefacenet" and "weights" not in fr_args:
+        fr_args["weights"] = str(shared_mobilefacenet())
+    init = args.init
+    if init is None and args.arch.startswith("mfn") and args.teacher_fr == "mobilefacenet":
+        init = fr_args["weights"]
+    cfg = DistilConfig(arch=args.arch, labels=args.labels, teacher_fr=args.teacher_fr, teacher_fr_args=fr_args,
+                       init=init, variants=args.variants, margin=args.margin, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr,
+                       split=args.split, seed=args.seed, max_photos=args.max_photos, every=args.every)
+    summary = distil(args.inputs or [str(celeba_ids_dir())], args.out, cfg, resume=args.resume,
+                     progress=sys.stderr.isatty(), scorer_args=scorer_args(args.arg))
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_quantize(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="streamfiqa quantize",
+        description="Quantise a quality student to INT8 for the CPU (ONNX Runtime, calibrated on real aligned faces, "
+                    "clean and degraded); use it with --set quality.scorer_args.precision=int8.")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--weights", help="a distil checkpoint (student.pt)")
+    who.add_argument("--student", default="fiqa_fast", help="an embedded student: fiqa_fast (default), fiqa_heavy")
+    p.add_argument("--calibration", default=None, help="identity folder to calibrate on (default: ../shared "
+                   "celeba_ids)")
+    p.add_argument("--split", default="train", choices=("train", "test", "all"),
+                   help="identity half to calibrate on (default: train, the half distil trains on)")
+    p.add_argument("--photos", type=int, default=400, help="calibration photos: half clean, half degraded")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="INT8 .onnx to write (default: beside the checkpoint, "
+                   "<stem>.int8.onnx, where precision int8 looks for it)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    from streamfiqa.train.quantize import calibration_crops, quantize_student
+    from streamfiqa.models.student import embedded_path
+
+    weights = Path(args.weights) if args.weights else embedded_path(args.student)
+    if not weights.is_file():
+        raise FileNotFoundError(f"quantize: expected --weights to name a distil checkpoint, found nothing at {weights}")
+    crops = calibration_crops(args.calibration, args.photos, args.split, args.seed)
+    what = (f"{args.calibration or 'celeba_ids'} {args.split} half (seed {args.seed}): first {args.photos} photos, "
+            f"half clean, half mixed (seed {args.seed + 1})")
+    out = quantize_student(weights, crops, args.out, calibration=what)
+    print(json.dumps({"weights": str(weights), "int8": str(out), "calibration": what}))
+    return 0

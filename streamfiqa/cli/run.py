@@ -1,0 +1,101 @@
+"""``streamfiqa SOURCE...``: run a pipeline; ``streamfiqa demo``: make a demo clip and run it."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from streamfiqa.cli.common import setup_logging, stop_on_signals
+from streamfiqa.config import PIPELINES
+
+log = logging.getLogger("streamfiqa")
+
+
+def run_parser(commands: list[str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="streamfiqa", description="Best-quality face crops from video streams and files.",
+        epilog=f"Other commands (each with --help): {', '.join(commands)}. "
+               "SOURCE is a video file, an image folder, rtsp://..., http(s)://... (HLS too) or /dev/videoN; "
+               "prefix ID= to name it (cam1=rtsp://...).")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="sources to read, several at once")
+    p.add_argument("--pipeline", choices=PIPELINES, default=None,
+                   help="user journey (default: the config's 'pipeline', else offline for files, cctv for live)")
+    p.add_argument("--config", metavar="FILE", help="YAML config (see configs/ and the README reference)")
+    p.add_argument("--out", metavar="DIR", help="write DIR/events.jsonl and DIR/crops/ (output.dir)")
+    p.add_argument("--publish", metavar="ENDPOINT", help="ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:5556 "
+                   "(publish.endpoint; cctv and enroll publish there by default)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, dotted (tracker.max_age=30); repeatable")
+    p.add_argument("--workers", type=int, metavar="N", help="spread the sources over N Ray workers "
+                   "(fleet.workers; --set fleet.address=auto joins a running cluster; pip install 'streamfiqa[ray]')")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return p
+
+
+def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
+    """Run a pipeline over sources (``commands``: the other subcommands, named in ``--help``)."""
+    args = run_parser(list(commands)).parse_args(argv)
+    setup_logging(args.log_level)
+    from pipelines import PIPELINES as JOURNEYS
+    from streamfiqa.config import ConfigError, load_config, read_yaml
+    from streamfiqa.io.specs import parse_sources
+
+    name = args.pipeline
+    try:
+        if name is None and args.config:
+            name = read_yaml(args.config).get("pipeline")
+        if name is None:
+            live = any(s.live for s in parse_sources(args.sources, strict=False))
+            name = "cctv" if live else "offline"
+        if name not in JOURNEYS:
+            raise ConfigError(f"pipeline: expected one of {', '.join(JOURNEYS)}, found {name!r}")
+        overrides = list(args.overrides) + [f"pipeline={name}"]
+        if args.out:
+            overrides.append(f"output.dir={args.out}")
+        if args.publish:
+            overrides.append(f"publish.endpoint={args.publish}")
+        if args.workers is not None:
+            overrides.append(f"fleet.workers={args.workers}")
+        cfg = load_config(args.config, overrides, base=JOURNEYS[name].DEFAULTS)
+        from streamfiqa.pipeline import build
+
+        if cfg.fleet.workers:
+            from streamfiqa.cluster.fleet import Fleet
+
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise ConfigError("fleet.workers: expected Ray to be installed (pip install 'streamfiqa[ray]'), "
+                                  "found no 'ray' module") from None
+            if all(s.kind == "missing" for s in parse_sources(args.sources, cfg.sources.live, strict=False)):
+                parse_sources(args.sources[:1], cfg.sources.live)  # raises the first path's error
+            runner = Fleet(cfg, args.sources)  # sinks and endpoint are checked here, before Ray starts
+        else:
+            runner = build.build(args.sources, cfg)  # models, sinks, endpoint: a user's mistake fails here
+    except (ConfigError, ValueError, OSError) as exc:  # FileNotFoundError is an OSError
+        log.error("%s", exc)
+        return 2
+    return runner.run(stop_on_signals())
+
+
+def cmd_demo(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="streamfiqa demo",
+        description="Make a demo clip from the face photo in the insightface wheel and run the offline pipeline.")
+    p.add_argument("--out", default="demo_out", metavar="DIR", help="output directory (default: demo_out)")
+    p.add_argument("--faces", type=int, default=4, help="faces in the clip (at most 6)")
+    p.add_argument("--frames", type=int, default=100, help="clip length in frames")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    from streamfiqa.eval.synth import make_clip
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clip = out / "demo.mp4"
+    truth = make_clip(clip, faces=args.faces, frames=args.frames)
+    log.info("wrote %s (sharp frame of each face: %s)", clip, truth.sharp_frame)
+    (out / "demo_truth.json").write_text(json.dumps({"sharp_frame": truth.sharp_frame}))
+    return cmd_run([str(clip), "--pipeline", "offline", "--out", str(out), "--log-level", args.log_level,
+                    "--set", "output.overwrite=true"])  # the demo owns its folder: a re-run replaces it

@@ -1,0 +1,105 @@
+"""Tools: ``listen``, ``keys``, ``score``, ``models``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from streamfiqa.cli.common import add_scorer_options, scorer_args, setup_logging, stop_on_signals
+
+log = logging.getLogger("streamfiqa")
+
+
+def cmd_listen(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="streamfiqa listen", description="Print events received over ZeroMQ.")
+    p.add_argument("endpoint", help="publisher endpoint, e.g. tcp://127.0.0.1:5556")
+    p.add_argument("--save", metavar="DIR", help="save DIR/events.jsonl and the crops")
+    p.add_argument("--count", type=int, default=0, help="exit after N events (default: never)")
+    p.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event")
+    p.add_argument("--pull", action="store_true", help="PULL from a PUSH publisher instead of SUB")
+    p.add_argument("--curve-server-key", metavar="FILE", help="the publisher's CURVE public key (.key): CURVE on")
+    p.add_argument("--curve-key", metavar="FILE", help="this subscriber's CURVE key pair (.key_secret); "
+                   "default: an ephemeral one (enough when the publisher allows any CURVE client)")
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    from streamfiqa.io.listen import listen
+
+    stats: dict = {}
+    try:
+        n = listen(args.endpoint, args.save, args.count, args.timeout, pull=args.pull, stop=stop_on_signals(),
+                   server_key=args.curve_server_key, secret_key=args.curve_key, stats=stats)
+    except (ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    if stats.get("bad"):
+        log.warning("skipped %d malformed messages", stats["bad"])
+    return 0 if not args.count or n >= args.count else 1
+
+
+def cmd_keys(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="streamfiqa keys",
+                                description="Make a ZeroMQ CURVE key pair: DIR/NAME.key (public, give it to the "
+                                            "other side) and DIR/NAME.key_secret (keep it private).")
+    p.add_argument("dir", help="folder to write the keys into")
+    p.add_argument("--name", default="streamfiqa", help="file stem (default: streamfiqa)")
+    args = p.parse_args(argv)
+    import zmq.auth
+
+    folder = Path(args.dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / f"{args.name}.key_secret").exists():
+            raise FileExistsError(f"{folder / args.name}.key_secret exists; choose another --name or folder")
+        public, secret = zmq.auth.create_certificates(str(folder), args.name)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    Path(secret).chmod(0o600)
+    print(json.dumps({"public": public, "secret": secret}))
+    return 0
+
+
+def cmd_score(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="streamfiqa score",
+                                description="Score face images; one JSON line per face on stdout.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (walked recursively)")
+    p.add_argument("--aligned", action="store_true", help="images are aligned 112×112 crops (no detection)")
+    add_scorer_options(p, "crop_iqa")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    from streamfiqa.photos import load_faces, score_faces
+
+    try:
+        faces = load_faces(args.paths, aligned=args.aligned)
+        scores = score_faces(faces, args.scorer, scorer_args(args.arg))
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    for path, face, s in zip(faces.paths, faces.faces, scores):
+        print(json.dumps({"path": path, "face": face, "scorer": args.scorer, "score": float(s)}))
+    return 0
+
+
+def cmd_models(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="streamfiqa models",
+                                description="List scorers and FR models and whether their weights are present.")
+    p.add_argument("--config", metavar="FILE", help="YAML config whose quality.scorer/heavy args name weights")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    args = p.parse_args(argv)
+    from streamfiqa.config import load_config
+    from streamfiqa.quality.scorers import model_table
+
+    configured = {}
+    if args.config:
+        q = load_config(args.config).quality
+        configured = {q.scorer: q.scorer_args, q.heavy: q.heavy_args}
+    rows = model_table(configured)
+    for r in rows:
+        if args.json:
+            print(json.dumps(r))
+        else:
+            print(f"{r['kind']:7} {r['name']:18} {'yes' if r['available'] else 'no ':3}  {r['weights']}")
+    return 0

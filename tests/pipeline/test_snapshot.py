@@ -1,0 +1,71 @@
+"""The crowd clip and the demo clip give the events recorded in tests/data/events_snapshot.json (offline defaults,
+a heavy-tier queue large enough that no keyframe is skipped for timing). Timing fields are ignored and scores compared
+to 1e-3, so a refactoring that keeps behaviour passes and a change of behaviour shows here.
+
+A change that means to alter the events records them anew, and says so in its commit:
+``python tests/pipeline/test_snapshot.py --update``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT = ROOT / "tests" / "data" / "events_snapshot.json"
+CROWD = ROOT.parent / "shared" / "data" / "videos" / "crowd_walk_1080p.mp4"
+OVERRIDES = ["quality.keyframes.queue_size=256", "quality.keyframes.end_wait_s=60"]
+TIMING = ("created", "wallclock")
+
+
+def events_of(clip: Path) -> list[dict]:
+    """The offline pipeline's events on ``clip``, timing fields removed."""
+    from pipelines import PIPELINES
+    from streamfiqa.eval.tracking import track_clip
+
+    _, events = track_clip(str(clip), OVERRIDES, base=PIPELINES["offline"].DEFAULTS)
+    return [{k: v for k, v in e.items() if k not in TIMING} for e in events]
+
+
+def demo_clip(folder: Path) -> Path:
+    from streamfiqa.eval.synth import make_clip
+
+    path = folder / "demo.mp4"
+    make_clip(path, faces=4, frames=100)
+    return path
+
+
+def _same(a, b, where: str) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert sorted(a) == sorted(b), f"{where}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), f"{where}: {len(a)} items != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=1e-3), f"{where}: {a} != {b}"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+@pytest.mark.parametrize("clip", ["demo", "crowd"])
+def test_events_match_the_snapshot(clip, tmp_path):
+    if clip == "crowd" and not CROWD.is_file():
+        pytest.skip("needs ../shared/data/videos/crowd_walk_1080p.mp4 (development data beside the checkout)")
+    path = CROWD if clip == "crowd" else demo_clip(tmp_path)
+    _same(events_of(path), json.loads(SNAPSHOT.read_text())[clip], clip)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--update"]:
+        sys.exit("usage: python tests/pipeline/test_snapshot.py --update")
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = {"demo": events_of(demo_clip(Path(tmp))), "crowd": events_of(CROWD)}
+    SNAPSHOT.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
+    print({k: len(v) for k, v in data.items()})
