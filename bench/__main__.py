@@ -2,6 +2,7 @@
 
     python -m bench            # full
     python -m bench --quick    # minutes on a 2-core CPU
+    python -m bench --video    # the video protocol on the test half of ../shared's real clips
 
 Ratios compare our path with a faithful re-run of the official loop (``bench/official.py``) or the
 naive pipeline (``bench/naive.py``) on the same machine in the same run. Official-layout models
@@ -14,11 +15,12 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
-from bench import models, pipeline, tracking
+from bench import models, pipeline, tracking, video
 from bench.common import ROOT, emit, face_crops, machine, write_folder
 
 #: Every bench by name: (function, the result rows it writes). Those marked by ``*`` run only when named.
@@ -26,6 +28,7 @@ BENCHES = {
     "ediffiqa": ("ediffiqa_s",), "grafiqs": ("grafiqs",), "diffiqa": ("diffiqa",), "fast_tier": ("fast_tier",),
     "detector": ("detector",), "variability": ("variability",), "pipeline": ("pipeline", "pipeline_naive"),
     "tracking": ("tracking", "tracking_crowd"), "fleet": ("fleet", "fleet_ratio"), "soak*": ("soak", "soak_minute"),
+    "video*": ("video", "video_cuts"),
 }
 DEFAULT = [n for n in BENCHES if not n.endswith("*")]
 NAMES = [n.rstrip("*") for n in BENCHES]
@@ -38,16 +41,20 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"subset of: {' '.join(NAMES)} (default: all but soak, which runs only when named)")
     p.add_argument("--minutes", type=float, default=10.0, help="soak: how long (default 10)")
     p.add_argument("--tracking", action="store_true", help="only the MOT report (same as --only tracking)")
+    p.add_argument("--video", action="store_true", help="only the video protocol on the test half of the real "
+                   "clips (same as --only video; about an hour on 2 CPU cores)")
     p.add_argument("--gpu", action="store_true", help="the GPU benches (exits 3 without a CUDA device)")
-    p.add_argument("--out", default=None, help="results file (default bench/results/<machine>.json)")
+    p.add_argument("--out", default=None, help="results file (default: bench-results/<machine>-<time>.json, a new file; "
+                   "the committed bench/results/<machine>.json changes only with --update)")
+    p.add_argument("--update", action="store_true", help="merge the rows into the committed bench/results/<machine>.json")
     p.add_argument("--pipeline-config", default=None, help=argparse.SUPPRESS)  # one pipeline run (subprocess)
     args = p.parse_args(argv)
     if args.pipeline_config:
         print(json.dumps(pipeline.pipeline_once(args.pipeline_config)))
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.tracking:
-        args.only = ["tracking"]
+    if args.tracking or args.video:
+        args.only = ["tracking"] * args.tracking + ["video"] * args.video
     if args.gpu and not torch.cuda.is_available():
         print(json.dumps({"bench": "gpu", "skipped": "no CUDA device here; run it where a GPU is lent"}))
         return 3
@@ -79,13 +86,17 @@ def main(argv: list[str] | None = None) -> int:
             "tracking": lambda: tracking.bench_tracking(results),
             "pipeline": lambda: pipeline.bench_pipeline(results, args.quick),
             "fleet": lambda: pipeline.bench_fleet(results, args.quick),
-            "soak": lambda: pipeline.bench_soak(results, args.minutes)}
+            "soak": lambda: pipeline.bench_soak(results, args.minutes),
+            "video": lambda: video.bench_video(results, args.quick)}
     for name in NAMES:
         if name in todo and name in runs:
             runs[name]()
-    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"{info['name']}.json"
+    if args.update:
+        out = ROOT / "bench" / "results" / f"{info['name']}.json"
+    else:
+        out = Path(args.out) if args.out else Path("bench-results") / f"{info['name']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.only and out.is_file():  # keep the earlier rows of the benches not re-run
+    if args.update and out.is_file():  # the committed rows of the benches not re-run stay
         rows = dict(zip(NAMES, BENCHES.values()))
         names = set().union(*(rows[t] for t in todo)) | {"machine"}
         results = [r for r in json.loads(out.read_text()) if r.get("bench") not in names] + results

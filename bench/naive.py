@@ -23,8 +23,10 @@ def run_naive(path: str, cfg, max_frames: int = 0, heavy: bool = True) -> dict:
     det = detector_from_config(cfg.detector)
     aligner, assessor = Aligner(), QualityAssessor()
     fast = create_scorer(q.scorer, **q.scorer_args)
-    slow = create_scorer(q.heavy, **q.heavy_args) if heavy and q.heavy else None
-    tracker = Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits)
+    slow = create_scorer(q.heavy or "fiqa_heavy", **q.heavy_args) if heavy else None
+    own = det.score_scale
+    tracker = Tracker(t.high_thresh or own.high, t.low_thresh or own.low, t.new_track_thresh or own.new, t.match_iou,
+                      t.max_age, t.min_hits)
     best: dict = {}
     frames = faces_n = 0
     t0 = time.perf_counter()

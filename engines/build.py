@@ -26,15 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random", action="store_true", help="random weights of the official layout (speed only)")
     p.add_argument("--precision", default="fp16", choices=("fp16", "fp32"))
     p.add_argument("--max-batch", type=int, default=256)
-    p.add_argument("--cache-dir", default=None, help="engine cache (default engines/cache, git-ignored)")
+    p.add_argument("--cache-dir", default=None, help="engine cache (default: the user's cache, ~/.cache/streamfiqa)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from engines.export import export_onnx, parity
     from streamfiqa.backends import available
-    from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
+    from streamfiqa.backends import cache_dir
     from streamfiqa.models.ediffiqa import EDifFIQA, exported_onnx, load_ediffiqa
 
-    cache = Path(args.cache_dir or DEFAULT_CACHE)
+    cache = Path(args.cache_dir) if args.cache_dir else cache_dir()
     if args.weights:
         model = load_ediffiqa(args.weights, MODELS[args.model])
         onnx = exported_onnx(model, args.weights, cache)

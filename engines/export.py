@@ -1,6 +1,6 @@
 """Export eDifFIQA to ONNX with a dynamic batch axis, and check ONNX Runtime against PyTorch.
 
-    python -m engines.export --weights ediffiqaS.pth --out engines/cache/ediffiqa_s.onnx
+    python -m engines.export --weights ediffiqaS.pth --out ediffiqa_s.onnx
     python -m engines.export --variant S --random --out /tmp/ediffiqa_s.onnx   # layout only
 
 The ONNX model takes ``input``: ``(N, 3, 112, 112)`` float32 RGB in ``[-1, 1]`` and returns
@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from streamfiqa.models.ediffiqa import EDifFIQA, load_ediffiqa
 
     if args.weights:
-        model = load_ediffiqa(args.weights, args.variant)
+        try:
+            model = load_ediffiqa(args.weights, args.variant)
+        except (ValueError, OSError) as exc:  # a user's path or checkpoint: one line, exit 2
+            logging.getLogger("engines.export").error("%s", exc)
+            return 2
     elif args.random:
         torch.manual_seed(0)
         model = EDifFIQA(args.variant or "S").eval()

@@ -5,11 +5,7 @@ from streamfiqa.pipeline import build
 DEFAULTS = {
     "pipeline": "cctv",
     "publish.endpoint": "tcp://127.0.0.1:5556",
-    "quality.heavy": "fiqa_heavy",
-    "quality.keyframes.top_k": 1,
-    "quality.keyframes.max_per_track": 3,
-    "quality.keyframes.threads": 1,
-    "quality.keyframes.queue_size": 4,
+    "quality.heavy": None,  # tracks rank by typicality (see pipelines/offline.py)
     "selection.emit_updates": True,
     "sources.queue_size": 2,
 }

@@ -8,10 +8,9 @@ DEFAULTS = {
     "output.contact_sheet": True,
     "detector.full_every": 5,  # windows around known faces between full frames: half the detector's work
     "quality.scorer": "fiqa_fast:precision=int8",  # the fast tier's INT8 model: same EDC, 1.5-2x faster on CPUs
-    "quality.heavy": "fiqa_heavy",
-    "quality.keyframes.top_k": 1,
-    "quality.keyframes.max_per_track": 3,
-    "quality.keyframes.threads": 1,
+    # no heavy tier: tracks rank by typicality, and on the development clips the heavy tier changed picks with no gain
+    # (README, "Video protocol"); quality.heavy=fiqa_heavy with selection.rank=fast brings it back
+    "quality.heavy": None,
     "selection.emit_updates": False,
 }
 

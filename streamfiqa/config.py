@@ -46,9 +46,11 @@ class SourcesConfig:
     reconnect_max_s: float = bounded(10.0, 0, above=True)
     max_reconnects: int = bounded(0, 0)
     folder_fps: float = bounded(1.0, 0, above=True)
+    folder_tracking: bool = False  # image folders: track faces across photos (else each photo is its own shot)
     max_lag_s: float = bounded(1.0, 0, above=True)  # live: past this lag the decoder drops packets up to the next keyframe
     shot_cuts: str = choice("auto", "auto", "true", "false")  # detect hard cuts (auto: files, not live)
-    cut_threshold: float = bounded(0.45, 0, 1, above=True)
+    cut_threshold: float = bounded(0.45, 0, 1, above=True)  # colour-histogram distance of a certain cut
+    cut_change: float = bounded(5.0, 0, above=True)  # structural change (× the clip's own) of a candidate cut
     realtime: bool = False  # files: deliver frames at the clip's own rate, as a camera would (with live=true: a replay)
     decode_threads: int = bounded(0, 0)  # files: FFmpeg decoder threads (0 = FFmpeg's choice, frame threading)
 
@@ -60,7 +62,7 @@ class DetectorConfig:
     name: str = "retinaface"  # a registered detector (streamfiqa.detect.detector_names(); checked when built)
     model_path: str | None = None
     min_face: int = bounded(20, 1)
-    score_threshold: float = bounded(0.7, 0, 1)
+    score_threshold: float | None = bounded(None, 0, 1)  # null: the detector's own floor (its score scale)
     max_faces: int = bounded(0, 0)
     max_side: int = bounded(1280, 0)
     providers: list = field(default_factory=lambda: ["CPUExecutionProvider"])
@@ -82,11 +84,11 @@ class AlignConfig:
 
 @dataclass
 class TrackerConfig:
-    """ByteTrack-style tracker thresholds (detector-score scale)."""
+    """ByteTrack-style tracker thresholds (on the detector's score scale: null takes the detector's own)."""
 
-    high_thresh: float = bounded(0.9, 0, 1)
-    low_thresh: float = bounded(0.7, 0, 1)
-    new_track_thresh: float = bounded(0.95, 0, 1)
+    high_thresh: float | None = bounded(None, 0, 1)  # null: the detector's own (its score scale)
+    low_thresh: float | None = bounded(None, 0, 1)
+    new_track_thresh: float | None = bounded(None, 0, 1)
     match_iou: float = bounded(0.2, 0, 1)
     max_age: int = bounded(15, 0)
     min_hits: int = bounded(3, 1)
@@ -125,11 +127,17 @@ class QualityConfig:
     scorer: str | None = "fiqa_fast"
     scorer_args: dict = field(default_factory=dict)
     min_score: str | None = None  # a number, or an ``eval`` calibration.json (its entry for ``scorer``)
+    min_face_score: float | None = 0.2  # a track none of whose faces reaches this fast score is not published ...
+    face_check: str | None = "mtcnn"  # ... unless this second detector finds a face in its best crops (null: off)
     min_score_fr: str | None = None  # which FR model's calibration (default: the file's first)
     fast_every: int = bounded(1, 1)
     heavy: str | None = None
     heavy_args: dict = field(default_factory=dict)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
+
+
+#: How a track's finalists are ranked (``selection.rank``; see :class:`streamfiqa.pipeline.best_crop.BestSelector`).
+RANKINGS = ("typical", "fast")
 
 
 @dataclass
@@ -140,6 +148,13 @@ class SelectionConfig:
     emit_updates: bool = False
     min_dwell_s: float = bounded(1.0, 0)
     update_margin: float = bounded(0.05, 0)
+    rank: str = choice("typical", *RANKINGS)  # typical: closest to the track's mean appearance; fast: fast score
+    pool: int = bounded(24, 1)       # passing candidates kept per track
+    quality_band: float = bounded(0.2, 0)  # typical: eligible within this of the track's best fast score
+    sharpness: float = bounded(0.5, 0, 1)  # typical: eligible at this fraction of the sharpest eligible face
+    min_faces: int = bounded(5, 1)   # typical: embedded faces before typicality ranks a track
+    split_below: float = bounded(0.5, 0, 1)  # a track whose faces' means before and after a change point agree less
+                                             # than this cosine holds two people and is split (0 = never split)
 
 
 @dataclass

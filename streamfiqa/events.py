@@ -10,6 +10,8 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 EVENT_KINDS = ("best", "update", "enrolled", "enroll_timeout", "person")
+#: ``quality.tier`` of an event: which scale ranked the track's finalists.
+TIERS = ("fast", "heavy", "track")
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Candidate:
         embedding: the crop's unit-norm FR embedding when the run computes one (tracking appearance), else
             None; published only when ``publish.embedding`` is on (it is a biometric template).
         embedding_model: the FR model that produced ``embedding``.
+        typicality: cosine of ``embedding`` to its track's mean embedding when the track was last ranked (NaN before).
     """
 
     score: float
@@ -49,6 +52,7 @@ class Candidate:
     heavy_name: str = ""
     embedding: np.ndarray | None = None
     embedding_model: str = ""
+    typicality: float = float("nan")
 
     def __post_init__(self) -> None:
         if np.isnan(self.fast_score):
@@ -66,13 +70,18 @@ class Candidate:
         if np.isfinite(score):
             self.heavy_score, self.heavy_name = float(score), name
 
-    def rank_on(self, heavy: bool) -> None:
-        """Show this candidate on one scale: ``score``/``decided_by``/``tier`` become the heavy tier's when
-        ``heavy`` (and it has a heavy score), else the fast tier's."""
-        if heavy and self.has_heavy:
-            self.score, self.decided_by, self.tier = self.heavy_score, self.heavy_name, 1
+    def rank_on(self, scale: str, key: float) -> None:
+        """Show this candidate on its track's scale: ``score`` becomes ``key`` and ``decided_by`` / ``tier`` say which
+        scale it is (``typicality``, ``heavy`` or ``fast``)."""
+        self.score = float(key)
+        if scale == "typicality":
+            self.decided_by, self.tier = "typicality", 2
+        elif scale == "heavy" and self.has_heavy:
+            self.decided_by, self.tier = self.heavy_name, 1
         else:
             self.score, self.decided_by, self.tier = self.fast_score, self.fast_name, 0
+        if np.isfinite(self.typicality):
+            self.scores["typicality"] = self.typicality
 
     def summary(self) -> dict:
         """Short description used in candidate lists."""
@@ -80,6 +89,8 @@ class Candidate:
                "decided_by": self.decided_by, "fast_score": round(self.fast_score, 5)}
         if self.has_heavy:
             out["heavy_score"] = round(self.heavy_score, 5)
+        if np.isfinite(self.typicality):
+            out["typicality"] = round(self.typicality, 5)
         return out
 
 
@@ -130,7 +141,7 @@ class Event:
                 "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in c.landmarks],
                 "det_score": round(float(c.det_score), 4),
                 "quality": {"score": round(float(c.score), 5), "decided_by": c.decided_by,
-                            "tier": "heavy" if c.tier else "fast",
+                            "tier": TIERS[c.tier],
                             "scores": {k: round(float(v), 5) if np.isfinite(v) else None
                                        for k, v in c.scores.items()},
                             "components": c.components, "gates_passed": bool(c.passed),

@@ -35,5 +35,33 @@ class Registry(Generic[T]):
                 f"unknown {self.family} {name!r}; valid names: {', '.join(self.names())}") from None
 
     def create(self, name: str, **kwargs) -> T:
-        """Build the plug-in ``name`` with ``kwargs``."""
-        return self.get(name)(**kwargs)
+        """Build the plug-in ``name`` with ``kwargs``.
+
+        Raises:
+            ValueError: an unknown name (the valid ones listed), an argument the plug-in does not take (those it takes
+                listed), or one it needs and was not given.
+        """
+        import inspect
+
+        factory = self.get(name)
+        params = inspect.signature(factory).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(set(kwargs) - set(params))
+            if unknown:
+                raise ValueError(f"{self.family} {name!r}: unknown argument(s) {', '.join(unknown)}; valid: "
+                                 f"{', '.join(params) or 'none'}")
+        missing = missing_arguments(factory, kwargs)
+        if missing:
+            example = ";".join(f"{m}=…" for m in missing)
+            raise ValueError(f"{self.family} {name!r}: expected the argument(s) {', '.join(missing)} (no default), "
+                             f"found none; name them as {name}:{example}")
+        return factory(**kwargs)
+
+
+def missing_arguments(factory: Callable, kwargs: dict) -> list[str]:
+    """The parameters of ``factory`` without a default that ``kwargs`` does not give (a weights path, say)."""
+    import inspect
+
+    params = inspect.signature(factory).parameters.values()
+    return [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name not in kwargs]

@@ -73,7 +73,9 @@ class Frame:
         pts: presentation time in seconds, from the stream's own timestamps.
         image: ``(H, W, 3)`` uint8 BGR picture.
         wallclock: ``time.time()`` when it was decoded.
-        cut: True when this frame starts a new shot (a hard cut since the previous frame).
+        cut: True when this frame surely starts a new shot (its colours changed; :mod:`streamfiqa.io.shots`).
+        change: its structural change from the previous frame relative to the clip's own (a cut candidate past
+            ``sources.cut_change``; 0 when cuts are not detected).
         capture: estimated wall time the frame was captured (live sources: anchored on the earliest
             arrival; files: the decode time).
     """
@@ -84,6 +86,7 @@ class Frame:
     image: np.ndarray
     wallclock: float = 0.0
     cut: bool = False
+    change: float = 0.0
     capture: float = 0.0
 
     def __post_init__(self) -> None:

@@ -69,8 +69,8 @@ def test_push_with_no_peer_shuts_down_cleanly_on_sigterm(synth_clip, tmp_path):
     assert "Assertion" not in err
 
 
-def _listen_proc(endpoint, save):
-    return subprocess.Popen(CLI + ["listen", endpoint, "--save", str(save), "--log-level", "warning"],
+def _listen_proc(endpoint, save, *extra):
+    return subprocess.Popen(CLI + ["listen", endpoint, "--save", str(save), "--log-level", "warning", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
@@ -96,6 +96,51 @@ def test_listen_skips_bad_messages_sanitises_names_and_exits_on_signals(tmp_path
     written = [f for f in tmp_path.rglob("*") if f.is_file()]
     assert written and all(save in f.parents for f in written)
     assert not any(".." in f.name for f in written)
+
+
+def test_listen_survives_deep_json_and_huge_messages_and_never_overwrites(tmp_path):
+    """A 400 kB message of nested JSON is skipped and counted; a message over --max-bytes never reaches memory (its
+    sender's connection is dropped, counted); a second run into the same folder keeps the first run's files."""
+    port = free_port()
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.bind(f"tcp://127.0.0.1:{port}")
+    save = tmp_path / "recv"
+    good = json.dumps({"schema": 1, "event": "best", "track_id": 1}).encode()
+    files = []
+    for run in range(2):
+        p = _listen_proc(f"tcp://127.0.0.1:{port}", save, "--max-bytes", "1000000")
+        time.sleep(1.5)
+        pub.send_multipart([b"face.best.cam", b"[" * 200_000 + b"]" * 200_000, b"", b""])
+        pub.send_multipart([b"face.best.cam", good, b"x" * 3_000_000, b"png"])  # over --max-bytes
+        time.sleep(1.0)  # the subscriber reconnects after its connection was dropped
+        pub.send_multipart([b"face.best.cam", good, b"jpg", b"png"])
+        time.sleep(1.5)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 0, err
+        assert len(out.splitlines()) == 1 and "skipped 1 malformed" in err and "connection dropped" in err
+        files.append(sorted(f.name for f in (save / "crops").iterdir()))
+    pub.close(linger=0)
+    assert len(files[1]) == 2 * len(files[0]) == 4 and set(files[0]) < set(files[1])
+    assert len((save / "events.jsonl").read_text().splitlines()) == 2
+
+
+def test_listen_says_when_the_curve_handshake_fails(tmp_path):
+    from streamfiqa.io.curve import curve_server
+
+    keys = tmp_path / "keys"
+    assert subprocess.run(CLI + ["keys", str(keys)], capture_output=True, env=ENV).returncode == 0
+    assert subprocess.run(CLI + ["keys", str(keys), "--name", "other"], capture_output=True, env=ENV).returncode == 0
+    port = free_port()
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    auth = curve_server(pub, str(keys / "streamfiqa.key_secret"), None)
+    pub.bind(f"tcp://127.0.0.1:{port}")
+    p = subprocess.run(CLI + ["listen", f"tcp://127.0.0.1:{port}", "--count", "1", "--timeout", "3",
+                              "--curve-server-key", str(keys / "other.key")], capture_output=True, text=True,
+                       timeout=60, env=ENV)
+    pub.close(linger=0)
+    auth.stop()
+    assert p.returncode == 1 and "CURVE handshake" in p.stderr and "received 0 of the 1" in p.stderr, p.stderr
 
 
 def test_listen_exits_on_sigint(tmp_path):
@@ -149,6 +194,8 @@ def test_user_mistakes_exit_2_with_one_line(synth_clip, tmp_path):
     _one_line_exit_2(_cli(str(tmp_path / "missing.mp4"), "--config", str(ROOT / "configs" / "offline.yaml")),
                      "missing.mp4")
     _one_line_exit_2(_cli(str(clip), "--publish", "tcp://0.0.0.0:5999"), "CURVE")
+    # connecting out sends crops beyond the host just the same (refused before any connection is made)
+    _one_line_exit_2(_cli(str(clip), "--publish", "tcp://192.0.2.1:5999", "--set", "publish.bind=false"), "CURVE")
 
 
 @pytest.mark.parametrize("override, message", [
@@ -217,6 +264,23 @@ def test_runs_never_mix(synth_clip, tmp_path):
                  timeout=300)
     assert again.returncode == 0
     assert len((out / "events.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "manifest.json").read_text())["events_by_kind"] == {"best": 3}
+
+
+def test_one_writer_per_folder_and_a_run_without_events_blocks_nothing(synth_clip, tmp_path):
+    from streamfiqa.config import OutputConfig
+    from streamfiqa.io.sinks import FileSink
+
+    first = FileSink(OutputConfig(dir=str(tmp_path / "o")))
+    with pytest.raises(ValueError, match="another run is writing there"):
+        FileSink(OutputConfig(dir=str(tmp_path / "o"), overwrite=True))  # an OS lock, not a file check
+    first.close()
+    assert not (tmp_path / "o" / "events.jsonl").exists()  # it wrote no event
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 4096)
+    assert _cli(str(broken), "--out", str(tmp_path / "p")).returncode in (1, 2)
+    clip, _ = synth_clip
+    assert _cli(str(clip), "--out", str(tmp_path / "p"), "--set", "quality.heavy=null", timeout=300).returncode == 0
 
 
 def test_curve_keys_encrypt_and_authenticate_the_stream(tmp_path):

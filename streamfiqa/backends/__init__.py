@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, available, batches, pick_device
+from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, available, batches, cache_dir, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -36,4 +36,4 @@ def create_backend(kind: str = "auto", **kwargs) -> Backend:
     return BACKENDS.create(kind, **kwargs)
 
 
-__all__ = ["BACKENDS", "Backend", "InputSpec", "available", "batches", "create_backend", "pick_device"]
+__all__ = ["BACKENDS", "Backend", "InputSpec", "available", "batches", "cache_dir", "create_backend", "pick_device"]

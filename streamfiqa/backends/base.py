@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import abc
 import importlib.util
+import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +82,14 @@ def batches(n: int, size: int):
     """Slices covering ``range(n)`` in chunks of ``size``."""
     for i in range(0, n, max(size, 1)):
         yield slice(i, min(i + size, n))
+
+
+def cache_dir() -> Path:
+    """Where exported ONNX models and TensorRT engines are kept: ``$STREAMFIQA_CACHE``, else the user's cache directory
+    (``$XDG_CACHE_HOME/streamfiqa``, ``~/.cache/streamfiqa``): never inside the installed package."""
+    if os.environ.get("STREAMFIQA_CACHE"):
+        return Path(os.environ["STREAMFIQA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamfiqa"
 
 
 def pick_device(device: str = "auto"):

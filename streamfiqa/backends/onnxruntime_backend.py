@@ -17,6 +17,10 @@ def session_options(threads: int = 0):
     if threads:
         opts.intra_op_num_threads = threads
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # errors only: some exports warn once per initializer kept as a graph input (SFace), or on every run that
+    # their declared batch of 1 is not the batch they ran (buffalo_s)
+    opts.log_severity_level = 3
+    ort.set_default_logger_severity(3)
     return opts
 
 
@@ -48,7 +52,12 @@ class OrtBackend(Backend):
         wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         chosen = [p for p in wanted if p in have and p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
         opts = session_options(threads)
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=chosen)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=chosen)
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for a missing or broken model
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{onnx_path}: expected an ONNX model ONNX Runtime can load, found one it cannot "
+                             f"({first[:200]})") from None
         inp = self.session.get_inputs()[0]
         self.input_spec = InputSpec(inp.name, tuple(inp.shape[1:]))
         self.providers = self.session.get_providers()

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches
+from streamfiqa.backends.base import cache_dir as default_cache_dir
 
 log = logging.getLogger(__name__)
-DEFAULT_CACHE = Path(__file__).resolve().parents[2] / "engines" / "cache"
 
 
 def engine_key(onnx_path: str | Path, precision: str, profile: tuple, gpu: str, trt_version: str) -> str:
@@ -85,7 +85,7 @@ class TensorRTBackend(Backend):
         onnx_path: the ONNX model with a dynamic batch axis (``engines.export``).
         precision: ``fp16`` or ``fp32``.
         max_batch: the profile's max (opt = min(64, max), min = 1); larger inputs are split.
-        cache_dir: engine cache folder (git-ignored ``engines/cache`` by default).
+        cache_dir: engine cache folder (default: :func:`streamfiqa.backends.base.cache_dir`).
         device: CUDA device index.
     """
 
@@ -102,7 +102,7 @@ class TensorRTBackend(Backend):
             raise RuntimeError("tensorrt backend: expected a CUDA device, found none")
         self.torch, self.trt = torch, trt
         self.device = torch.device("cuda", device)
-        cache_dir = Path(cache_dir or DEFAULT_CACHE)
+        cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         profile = (1, min(64, max_batch), max_batch)
         path = engine_path(cache_dir, onnx_path, precision, profile, torch.cuda.get_device_name(self.device),
                            trt.__version__)

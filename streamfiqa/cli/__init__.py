@@ -25,8 +25,21 @@ COMMANDS = {"listen": tools.cmd_listen, "demo": run.cmd_demo, "score": tools.cmd
             "quantize": research.cmd_quantize, "keys": tools.cmd_keys}
 
 
+def version() -> str:
+    """The installed package's version (the checkout's pyproject.toml when it runs uninstalled)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("streamfiqa")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        print(f"streamfiqa {version()}")
+        return 0
     if argv and argv[0] in COMMANDS:
         try:
             return COMMANDS[argv[0]](argv[1:])

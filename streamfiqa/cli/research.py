@@ -59,7 +59,9 @@ def cmd_eval(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="streamfiqa eval",
         description="EDC and pAUC (normalised to random discard) of scorers × FR models × protocols on an "
-                    "identity-labelled folder; writes OUT/edc.json, OUT/edc.png and OUT/calibration.json.")
+                    "identity-labelled folder; writes OUT/edc.json, OUT/edc.png and OUT/calibration.json. With "
+                    "--videos: the video protocol (how good the crop the pipeline publishes for each track of real "
+                    "clips is, under several recognisers); writes OUT/video.json and OUT/plots/.")
     p.add_argument("--ids", default=str(celeba_ids_dir()), help="identity folder: identities.csv or a sub-folder "
                    "per person (default: ../shared celeba_ids)")
     p.add_argument("--split", default="test", choices=("test", "train", "all"),
@@ -78,9 +80,20 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--out", default="eval_out", help="output folder")
     p.add_argument("--scorer", action="append", default=None, metavar="NAME[:key=value;...]",
                    help="scorer(s) (default: fiqa_fast, fiqa_heavy, crop_iqa, grafiqs:fr=mobilefacenet)")
+    p.add_argument("--videos", metavar="DIR", help="the video protocol on the clips of DIR (a MANIFEST.tsv; e.g. "
+                   "../shared/data/videos/talking)")
+    p.add_argument("--half", default="test", choices=("dev", "test", "all"),
+                   help="--videos: which half of the clips (split by person, seeded; default test)")
+    p.add_argument("--cases", type=int, default=6, help="--videos: joined, jump-cut and pasted cases made from the "
+                   "half's clips, of each kind (default 6; 0: none)")
+    p.add_argument("--pipeline", default="offline", help="--videos: the pipeline whose defaults run the clips")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="--videos: a config override of the pipeline (as for a run)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     setup_logging(args.log_level)
+    if args.videos:
+        return _eval_videos(args)
     from streamfiqa.eval.edc import identity_eval, plot_edc
 
     frs = args.fr or ["mobilefacenet", "facenet"]
@@ -99,6 +112,39 @@ def cmd_eval(argv: list[str]) -> int:
                                                                                           + "/" + result["rows"][0]["fr"] + "/")}
     plot_edc(first, out / "edc.png", title=f"{result['rows'][0]['protocol']} / {result['rows'][0]['fr']}")
     print(json.dumps({**result["meta"], "json": str(out / "edc.json"), "calibration": str(out / "calibration.json")}))
+    return 0
+
+
+def _eval_videos(args) -> int:
+    import tempfile
+
+    from pipelines import PIPELINES
+    from streamfiqa.config import ConfigError, load_config
+    from streamfiqa.eval.video import evaluate_videos, recognisers
+    from streamfiqa.eval.videocases import make_cases
+    from streamfiqa.eval.videoset import read_video_set
+
+    if args.pipeline not in PIPELINES:
+        raise ValueError(f"--pipeline: expected one of {', '.join(PIPELINES)}, found {args.pipeline!r}")
+    base = PIPELINES[args.pipeline].DEFAULTS
+    try:
+        load_config(None, args.overrides, base=base)  # a mistake shows before any clip runs
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    clips = list(read_video_set(args.videos).half(args.half, args.seed))
+    frs = recognisers(args.fr or ["buffalo_s", "mobilefacenet", "sface"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="streamfiqa-cases-") as tmp:
+        cases = make_cases(clips, tmp, args.cases, args.seed) if args.cases else []
+        result = evaluate_videos(clips, cases, frs, args.overrides, base, out,
+                                 progress=lambda name: log.info("video protocol: %s done", name))
+    result["meta"] = {"videos": args.videos, "half": args.half, "seed": args.seed, "cases_per_kind": args.cases,
+                      "pipeline": args.pipeline, "overrides": args.overrides}
+    (out / "video.json").write_text(json.dumps(result, indent=1))
+    for name, summary in result["summary"].items():
+        print(json.dumps({"recogniser": name, **summary}))
+    print(json.dumps({"cuts": result["cuts"], "json": str(out / "video.json"), "plots": str(out / "plots")}))
     return 0
 
 
@@ -165,20 +211,28 @@ def cmd_quantize(argv: list[str]) -> int:
                    help="identity half to calibrate on (default: train, the half distil trains on)")
     p.add_argument("--photos", type=int, default=400, help="calibration photos: half clean, half degraded")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="INT8 .onnx to write (default: beside the checkpoint, "
-                   "<stem>.int8.onnx, where precision int8 looks for it)")
+    p.add_argument("--out", default=None, help="INT8 .onnx to write (default: beside a --weights checkpoint, "
+                   "<stem>.int8.onnx, where precision int8 looks for it; for an embedded --student, ./<name>.int8.onnx: "
+                   "the shipped model is never replaced)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     setup_logging(args.log_level)
+    from streamfiqa.models.int8 import int8_path
+    from streamfiqa.models.student import WEIGHTS_DIR, embedded_path
     from streamfiqa.train.quantize import calibration_crops, quantize_student
-    from streamfiqa.models.student import embedded_path
 
     weights = Path(args.weights) if args.weights else embedded_path(args.student)
     if not weights.is_file():
         raise FileNotFoundError(f"quantize: expected --weights to name a distil checkpoint, found nothing at {weights}")
+    out = Path(args.out) if args.out else (int8_path(weights) if args.weights else Path(int8_path(weights).name))
+    if out.resolve().parent == WEIGHTS_DIR.resolve():
+        raise ValueError(f"quantize: {out} is a model the package ships; write elsewhere with --out")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"quantize: {out} exists; choose another --out, or --force to replace it")
     crops = calibration_crops(args.calibration, args.photos, args.split, args.seed)
     what = (f"{args.calibration or 'celeba_ids'} {args.split} half (seed {args.seed}): first {args.photos} photos, "
             f"half clean, half mixed (seed {args.seed + 1})")
-    out = quantize_student(weights, crops, args.out, calibration=what)
+    out = quantize_student(weights, crops, out, calibration=what)
     print(json.dumps({"weights": str(weights), "int8": str(out), "calibration": what}))
     return 0

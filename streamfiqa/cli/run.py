@@ -39,7 +39,7 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
     setup_logging(args.log_level)
     from pipelines import PIPELINES as JOURNEYS
     from streamfiqa.config import ConfigError, load_config, read_yaml
-    from streamfiqa.io.specs import parse_sources
+    from streamfiqa.io.specs import parse_sources, readable
 
     name = args.pipeline
     try:
@@ -68,8 +68,7 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
             except ImportError:
                 raise ConfigError("fleet.workers: expected Ray to be installed (pip install 'streamfiqa[ray]'), "
                                   "found no 'ray' module") from None
-            if all(s.kind == "missing" for s in parse_sources(args.sources, cfg.sources.live, strict=False)):
-                parse_sources(args.sources[:1], cfg.sources.live)  # raises the first path's error
+            readable(parse_sources(args.sources, cfg.sources.live, strict=False))
             runner = Fleet(cfg, args.sources)  # sinks and endpoint are checked here, before Ray starts
         else:
             runner = build.build(args.sources, cfg)  # models, sinks, endpoint: a user's mistake fails here

@@ -22,6 +22,8 @@ def cmd_listen(argv: list[str]) -> int:
     p.add_argument("--curve-server-key", metavar="FILE", help="the publisher's CURVE public key (.key): CURVE on")
     p.add_argument("--curve-key", metavar="FILE", help="this subscriber's CURVE key pair (.key_secret); "
                    "default: an ephemeral one (enough when the publisher allows any CURVE client)")
+    p.add_argument("--max-bytes", type=int, default=16 * 1024 * 1024,
+                   help="largest message accepted (ZeroMQ MAXMSGSIZE; a larger one drops its sender's connection)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -30,13 +32,16 @@ def cmd_listen(argv: list[str]) -> int:
     stats: dict = {}
     try:
         n = listen(args.endpoint, args.save, args.count, args.timeout, pull=args.pull, stop=stop_on_signals(),
-                   server_key=args.curve_server_key, secret_key=args.curve_key, stats=stats)
+                   server_key=args.curve_server_key, secret_key=args.curve_key, stats=stats, max_bytes=args.max_bytes)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
     if stats.get("bad"):
         log.warning("skipped %d malformed messages", stats["bad"])
-    return 0 if not args.count or n >= args.count else 1
+    if args.count and n < args.count:
+        log.error("received %d of the %d events asked for", n, args.count)
+        return 1
+    return 0
 
 
 def cmd_keys(argv: list[str]) -> int:
@@ -67,13 +72,17 @@ def cmd_score(argv: list[str]) -> int:
                                 description="Score face images; one JSON line per face on stdout.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (walked recursively)")
     p.add_argument("--aligned", action="store_true", help="images are aligned 112×112 crops (no detection)")
-    add_scorer_options(p, "crop_iqa")
+    add_scorer_options(p, "fiqa_fast")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
+    from streamfiqa.io.media import IMAGE_EXTENSIONS, image_files
     from streamfiqa.photos import load_faces, score_faces
 
     try:
-        faces = load_faces(args.paths, aligned=args.aligned)
+        if not image_files(args.paths):
+            raise ValueError(f"score: expected image files ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}, "
+                             "found none")
+        faces = load_faces(args.paths, aligned=args.aligned, detector="retinaface")
         scores = score_faces(faces, args.scorer, scorer_args(args.arg))
     except (ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,22 +14,44 @@ from streamfiqa.types import Faces
 DETECTORS: Registry["Detector"] = Registry("detector")
 
 
+@dataclass(frozen=True)
+class ScoreScale:
+    """What a detector's confidences mean, as thresholds on its own scale: the lowest score reported (``floor``), and
+    the tracker's bands: ``low`` (extends a track), ``high`` (matched first) and ``new`` (starts a track).
+
+    Detectors do not share a scale (on faces that three of the four embedded or shared detectors agreed on, in the
+    development clips and the crowd clip, RetinaFace's median was 0.999, SCRFD-2.5G's 0.77, YuNet's 0.94, MTCNN's
+    1.000). RetinaFace's thresholds were fit with it; each other detector's are the same quantiles of its own scores
+    on those faces, so that every detector starts tracks on the same share of real faces.
+    """
+
+    floor: float = 0.7
+    low: float = 0.7
+    high: float = 0.9
+    new: float = 0.95
+
+
 class Detector(abc.ABC):
     """Base class: downscales large frames, filters by size/score and keeps the largest faces.
 
     Args:
         min_face: smallest face (shorter box side, full-frame pixels) to report.
-        score_threshold: lowest detector confidence to report.
+        score_threshold: lowest detector confidence to report (None: the detector's own floor, :attr:`score_scale`).
         max_faces: keep at most this many faces (highest score × size first); 0 = all.
         max_side: frames whose longer side exceeds this are detected on a downscaled copy.
     """
 
-    def __init__(self, min_face: int = 20, score_threshold: float = 0.5,
+    #: This detector's score scale (:class:`ScoreScale`).
+    score_scale: ScoreScale = ScoreScale()
+
+    def __init__(self, min_face: int = 20, score_threshold: float | None = None,
                  max_faces: int = 0, max_side: int = 1280) -> None:
         self.min_face = int(min_face)
-        self.score_threshold = float(score_threshold)
+        self.score_threshold = float(self.score_scale.floor if score_threshold is None else score_threshold)
         self.max_faces = int(max_faces)
         self.max_side = int(max_side)
+        #: Faces found but not reported, by the rule that dropped them.
+        self.dropped = {"score": 0, "min_face": 0, "max_faces": 0}
 
     def detect(self, image: np.ndarray) -> Faces:
         """Find faces in a BGR uint8 image; coordinates refer to ``image``."""
@@ -59,9 +82,12 @@ class Detector(abc.ABC):
 
     def finish(self, faces: Faces) -> Faces:
         """Drop faces below the score or size floor and keep the ``max_faces`` best."""
-        keep = (faces.scores >= self.score_threshold) & (faces.sizes >= self.min_face)
-        faces = faces[keep]
+        low, small = faces.scores < self.score_threshold, faces.sizes < self.min_face
+        self.dropped["score"] += int(low.sum())
+        self.dropped["min_face"] += int((small & ~low).sum())
+        faces = faces[~(low | small)]
         if self.max_faces and len(faces) > self.max_faces:
+            self.dropped["max_faces"] += len(faces) - self.max_faces
             order = np.argsort(-(faces.scores * faces.sizes))[: self.max_faces]
             faces = faces[np.sort(order)]
         return faces

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamfiqa.detect.base import DETECTORS, Detector, nms, onnx_session
+from streamfiqa.detect.base import DETECTORS, Detector, ScoreScale, nms, onnx_session
 from streamfiqa.types import Faces
 
 
@@ -82,6 +82,8 @@ class MTCNNDetector(Detector):
         threads: ONNX Runtime intra-op threads (0 = library default).
         **kwargs: see :class:`Detector`.
     """
+
+    score_scale = ScoreScale(0.99, 0.99, 0.996, 0.996)  # fit on the development clips (ScoreScale)
 
     def __init__(self, model_path: str | None = None, thresholds=(0.6, 0.7, 0.7),
                  scale_factor: float = 0.709, providers: list[str] | None = None,

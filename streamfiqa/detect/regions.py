@@ -54,6 +54,8 @@ class RegionDetector:
         self._streams: dict[Hashable, _Stream] = {}
         #: Frames detected in full, frames detected through windows, and windows run.
         self.counts = {"full": 0, "windowed": 0, "windows": 0}
+        #: The streams whose frame the last :meth:`detect_batch` detected in full.
+        self.last_full: set = set()
 
     def forget(self, stream: Hashable) -> None:
         """Detect ``stream``'s next frame in full (after a shot cut, a reconnect or frames dropped)."""
@@ -98,6 +100,7 @@ class RegionDetector:
             st = self._streams[key]
             st.since_full = 1 if k in full else st.since_full + 1
             st.recent.append(out[k].boxes)
+        self.last_full = {streams[k] for k in full}
         self.counts["full"] += len(full)
         self.counts["windowed"] += len(images) - len(full)
         self.counts["windows"] += len(windows)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from streamfiqa.backends import create_backend
-from streamfiqa.detect.base import DETECTORS, Detector, nms
+from streamfiqa.detect.base import DETECTORS, Detector, ScoreScale, nms
 from streamfiqa.types import Faces
 
 STRIDES = (8, 16, 32)
@@ -31,6 +31,8 @@ class SCRFDDetector(Detector):
         providers: ONNX Runtime execution providers to prefer.
         **kwargs: see :class:`Detector`.
     """
+
+    score_scale = ScoreScale(0.37, 0.37, 0.41, 0.43)  # fit on the development clips (ScoreScale)
 
     def __init__(self, model_path: str | None = None, input_size: int = 640, nms_threshold: float = 0.4,
                  backend: str = "onnxruntime", providers: list[str] | None = None, **kwargs) -> None:

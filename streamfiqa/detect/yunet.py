@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamfiqa.detect.base import DETECTORS, Detector
+from streamfiqa.detect.base import DETECTORS, Detector, ScoreScale
 from streamfiqa.types import Faces
 
 
@@ -20,13 +20,19 @@ class YuNetDetector(Detector):
         **kwargs: see :class:`Detector`.
     """
 
+    score_scale = ScoreScale(0.72, 0.72, 0.81, 0.84)  # fit on the development clips (ScoreScale)
+
     def __init__(self, model_path: str | None = None, nms_threshold: float = 0.3, **kwargs) -> None:
         super().__init__(**kwargs)
         if not model_path or not Path(model_path).is_file():
             raise FileNotFoundError(
                 f"yunet: expected detector.model_path to name a YuNet .onnx file, found {model_path!r}")
-        self.model = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
-                                               self.score_threshold, nms_threshold, 5000)
+        try:
+            self.model = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
+                                                   self.score_threshold, nms_threshold, 5000)
+        except cv2.error as exc:
+            raise ValueError(f"yunet: expected detector.model_path {model_path} to be a YuNet .onnx OpenCV can load, "
+                             f"found one it cannot ({str(exc).strip().splitlines()[-1][:160]})") from None
 
     def _detect(self, image: np.ndarray, min_face: float) -> Faces:
         h, w = image.shape[:2]

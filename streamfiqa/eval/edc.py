@@ -154,7 +154,7 @@ def calibrate(curve: dict, quality_pairs: np.ndarray, max_discard: float = 0.1,
             "target_fnmr": goal, "max_discard": max_discard, "fr_threshold": curve["threshold"]}
 
 
-def _with_shared_weights(name: str, args: dict) -> dict:
+def with_shared_weights(name: str, args: dict) -> dict:
     """Development convenience: ``mobilefacenet`` without weights takes the one in ``../shared``."""
 
     args = dict(args)
@@ -182,11 +182,11 @@ def identity_eval(folder: str | Path, split: str, protocols: list[str], frs: lis
     fr_models = {}
     for spec in frs:
         label, name, args = parse_spec(spec)
-        fr_models[label] = create_fr(name, **_with_shared_weights(name, args))
+        fr_models[label] = create_fr(name, **with_shared_weights(name, args))
     scorer_models = {}
     for spec in scorers:
         label, name, args = parse_spec(spec)
-        scorer_models[label] = create_scorer(name, **_with_shared_weights(name, args))
+        scorer_models[label] = create_scorer(name, **with_shared_weights(name, args))
     meta = {"folder": str(folder), "split": split, "photos": len(ids), "identities": int(len(np.unique(ids.ids))),
             "genuine_pairs": int(genuine.sum()), "impostor_pairs": int((~genuine).sum()), "fmr": fmr, "seed": seed}
     for protocol in protocols:

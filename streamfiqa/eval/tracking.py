@@ -97,8 +97,8 @@ def track_clip(path: str, overrides: list[str] | None = None, base: dict | None 
             pass
 
     runner = build_runner(cfg, parse_sources([path], "false"), [_Collect()])
-    runner.observers.append(lambda sid, frame, faces, assignments, confirmed: rows.setdefault(frame.index, []).extend(
-        (tid, *faces.boxes[d]) for tid, d in assignments if tid in confirmed))
+    runner.observers.append(lambda sid, sf, assignments, confirmed: rows.setdefault(sf.frame.index, []).extend(
+        (tid, *sf.faces.boxes[d]) for tid, d in assignments if tid in confirmed))
     runner.run()
     n = max(rows) + 1 if rows else 0
     return [rows.get(i, []) for i in range(n)], events

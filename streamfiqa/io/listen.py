@@ -19,13 +19,21 @@ def safe_name(text: str, limit: int = 48) -> str:
     return _UNSAFE.sub("_", str(text))[:limit].strip("_") or "x"
 
 
+#: Largest message ``listen`` accepts by default: a crop pair and its metadata are tens of kB.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
 def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: float = 0.0,
            bind: bool = False, pull: bool = False, out=None, stop: threading.Event | None = None,
-           server_key: str | None = None, secret_key: str | None = None, stats: dict | None = None) -> int:
+           server_key: str | None = None, secret_key: str | None = None, stats: dict | None = None,
+           max_bytes: int = MAX_MESSAGE_BYTES) -> int:
     """Receive events from ``endpoint``, print one JSON line each, optionally save crops.
 
-    Malformed messages (not 4 frames, bad UTF-8 or JSON, metadata not an object) are skipped and counted
-    in ``stats["bad"]``; file names are built from a counter and sanitised fields only.
+    Malformed messages (not 4 frames, bad UTF-8 or JSON, JSON nested too deep, metadata not an object) are skipped and
+    counted in ``stats["bad"]``. A message over ``max_bytes`` never reaches memory: ZeroMQ drops its sender's
+    connection (``MAXMSGSIZE``), counted in ``stats["dropped_peers"]``. Saved files are named from this run's stamp, a
+    counter and sanitised fields only, so a folder used before keeps its files; CURVE handshakes that fail are counted
+    in ``stats["handshake_failed"]`` and said.
 
     Args:
         endpoint: where the publisher is (``tcp://127.0.0.1:5556``).
@@ -38,40 +46,54 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
         stop: set it to stop (signal handlers do).
         server_key: the publisher's CURVE public key file (CURVE on).
         secret_key: this subscriber's CURVE key pair file (``.key_secret``; ephemeral when None).
-        stats: filled with ``received`` and ``bad``.
+        stats: filled with ``received``, ``bad``, ``dropped_peers`` and ``handshake_failed``.
+        max_bytes: the largest message accepted (``MAXMSGSIZE``).
 
     Returns:
         The number of events received.
     """
+    import os
     import sys
     import time
 
     import zmq
+    from zmq.utils.monitor import recv_monitor_message
 
     out = out or sys.stdout
     stop = stop or threading.Event()
     stats = stats if stats is not None else {}
-    stats.update(received=0, bad=0)
+    stats.update(received=0, bad=0, dropped_peers=0, handshake_failed=0)
     sock = zmq.Context.instance().socket(zmq.PULL if pull else zmq.SUB)
+    sock.setsockopt(zmq.MAXMSGSIZE, int(max_bytes))
     if server_key:
         curve_client(sock, server_key, secret_key)
     if not pull:
         sock.setsockopt(zmq.SUBSCRIBE, b"face.")
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
     try:
         (sock.bind if bind else sock.connect)(endpoint)
     except zmq.ZMQError as exc:
+        sock.disable_monitor()
+        monitor.close(linger=0)
         sock.close(linger=0)
         raise ValueError(f"listen {endpoint}: cannot {'bind' if bind else 'connect'}: {exc}") from None
     root = Path(save) if save else None
+    run = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # this run's files never replace an earlier run's
     if root:
         (root / "crops").mkdir(parents=True, exist_ok=True)
     received = 0
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
     last = time.monotonic()
     try:
         while (not count or received < count) and not stop.is_set():
-            if not poller.poll(200):
+            ready = dict(poller.poll(200))
+            if monitor in ready and _peer_event(recv_monitor_message(monitor)["event"], stats, max_bytes) and not bind:
+                sock.disconnect(endpoint)  # ZeroMQ does not reconnect after dropping an oversized message's sender
+                sock.connect(endpoint)
+            if sock not in ready:
                 if timeout_s and time.monotonic() - last > timeout_s:
                     break
                 continue
@@ -83,21 +105,47 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
                 topic, meta = parts[0].decode("utf-8"), json.loads(parts[1])
                 if not isinstance(meta, dict):
                     raise ValueError(f"expected a JSON object, found {type(meta).__name__}")
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 stats["bad"] += 1
-                log.warning("skipping a malformed message (%d so far): %s", stats["bad"], exc)
+                log.warning("skipping a malformed message (%d so far): %s", stats["bad"],
+                            "JSON nested too deep" if isinstance(exc, RecursionError) else exc)
                 continue
             received += 1
             stats["received"] = received
             if root:
-                stem = f"{received:05d}_{safe_name(topic)}_t{safe_name(meta.get('track_id'))}"
+                stem = f"{run}_{received:05d}_{safe_name(topic)}_t{safe_name(meta.get('track_id'))}"
                 if parts[2]:
-                    (root / "crops" / f"{stem}.jpg").write_bytes(parts[2])
-                    (root / "crops" / f"{stem}_aligned.png").write_bytes(parts[3])
+                    with open(root / "crops" / f"{stem}.jpg", "xb") as f:
+                        f.write(parts[2])
+                    with open(root / "crops" / f"{stem}_aligned.png", "xb") as f:
+                        f.write(parts[3])
                     meta["files"] = {"display": f"crops/{stem}.jpg", "aligned": f"crops/{stem}_aligned.png"}
                 with open(root / "events.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps(meta) + "\n")
             print(json.dumps({"topic": topic, **meta}), file=out, flush=True)
     finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
         sock.close(linger=0)
+    if not received and stats["handshake_failed"]:
+        log.warning("nothing received: %d CURVE handshakes with %s failed (a wrong --curve-server-key, or this key "
+                    "is not among the publisher's allowed clients)", stats["handshake_failed"], endpoint)
     return received
+
+
+def _peer_event(event: int, stats: dict, max_bytes: int) -> bool:
+    """Count a monitor event; True when the connection dropped (and must be made again)."""
+    import zmq
+
+    if event == zmq.EVENT_DISCONNECTED:
+        stats["dropped_peers"] += 1
+        log.warning("the publisher's connection dropped (%d so far): ZeroMQ drops a sender whose message is over %d "
+                    "bytes (--max-bytes), and a publisher that went away; connecting again", stats["dropped_peers"],
+                    max_bytes)
+        return True
+    else:
+        stats["handshake_failed"] += 1
+        if stats["handshake_failed"] == 1:
+            log.warning("a CURVE handshake failed: the publisher's key (--curve-server-key) or this subscriber's is "
+                        "not the one expected")
+    return False

@@ -49,10 +49,14 @@ class ZmqPublisher:
 
         if not cfg.endpoint:
             raise ValueError("publish.endpoint: expected an endpoint such as tcp://127.0.0.1:5556, found none")
-        if cfg.bind and not is_loopback(cfg.endpoint) and not cfg.curve_secret_key and not cfg.insecure:
-            raise ValueError(f"publish.endpoint {cfg.endpoint}: face crops are biometric data; binding beyond "
-                             "127.0.0.1 needs CURVE (publish.curve_secret_key, see 'run_stream.py keys') or "
-                             "publish.insecure=true")
+        if not is_loopback(cfg.endpoint) and not cfg.curve_secret_key:
+            way = "binding to" if cfg.bind else "connecting to"
+            if not cfg.insecure:
+                raise ValueError(f"publish.endpoint {cfg.endpoint}: face crops are biometric data; {way} an address "
+                                 "beyond 127.0.0.1 needs CURVE (publish.curve_secret_key, see 'streamfiqa keys') or "
+                                 "publish.insecure=true")
+            log.warning("publish.insecure: %s %s sends face crops (biometric data) unencrypted and to anyone who "
+                        "connects", way, cfg.endpoint)
         self.cfg = cfg
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.XPUB if cfg.socket == "pub" else zmq.PUSH)
@@ -173,7 +177,12 @@ class ZmqPublisher:
 
 
 class FileSink:
-    """Writes ``DIR/events.jsonl`` and ``DIR/crops/<source>/...`` for every event.
+    """Writes ``DIR/events.jsonl`` and ``DIR/crops/<source>/...`` for every event, and ``DIR/manifest.json`` (the run's
+    summary) at the end.
+
+    One run writes a folder at a time (an OS lock on ``DIR/.lock``, held until :meth:`close`), an earlier run's events
+    are never mixed in (refused unless ``overwrite``), and a run that wrote no event leaves no ``events.jsonl`` behind
+    to block the next.
 
     Args:
         cfg: output directory and whether to write aligned crops too.
@@ -187,6 +196,8 @@ class FileSink:
         self.root = Path(cfg.dir)
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"output.dir {self.root}: expected a directory, found a file")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self.root / ".lock")
         if (self.root / "events.jsonl").exists():
             if not cfg.overwrite:
                 raise ValueError(f"output.dir {self.root}: it holds an earlier run's events.jsonl; runs never mix: "
@@ -198,7 +209,7 @@ class FileSink:
         (self.root / "crops").mkdir(parents=True, exist_ok=True)
         self.cfg, self.jpeg_quality, self.embedding = cfg, jpeg_quality, embedding
         self._log = open(self.root / "events.jsonl", "w", encoding="utf-8")
-        self._n = 0
+        self._n = self.lines = 0
 
     def emit(self, event: Event) -> None:
         """Write the event's crops and append its metadata line."""
@@ -216,9 +227,36 @@ class FileSink:
                 meta["files"]["aligned"] = f"crops/{event.source_id}/{stem}_aligned.png"
         self._log.write(json.dumps(meta) + "\n")
         self._log.flush()
+        self.lines += 1
+
+    def summarise(self, summary: dict) -> None:
+        """Write the run's summary as ``DIR/manifest.json``."""
+        (self.root / "manifest.json").write_text(json.dumps(summary, indent=1))
 
     def close(self) -> None:
         self._log.close()
+        if not self.lines:  # nothing written: nothing to block the next run
+            (self.root / "events.jsonl").unlink(missing_ok=True)
+            if not any((self.root / "crops").iterdir()):
+                (self.root / "crops").rmdir()
+        self._lock.close()  # releases the lock
+
+
+def _lock(path: Path):
+    """An exclusive OS lock on ``path``, held while the returned file stays open.
+
+    Raises:
+        ValueError: another process holds it.
+    """
+    import fcntl
+
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise ValueError(f"output.dir {path.parent}: another run is writing there; choose another --out") from None
+    return f
 
 
 class ContactSheet:

@@ -59,17 +59,13 @@ class Source:
         self._last_kept = -np.inf
         self._anchor = np.inf
         self._resume_s = spec.start_s if spec.kind == "file" else 0.0  # first open only (not on reconnects)
+        self._finite = False      # network streams: a known duration (HLS VOD), so its end is the end
         self.lag_skipped = 0      # live packets dropped unseen to catch up (to the next keyframe)
         self.decode_errors = 0    # packets that failed to decode (skipped)
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
         if cuts:
             self._shots = ShotCutDetector(cfg.cut_threshold)
-
-    @property
-    def cuts(self) -> int:
-        """Shot cuts seen so far."""
-        return self._shots.cuts if self._shots is not None else 0
 
     def start(self) -> "Source":
         """Start decoding."""
@@ -110,10 +106,10 @@ class Source:
             self._thread.join(timeout=2 if self.spec.live else 10)
 
     def _put(self, frame: Frame) -> None:
-        if self._shots is not None:
-            frame.cut = self._shots.is_cut(frame.image)
+        if self._shots is not None and self.spec.kind != "folder":
+            frame.cut, frame.change = self._shots.observe(frame.image)
         with self._cond:
-            if self.spec.live:
+            if self.spec.live and not self._finite:  # a recording (HLS VOD) waits for the pipeline, as a file does
                 if len(self._queue) >= self.cfg.queue_size:
                     self._queue.popleft()
                     self.dropped += 1
@@ -136,9 +132,8 @@ class Source:
 
     def _run(self) -> None:
         attempt = 0
-        if self.spec.kind == "missing":
-            self.error = f"expected a video file, an image folder, rtsp://, http(s):// or /dev/videoN, found " \
-                         f"nothing at {self.spec.uri}"
+        if self.spec.problem:  # found when the arguments were read: it fails alone
+            self.error = self.spec.problem
             log.error("%s: %s", self.spec.id, self.error)
             with self._cond:
                 self._done = True
@@ -153,6 +148,9 @@ class Source:
                             return
                         self._put(frame)
                     if not self.spec.live:
+                        return
+                    if self._finite:  # an HLS playlist with its end (VOD): it ended, as a file does
+                        log.info("%s: the stream has a known length and ended: finished", self.spec.id)
                         return
                     log.warning("%s: stream ended; reconnecting", self.spec.id)
                 except Exception as exc:  # noqa: BLE001 - any decode error ends or retries this source only
@@ -214,6 +212,7 @@ class Source:
         container = self._open()
         try:
             stream = self._video_stream(container)
+            self._finite = self.spec.kind == "http" and container.duration is not None
             rate = float(stream.average_rate or 25)
             start, self._resume_s = self._resume_s, 0.0
             # A new session re-anchors the stream clock: after an outage the wall clock jumped but the
@@ -222,7 +221,7 @@ class Source:
             if start > 0 and stream.time_base:
                 container.seek(int(start / stream.time_base), stream=stream)  # the keyframe at or before it
             packets = container.demux(stream)
-            if self.spec.live:
+            if self.spec.live and not self._finite:
                 packets = self._catch_up(packets, stream)
             frames = self._resumed(self._timed(self._decoded(packets), rate), start)
             if self.cfg.realtime and self.spec.kind == "file":
@@ -334,6 +333,8 @@ class Source:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             self.decode_s += time.perf_counter() - t0
             if image is None:
+                self.decode_errors += 1
                 log.warning("%s: skipping %s: not a readable image", self.spec.id, path.name)
                 continue
-            yield Frame(self.spec.id, i, pts, image, time.time())
+            # unrelated photos: each is a shot of its own (faces are tracked across them only when asked)
+            yield Frame(self.spec.id, i, pts, image, time.time(), cut=i > 0 and not self.cfg.folder_tracking)

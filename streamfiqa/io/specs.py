@@ -1,4 +1,9 @@
-"""What to open: source arguments (``URI`` or ``ID=URI``) → specs with a kind, a unique id and liveness."""
+"""What to open: source arguments (``URI`` or ``ID=URI``) → specs with a kind, a unique id and liveness.
+
+A folder of videos is one source per video; a folder of images is one source of photos (each photo its own shot); a
+file is probed, and one with no video stream in it (an audio file, a text file FFmpeg would render as ANSI art) is
+refused with the reason. A source that cannot be read fails alone; when none can, the run is refused.
+"""
 from __future__ import annotations
 
 import re
@@ -18,6 +23,7 @@ class SourceSpec:
         kind: one of :data:`KINDS`.
         live: live sources drop frames under load and reconnect; others do neither.
         start_s: files: start at this stream time (a source resumed elsewhere after a failure).
+        problem: why it cannot be read (then it fails on its own), or empty.
     """
 
     uri: str
@@ -25,6 +31,7 @@ class SourceSpec:
     kind: str
     live: bool
     start_s: float = 0.0
+    problem: str = ""
 
 
 def _kind(uri: str) -> str:
@@ -44,35 +51,82 @@ def _kind(uri: str) -> str:
                             f"or /dev/videoN, found nothing at that path")
 
 
+#: Codecs FFmpeg gives text files (its tty demuxer renders them): never a camera's picture.
+TEXT_CODECS = ("ansi", "bintext", "xbin", "idf")
+
+
+def media_problem(path: str | Path) -> str:
+    """Why the file at ``path`` is no video (empty when it is one FFmpeg can read)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                return f"expected a video stream in {path}, found none (streams: {', '.join(s.type for s in c.streams)})"
+            codec = c.streams.video[0].codec_context.name
+            if codec in TEXT_CODECS:
+                return f"expected a video in {path}, found text (FFmpeg's {c.format.name} demuxer reads it as {codec})"
+    except av.error.FFmpegError as exc:
+        return f"expected a video or image file FFmpeg can read at {path}, found one it cannot ({exc})"
+    return ""
+
+
+def _entries(uri: str, sid: str | None, i: int) -> list[tuple[str, str | None, str, str]]:
+    """``(uri, id, kind, problem)`` of one argument; a folder of videos becomes one entry per video."""
+    from streamfiqa.io.media import VIDEO_EXTENSIONS, is_image
+
+    try:
+        kind = _kind(uri)
+    except FileNotFoundError as exc:
+        return [(uri, sid, "missing", str(exc))]
+    if kind == "file":
+        return [(uri, sid, kind, media_problem(uri))]
+    if kind != "folder":
+        return [(uri, sid, kind, "")]
+    files = sorted(p for p in Path(uri).iterdir() if p.is_file())
+    videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+    out = [(uri, sid, "folder", "")] if any(is_image(p) for p in files) else []
+    out += [(str(v), f"{sid}-{v.stem}" if sid else None, "file", media_problem(v)) for v in videos]
+    return out or [(uri, sid, "folder", f"expected images or videos in the folder {uri}, found none")]
+
+
 def parse_sources(args: list[str], live: str = "auto", strict: bool = True) -> list[SourceSpec]:
-    """Turn CLI arguments (``URI`` or ``ID=URI``) into specs with unique ids.
+    """Turn CLI arguments (``URI`` or ``ID=URI``) into specs with unique ids (see the module docstring).
 
     Args:
         args: the source arguments.
         live: ``auto`` (network and webcams are live), ``true`` or ``false``.
-        strict: raise on a path that does not exist; else keep it as a ``missing`` source that fails
-            on its own (one bad source never stops the others).
+        strict: raise on a source that cannot be read; else keep it with its ``problem`` so that it fails on its own
+            (one bad source never stops the others).
 
     Raises:
-        FileNotFoundError: (strict) a path that does not exist.
+        FileNotFoundError, ValueError: (strict) a path that does not exist, or a file that is no video.
     """
     specs, seen = [], set()
     for i, arg in enumerate(args):
         m = re.match(r"^([A-Za-z0-9_.-]+)=(.+)$", arg)
-        sid, uri = (m.group(1), m.group(2)) if m and not Path(arg).exists() else (None, arg)
-        try:
-            kind = _kind(uri)
-        except FileNotFoundError:
-            if strict:
-                raise
-            kind = "missing"
-        if sid is None:
-            sid = Path(uri.rstrip("/")).stem if kind in ("file", "folder", "webcam", "missing") else f"{kind}{i}"
-        sid = re.sub(r"[^A-Za-z0-9_-]", "_", sid) or f"src{i}"
-        base, n = sid, 2
-        while sid in seen:
-            sid, n = f"{base}-{n}", n + 1
-        seen.add(sid)
-        is_live = kind in ("rtsp", "http", "webcam") if live == "auto" else live == "true" and kind != "missing"
-        specs.append(SourceSpec(uri, sid, kind, is_live))
+        given, uri0 = (m.group(1), m.group(2)) if m and not Path(arg).exists() else (None, arg)
+        for uri, sid, kind, problem in _entries(uri0, given, i):
+            if problem and strict:
+                raise (FileNotFoundError if kind == "missing" else ValueError)(problem)
+            if sid is None:
+                sid = Path(uri.rstrip("/")).stem if kind in ("file", "folder", "webcam", "missing") else f"{kind}{i}"
+            sid = re.sub(r"[^A-Za-z0-9_-]", "_", sid) or f"src{i}"
+            base, n = sid, 2
+            while sid in seen:
+                sid, n = f"{base}-{n}", n + 1
+            seen.add(sid)
+            is_live = kind in ("rtsp", "http", "webcam") if live == "auto" else live == "true" and not problem
+            specs.append(SourceSpec(uri, sid, kind, is_live and not problem, problem=problem))
+    return specs
+
+
+def readable(specs: list[SourceSpec]) -> list[SourceSpec]:
+    """``specs`` when at least one can be read.
+
+    Raises:
+        ValueError: none can (the first one's reason).
+    """
+    if specs and all(s.problem for s in specs):
+        raise ValueError(specs[0].problem)
     return specs

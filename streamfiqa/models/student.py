@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamfiqa.align import jitter_alignment
+from streamfiqa.backends import cache_dir as default_cache_dir
 from streamfiqa.backends import create_backend
 from streamfiqa.backends.export import export_onnx
-from streamfiqa.backends.tensorrt_backend import DEFAULT_CACHE
 from streamfiqa.models.common import InputConvention, batches, load_checkpoint, load_strict, pick_device
 from streamfiqa.models.ediffiqa import MLP
 from streamfiqa.models.int8 import check_source, int8_path
@@ -199,7 +199,7 @@ class StudentScorer:
         import hashlib
 
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        out = Path(DEFAULT_CACHE) / f"student_{self.model.arch}-{digest}.onnx"
+        out = default_cache_dir() / f"student_{self.model.arch}-{digest}.onnx"
         if not out.is_file():
             log.info("exporting %s to %s", path, out)
             size = self.model.input_size

@@ -11,7 +11,7 @@ from streamfiqa.detect import detector_from_config
 from streamfiqa.detect.regions import RegionDetector
 from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.sinks import ContactSheet, FileSink, LogSink, ZmqPublisher
-from streamfiqa.io.specs import SourceSpec, parse_sources
+from streamfiqa.io.specs import SourceSpec, parse_sources, readable
 from streamfiqa.pipeline.embed import embedding_name, event_embedder, tracker_embedder
 from streamfiqa.pipeline.persons import embedding_model, PersonMerger
 from streamfiqa.pipeline.rescore import HeavyTier
@@ -87,12 +87,10 @@ def build(sources: list[str], cfg: Config) -> Runner:
     that fails on its own.
 
     Raises:
-        FileNotFoundError: no source exists at all.
+        ValueError: no source can be read at all.
         ValueError, OSError: a model, endpoint or output directory the config names cannot be used.
     """
-    specs = parse_sources(sources, cfg.sources.live, strict=False)
-    if all(s.kind == "missing" for s in specs):
-        parse_sources(sources[:1], cfg.sources.live)  # raises the first path's error
+    specs = readable(parse_sources(sources, cfg.sources.live, strict=False))
     sinks = build_sinks(cfg)
     try:
         return build_runner(cfg, specs, sinks)

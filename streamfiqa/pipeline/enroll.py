@@ -14,24 +14,42 @@ log = logging.getLogger(__name__)
 class EnrollSelector:
     """Collects K good, pose-diverse crops of one cooperative subject.
 
-    The largest face of each frame is the subject. A candidate counts when its score is at
-    least ``threshold`` and it passed the gates; it joins the set if its (yaw, pitch) is at
-    least ``min_pose_delta`` degrees from every member, or replaces the worse member it is
-    close to. When the set holds ``count`` crops, ``enrolled`` events are sent (one per crop).
+    The largest face of each frame is offered. The first crop accepted fixes the subject: a later one counts only when
+    it is of the same track, or (another track: the subject left and came back, or the tracker lost them) when its FR
+    embedding agrees with the subject's mean by ``same_person``; crops of anyone else are refused and counted in
+    :attr:`other_person`. A candidate counts when its score is at least ``threshold`` and it passed the gates; it
+    joins the set if its (yaw, pitch) is at least ``min_pose_delta`` degrees from every member, or replaces the worse
+    member it is close to. When the set holds ``count`` crops, ``enrolled`` events are sent (one per crop, each with
+    its own track's id).
 
     Args:
         count: crops to collect.
         threshold: lowest score a crop needs.
         min_pose_delta: degrees of yaw/pitch between any two collected crops.
+        same_person: cosine (the tracker's embedding) a crop of another track needs to the subject's.
     """
 
-    def __init__(self, count: int = 3, threshold: float = 0.6, min_pose_delta: float = 8.0) -> None:
+    def __init__(self, count: int = 3, threshold: float = 0.6, min_pose_delta: float = 8.0,
+                 same_person: float = 0.5) -> None:
         if count < 1:
             raise ValueError(f"enroll.count: expected >= 1, found {count}")
         self.count, self.threshold, self.min_pose_delta = int(count), float(threshold), float(min_pose_delta)
+        self.same_person = float(same_person)
         self.members: list[Candidate] = []
+        self.tracks: dict[int, int | None] = {}  # id(member) → its track
+        self.subject_tracks: set = set()
+        self.subject: np.ndarray | None = None  # sum of the accepted crops' embeddings
+        self.other_person = 0
         self.best_seen = 0.0
         self.done = False
+
+    def _is_subject(self, track_id: int | None, cand: Candidate) -> bool:
+        if self.subject is None or track_id in self.subject_tracks:
+            return True
+        if cand.embedding is None:
+            return False  # another track and nothing to compare: not taken for the subject
+        mean = self.subject / max(float(np.linalg.norm(self.subject)), 1e-12)
+        return float(cand.embedding @ mean) >= self.same_person
 
     def select(self, source_id: str, track_id: int | None, cand: Candidate | None) -> list[Event]:
         """Offer the subject's candidate of one frame; returns the ``enrolled`` events once complete."""
@@ -40,18 +58,25 @@ class EnrollSelector:
         self.best_seen = max(self.best_seen, cand.score)
         if not cand.passed or cand.score < self.threshold:
             return []
+        if not self._is_subject(track_id, cand):
+            self.other_person += 1
+            return []
+        self.subject_tracks.add(track_id)
+        if cand.embedding is not None:
+            self.subject = cand.embedding.astype(np.float64) if self.subject is None else self.subject + cand.embedding
         pose = (cand.components["yaw"], cand.components["pitch"])
         near = [m for m in self.members if self._delta(m, pose) < self.min_pose_delta]
         if not near:
             self.members.append(cand)
         elif len(near) == 1 and cand.score > near[0].score:
             self.members[self.members.index(near[0])] = cand
+        self.tracks[id(cand)] = track_id
         if len(self.members) < self.count:
             return []
         self.done = True
         chosen = sorted(self.members, key=lambda c: -c.score)[: self.count]
         summary = [c.summary() for c in chosen]
-        return [Event("enrolled", source_id, track_id, c, {},
+        return [Event("enrolled", source_id, self.tracks[id(c)], c, {},
                       {"index": i, "count": self.count, "candidates": summary}) for i, c in enumerate(chosen)]
 
     def timeout_event(self, source_id: str, waited_s: float) -> Event:

@@ -5,11 +5,13 @@ import time
 from dataclasses import dataclass, field
 
 from streamfiqa.config import Config
+from streamfiqa.detect.base import ScoreScale
 from streamfiqa.io.sources import Source
 from streamfiqa.io.specs import SourceSpec
-from streamfiqa.pipeline.best_crop import BestSelector, ScoredFrame
+from streamfiqa.pipeline.best_crop import BestSelector, ScoredFrame, Typicality
 from streamfiqa.pipeline.enroll import Enrolment
 from streamfiqa.pipeline.stats import RateWindow, SourceStatus
+from streamfiqa.quality.faceness import FaceCheck
 from streamfiqa.track.tracker import Tracker
 
 
@@ -26,6 +28,7 @@ class SourceRun:
         lag / max_lag: live: now − estimated capture time of the newest processed frame (s), and its maximum.
         last_pts: stream time of the newest processed frame.
         detected_pts: stream time of the newest detected frame (the detection stage's own).
+        cuts: shot cuts found.
     """
 
     index: int
@@ -41,19 +44,29 @@ class SourceRun:
     lag: float = 0.0
     max_lag: float = 0.0
     last_pts: float = 0.0
+    first_pts: float | None = None
     detected_pts: float | None = None
+    cuts: int = 0
     progress: object = None
     rate: RateWindow = field(default_factory=RateWindow)
 
     @classmethod
     def open(cls, spec: SourceSpec, index: int, cfg: Config, wake, first_track_id: int = 1,
-             progress: bool = False) -> "SourceRun":
-        """Start decoding ``spec`` and give it a tracker and a selector configured by ``cfg``."""
-        t, s = cfg.tracker, cfg.selection
-        run = cls(index, Source(spec, cfg.sources, wake).start(),
-                  Tracker(t.high_thresh, t.low_thresh, t.new_track_thresh, t.match_iou, t.max_age, t.min_hits,
-                          t.min_similarity, t.reid_similarity, t.reid_window_s, first_id=first_track_id),
-                  BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin))
+             progress: bool = False, scale: ScoreScale | None = None) -> "SourceRun":
+        """Start decoding ``spec`` and give it a tracker and a selector configured by ``cfg`` (tracker thresholds left
+        null take the detector's ``scale``)."""
+        t, s, scale = cfg.tracker, cfg.selection, scale or ScoreScale()
+        photos = spec.kind == "folder" and not cfg.sources.folder_tracking  # each photo its own shot: one hit suffices
+        pick = lambda value, own: own if value is None else value  # noqa: E731
+        tracker = Tracker(pick(t.high_thresh, scale.high), pick(t.low_thresh, scale.low),
+                          pick(t.new_track_thresh, scale.new), t.match_iou, t.max_age,
+                          1 if photos else t.min_hits, t.min_similarity, t.reid_similarity, t.reid_window_s,
+                          first_id=first_track_id)
+        run = cls(index, Source(spec, cfg.sources, wake).start(), tracker,
+                  BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin, s.rank, s.pool,
+                               Typicality(s.quality_band, s.sharpness, s.min_faces), tracker.new_id,
+                               s.split_below if s.split_below > 0 else None, cfg.quality.min_face_score,
+                               FaceCheck(cfg.quality.face_check) if cfg.quality.face_check else None))
         if cfg.pipeline == "enroll":
             run.enroll = Enrolment(cfg.enroll, spec.id)
         if progress and not spec.live:
@@ -74,6 +87,8 @@ class SourceRun:
 
     def count(self, sf: ScoredFrame) -> None:
         """A frame went through the pipeline."""
+        if self.first_pts is None:
+            self.first_pts = sf.frame.pts
         self.processed += 1
         self.last_pts = sf.frame.pts
         self.faces += len(sf.faces)
@@ -93,7 +108,8 @@ class SourceRun:
         return SourceStatus(self.id, self.processed, self.faces, self.events, dict(self.by_kind), src.decoded,
                             src.dropped, src.skipped, src.reconnects, round(self.lag, 3), round(self.max_lag, 3),
                             src.lag_skipped, src.decode_errors, src.depth,
-                            round(1000 * src.decode_s / max(src.decoded, 1), 2), src.cuts, self.done, src.error)
+                            round(1000 * src.decode_s / max(src.decoded, 1), 2), self.cuts, self.done, src.error,
+                            dict(self.selector.rejected), self.tracker.unconfirmed)
 
     def summary(self, reason: str) -> str:
         """The line logged when the source finishes."""

@@ -9,17 +9,14 @@ import sys
 import threading
 import time
 
-import numpy as np
-
 from streamfiqa.config import Config
 from streamfiqa.events import Event
 from streamfiqa.io.specs import SourceSpec
 from streamfiqa.pipeline.best_crop import ScoredFrame
 from streamfiqa.pipeline.detect_thread import DetectStage
-from streamfiqa.pipeline.embed import FROM_SCORER
 from streamfiqa.pipeline.per_source import SourceRun
 from streamfiqa.pipeline.stages import Stages
-from streamfiqa.pipeline.stats import SourceStatus, StageClock, stats_line
+from streamfiqa.pipeline.stats import SourceStatus, StageClock, run_summary, stats_line
 from streamfiqa.track.tracker import TrackState
 from streamfiqa.types import Frame
 
@@ -51,7 +48,8 @@ class Runner:
         self.exit_code = 0
         self.metrics = None  # set by the builder when metrics.port is configured
         self.clock = StageClock()
-        #: Callables ``(source_id, frame, faces, assignments, confirmed_ids)`` told of every tracker step.
+        #: Callables ``(source_id, scored_frame, assignments, confirmed_ids)`` told of every tracker step (a
+        #: :class:`~streamfiqa.pipeline.best_crop.ScoredFrame`: the frame, its faces, crops, scores, embeddings).
         self.observers: list = []
         #: Callables ``(runner)`` called once per loop turn in the runner's own thread (where the selectors
         #: may be read safely: :meth:`open_bests`).
@@ -66,10 +64,11 @@ class Runner:
             0 on success, 1 if a source failed, 3 if an enrolment timed out.
         """
         stop = stop or threading.Event()
+        started = time.monotonic()
         self.clock.metrics = self.metrics
         show = self.cfg.progress == "true" or (self.cfg.progress == "auto" and sys.stderr.isatty())
-        self.states = [SourceRun.open(spec, i, self.cfg, self.wake, self.first_track_ids.get(i, 1), show)
-                       for i, spec in enumerate(self.specs)]
+        self.states = [SourceRun.open(spec, i, self.cfg, self.wake, self.first_track_ids.get(i, 1), show,
+                                      self.s.detector.score_scale) for i, spec in enumerate(self.specs)]
         next_stats = time.monotonic() + self.cfg.stats_interval_s
         stage = DetectStage(self, stop) if self.cfg.detector.thread else None
         try:
@@ -98,11 +97,11 @@ class Runner:
             for st in self.states:
                 if not st.done:
                     self._finish(st, "shutdown")
+            self._summarise(time.monotonic() - started)
             for sink in self.sinks:
                 sink.close()
             if self.s.heavy is not None:
                 self.s.heavy.close()
-            self.log_stats()
             if self.metrics is not None:
                 self.metrics.close()
             log.info("per-frame stage times (ms): %s", self.stats()["stages_ms"])
@@ -151,7 +150,8 @@ class Runner:
                 crops = self.s.aligner.align(frame.image, faces)
             with self.clock("quality"):
                 quality = self.s.assessor.assess(faces, crops.aligned)
-            items.append((st, ScoredFrame(frame, faces, crops, quality, {"tier0": quality.score})))
+            full = None if self.s.regions is None else st.index in self.s.regions.last_full
+            items.append((st, ScoredFrame(frame, faces, crops, quality, {"tier0": quality.score}, full=full)))
         return items
 
     def _detect(self, ready: list[tuple[SourceRun, Frame]]) -> list:
@@ -161,7 +161,8 @@ class Runner:
         if self.s.regions is None:
             return self.s.detector.detect_batch(images)
         for st, frame in ready:
-            if frame.cut or st.detected_pts is None or abs(frame.pts - st.detected_pts) > REGION_GAP_S:
+            if frame.cut or frame.change >= self.cfg.sources.cut_change or st.detected_pts is None \
+                    or abs(frame.pts - st.detected_pts) > REGION_GAP_S:
                 self.s.regions.forget(st.index)
             st.detected_pts = frame.pts
         return self.s.regions.detect_batch(images, [st.index for st, _ in ready])
@@ -169,39 +170,27 @@ class Runner:
     def _score_and_select(self, prepared: list) -> None:
         """The fast tier over the faces of every prepared frame in one batch, then tracking and selection per
         source."""
-        s = self.s
-        fast = [(st, sf) for st, sf in prepared
-                if s.scorer is not None and st.processed % self.cfg.quality.fast_every == 0 and len(sf.faces)]
-        if fast:
-            with self.clock("score"):
-                batch = np.concatenate([sf.crops.aligned for _, sf in fast])
-                if s.embedder == FROM_SCORER:
-                    q, e = s.scorer.score_and_embed(batch)
-                else:
-                    q, e = s.scorer.score(batch), None
-                splits = np.cumsum([len(sf.faces) for _, sf in fast])[:-1]
-                for (_, sf), qk in zip(fast, np.split(np.asarray(q, np.float32), splits)):
-                    sf.scores[s.scorer.name] = qk
-                if e is not None:
-                    for (_, sf), ek in zip(fast, np.split(e, splits)):
-                        sf.embeddings = ek
+        fast = [sf for st, sf in prepared if st.processed % self.cfg.quality.fast_every == 0]
+        with self.clock("score"):
+            self.s.score(fast, prepared)
         for st, sf in prepared:
-            if sf.embeddings is None and s.embedder not in (None, FROM_SCORER) and len(sf.faces):
-                with self.clock("score"):
-                    sf.embeddings = s.embedder.embed(sf.crops.aligned)
             self._track_and_select(st, sf)
 
     def _track_and_select(self, st: SourceRun, sf: ScoredFrame) -> None:
         s, frame, sid = self.s, sf.frame, st.source.spec.id
         decided_by = s.scorer.name if s.scorer is not None else "tier0"
         st.observe_lag(frame.capture)
-        if frame.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track
+        # a candidate cut is one unless a face of the previous frame continues unchanged (an insert changed beside it)
+        sf.cut = frame.cut or (frame.change >= self.cfg.sources.cut_change
+                               and not st.tracker.continues(sf.faces, sf.embeddings))
+        st.cuts += int(sf.cut)
+        if sf.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track
             self._emit(st, st.selector.select(sid, frame.pts, {}, set(), self._defer(st, st.tracker.flush("cut")), []))
         with self.clock("track"):
-            update = st.tracker.update(sf.faces, sf.embeddings, frame.pts)
+            update = st.tracker.update(sf.faces, sf.embeddings, frame.pts, sf.full)
             confirmed = {t.track_id for t in st.tracker.tracks if t.state is TrackState.CONFIRMED}
             for observe in self.observers:
-                observe(sid, frame, sf.faces, update.assignments, confirmed)
+                observe(sid, sf, update.assignments, confirmed)
         with self.clock("select"):
             def candidate(d: int):
                 return sf.candidate(d, decided_by, s.min_score, s.embedding_model)
@@ -286,11 +275,22 @@ class Runner:
         out = {"stages_ms": self.clock.ms_per_frame(sum(s.processed for s in status)),
                "sources": {s.id: s.as_dict() for s in status},
                "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.sinks)}
+        out["faces_dropped"] = dict(self.s.detector.dropped)
         if self.s.regions is not None:
             out["detector"] = dict(self.s.regions.counts)
         if self.s.heavy is not None:
             out["heavy"] = self.s.heavy.stats()
         return out
+
+    def _summarise(self, elapsed: float) -> None:
+        """Log the stats line and the run's summary; hand it to the sinks that keep one (``manifest.json``)."""
+        self.log_stats()
+        stream_s = sum(st.last_pts - st.first_pts for st in self.states if st.first_pts is not None)  # 0.0 is a time
+        summary = run_summary(self.stats(), elapsed, stream_s, sum(st.tracker.started for st in self.states),
+                              self.states[0].tracker.new_track_thresh if self.states else None)
+        for sink in self.sinks:
+            if hasattr(sink, "summarise"):
+                sink.summarise(summary)
 
     def log_stats(self) -> None:
         """Log one line: fps and faces/s per source since the last line, queue depth, drops, stage times."""

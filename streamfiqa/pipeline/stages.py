@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from streamfiqa.align import Aligner
 from streamfiqa.detect import Detector
 from streamfiqa.detect.regions import RegionDetector
+from streamfiqa.pipeline.best_crop import ScoredFrame
+from streamfiqa.pipeline.embed import FROM_SCORER
 from streamfiqa.pipeline.rescore import HeavyTier
 from streamfiqa.quality.tier0 import QualityAssessor
 
@@ -37,3 +41,25 @@ class Stages:
     event_embedder: object = None
     heavy: HeavyTier | None = None
     regions: RegionDetector | None = None
+
+    def score(self, fast: list[ScoredFrame], every: list) -> None:
+        """Score the faces of the ``fast`` frames in one fast-tier batch (their scores and, when the scorer embeds for
+        the tracker, their embeddings), then embed with a separate FR model the frames of ``every`` (``(source,
+        frame)`` pairs) that have none yet."""
+        fast = [sf for sf in fast if len(sf.faces)] if self.scorer is not None else []
+        if fast:
+            batch = np.concatenate([sf.crops.aligned for sf in fast])
+            if self.embedder == FROM_SCORER:
+                q, e = self.scorer.score_and_embed(batch)
+            else:
+                q, e = self.scorer.score(batch), None
+            splits = np.cumsum([len(sf.faces) for sf in fast])[:-1]
+            for sf, qk in zip(fast, np.split(np.asarray(q, np.float32), splits)):
+                sf.scores[self.scorer.name] = qk
+            if e is not None:
+                for sf, ek in zip(fast, np.split(e, splits)):
+                    sf.embeddings = ek
+        if self.embedder not in (None, FROM_SCORER):
+            for _, sf in every:
+                if sf.embeddings is None and len(sf.faces):
+                    sf.embeddings = self.embedder.embed(sf.crops.aligned)

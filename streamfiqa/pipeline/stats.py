@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+log = logging.getLogger(__name__)
 #: The per-frame stages whose time is measured (``stages_ms`` in the stats, ``streamfiqa_stage_seconds``).
 STAGES = ("detect", "align", "quality", "score", "track", "select")
 
@@ -31,6 +33,8 @@ class SourceStatus:
         cuts: shot cuts detected.
         done: the source has ended.
         error: why it failed, if it did.
+        rejected: tracks not published, by reason (``unrecognisable``).
+        unconfirmed: tracks that ended before they were confirmed (too few detections; not published).
     """
 
     id: str
@@ -51,6 +55,8 @@ class SourceStatus:
     cuts: int
     done: bool
     error: str | None = None
+    rejected: dict = dataclasses.field(default_factory=dict)
+    unconfirmed: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -121,3 +127,58 @@ def stats_line(stats: dict, rates: dict[str, tuple[float, float]], live: dict[st
         extra += f" | detector: full {c['full']}, windowed {c['windowed']} ({c['windows']} windows)"
     stages = " ".join(f"{k} {v:.1f}" for k, v in stats["stages_ms"].items())
     return f"stats | {' | '.join(parts)} | publish dropped {stats['publish_dropped']}{extra} | ms/frame: {stages}"
+
+
+def versions() -> dict[str, str]:
+    """The program's and its main libraries' versions (for the run's manifest)."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("streamfiqa", "numpy", "opencv-python", "av", "onnxruntime", "torch", "pyzmq"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: int,
+                new_track_thresh: float | None = None) -> dict:
+    """What a run did, for its last log line (logged here) and ``OUT/manifest.json``: time, real-time factor, frames,
+    faces, tracks, events by kind, what was dropped and what was rejected, by reason, and the versions. Faces found
+    but no track started (their detector scores all below ``new_track_thresh``) are warned about."""
+    src = stats["sources"].values()
+    kinds: dict = {}
+    rejected: dict = {}
+    for s in src:
+        for k, n in s["events_by_kind"].items():
+            kinds[k] = kinds.get(k, 0) + n
+        for k, n in s.get("rejected", {}).items():
+            rejected[k] = rejected.get(k, 0) + n
+    heavy = stats.get("heavy") or {}
+    summary = {
+        "elapsed_s": round(elapsed_s, 2), "stream_s": round(stream_s, 2),
+        "realtime_factor": round(stream_s / elapsed_s, 3) if elapsed_s > 0 else None,
+        "frames_decoded": sum(s["decoded"] for s in src), "frames_processed": sum(s["processed"] for s in src),
+        "faces": sum(s["faces"] for s in src), "tracks_started": tracks_started, "cuts": sum(s["cuts"] for s in src),
+        "events_by_kind": kinds,
+        "dropped": {"frames_queue_full": sum(s["dropped"] for s in src),
+                    "packets_lag": sum(s["lag_skipped"] for s in src),
+                    "packets_undecodable": sum(s["decode_errors"] for s in src),
+                    "frames_skipped_by_rate": sum(s["skipped"] for s in src),
+                    "heavy_keyframes": heavy.get("skipped", 0), "events_unsent": stats["publish_dropped"],
+                    **{f"faces_{k}": v for k, v in stats.get("faces_dropped", {}).items()},
+                    "tracks_unconfirmed": sum(s.get("unconfirmed", 0) for s in src)},
+        "rejected_tracks": rejected,
+        "sources": {sid: {"processed": s["processed"], "faces": s["faces"], "events": s["events"],
+                          "error": s.get("error")} for sid, s in stats["sources"].items()},
+        "versions": versions()}
+    if summary["faces"] and not tracks_started:
+        log.warning("%d faces were found but no track started: their detector scores stayed below "
+                    "tracker.new_track_thresh %s", summary["faces"], new_track_thresh)
+        summary["warning"] = "faces found, no track started (tracker.new_track_thresh)"
+    log.info("summary | %.1f s for %.1f s of video (%.2fx real time), %d frames, %d faces, %d tracks, events %s, "
+             "rejected %s, dropped %s", summary["elapsed_s"], summary["stream_s"], summary["realtime_factor"] or 0,
+             summary["frames_processed"], summary["faces"], tracks_started, summary["events_by_kind"],
+             summary["rejected_tracks"], {k: v for k, v in summary["dropped"].items() if v})
+    return summary

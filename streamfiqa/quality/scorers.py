@@ -49,18 +49,9 @@ def create_scorer(name: str, **kwargs) -> Scorer:
     """Build the scorer registered as ``name`` (valid names: ``SCORERS.names()``).
 
     Raises:
-        ValueError: an unknown name, or an argument the scorer does not take (the message lists them).
+        ValueError: an unknown name, an argument the scorer does not take, or one it needs (the message lists them).
     """
-    import inspect
-
-    factory = SCORERS.get(name)
-    params = inspect.signature(factory).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(kwargs) - set(params))
-        if unknown:
-            raise ValueError(f"scorer {name!r}: unknown argument(s) {', '.join(unknown)}; valid: "
-                             f"{', '.join(params) or 'none'}")
-    return factory(**kwargs)
+    return SCORERS.create(name, **kwargs)
 
 
 def scorer_names() -> list[str]:

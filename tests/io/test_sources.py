@@ -1,6 +1,8 @@
+import json
 import threading
 import time
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -98,6 +100,54 @@ def test_parse_sources_ids_and_errors(tmp_path):
 def test_broken_file_reports_an_error_without_raising(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 1000)
-    (spec,) = parse_sources([str(bad)])
+    with pytest.raises(ValueError, match="cannot"):
+        parse_sources([str(bad)])  # strict: the CLI says so before any source starts
+    (spec,) = parse_sources([str(bad)], strict=False)  # one bad source among others fails on its own
     src = Source(spec, SourcesConfig(), threading.Event()).start()
     assert drain(src) == [] and src.error
+
+
+def test_a_vod_hls_playlist_ends_like_a_file(tmp_path):
+    """An HLS playlist with its end (#EXT-X-ENDLIST) served over HTTP on 127.0.0.1 is read once and the run ends,
+    where a live stream would be reconnected forever."""
+    import functools
+    import http.server
+    import socketserver
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import ROOT
+    from streamfiqa.eval.synth import make_clip
+
+    make_clip(tmp_path / "clip.mp4", faces=2, frames=50)
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    with av.open(str(tmp_path / "clip.mp4")) as src:
+        out = av.open(str(hls / "index.m3u8"), "w", format="hls", options={"hls_time": "1", "hls_playlist_type": "vod"})
+        o = out.add_stream_from_template(src.streams.video[0])
+        for pkt in src.demux(src.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = o
+                out.mux(pkt)
+        out.close()
+    assert (hls / "index.m3u8").read_text().rstrip().endswith("#EXT-X-ENDLIST")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = socketserver.TCPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(hls)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+        p = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), url, "--out", str(tmp_path / "out"),
+                            "--set", "publish.endpoint=null", "--set", "quality.heavy=null"],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "reconnecting" not in p.stderr and "finished" in p.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["frames_decoded"] == 50 and manifest["events_by_kind"].get("best", 0) >= 1

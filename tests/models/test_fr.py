@@ -44,20 +44,24 @@ def test_port_batches_and_passes_gradients(facenet):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_same_person_is_closer_than_others(group_photo, mtcnn):
+@pytest.mark.parametrize("name", ["facenet", "buffalo_s", "sface"])
+def test_same_person_is_closer_than_others(name, group_photo, mtcnn):
+    """The embedded recognisers (the packaged ones the video protocol measures with) on real faces."""
     from streamfiqa.align import Aligner
     from streamfiqa.eval.degrade import jpeg
 
-    fr = create_fr("facenet", device="cpu")
+    fr = create_fr(name, **({"device": "cpu"} if name == "facenet" else {}))
     aligned = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned
     emb = fr.embed(aligned)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
     again = fr.embed(np.stack([jpeg(a, 60) for a in aligned]))
     sims = again @ emb.T
     assert (np.argmax(sims, axis=1) == np.arange(len(aligned))).all()
 
 
 def test_registry_lists_names_and_reports_missing_weights(tmp_path):
-    names = ["arcface_onnx", "facenet", "iresnet", "mobilefacenet", "mobilefacenet_onnx", "student"]
+    names = ["arcface_onnx", "buffalo_s", "facenet", "iresnet", "mobilefacenet", "mobilefacenet_onnx", "sface",
+             "student"]
     assert FR_MODELS.names() == names
     with pytest.raises(ValueError, match="valid names: " + ", ".join(names)):
         create_fr("vgg")

@@ -89,8 +89,9 @@ def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
     from streamfiqa.io.specs import parse_sources
 
     path, _ = synth_clip
+    # the heavy tier ranks finalists when tracks rank by quality score (selection.rank=fast)
     cfg = load_config(overrides=[f"output.dir={tmp_path}", "stats_interval_s=0", "quality.heavy=crop_iqa",
-                                 "quality.heavy_args={}"], base=offline.DEFAULTS)
+                                 "quality.heavy_args={}", "selection.rank=fast"], base=offline.DEFAULTS)
     from streamfiqa.pipeline.build import build_sinks
 
     runner = build_runner(cfg, parse_sources([str(path)]), build_sinks(cfg))

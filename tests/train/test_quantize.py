@@ -1,5 +1,6 @@
 """INT8 students: the shipped fiqa_fast INT8 ranks held-out real faces as the float model does; quantising a
 checkpoint writes a model that knows its source."""
+import os
 import shutil
 
 import numpy as np
@@ -66,3 +67,18 @@ def test_quantize_cli_writes_an_int8_model_beside_the_checkpoint(tmp_path, held_
     q8 = create_scorer("student", weights=str(weights), precision="int8").score(held_out)
     assert spearmanr(create_scorer("fiqa_fast").score(held_out), q8)[0] > 0.95  # fewer calibration faces
     assert main(["quantize", "--weights", str(tmp_path / "missing.pt")]) == 2
+    # nothing is replaced unless asked, and the shipped model never is
+    assert main(["quantize", "--weights", str(weights), "--photos", "60"]) == 2
+    from streamfiqa.models.student import WEIGHTS_DIR
+
+    shipped = (WEIGHTS_DIR / "fiqa_fast.int8.onnx").read_bytes()
+    assert main(["quantize", "--student", "fiqa_fast", "--out", str(WEIGHTS_DIR / "fiqa_fast.int8.onnx"), "--force"]) == 2
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        (tmp_path / "fiqa_fast.int8.onnx").write_bytes(b"earlier")  # an embedded student's default: ./<name>.int8.onnx
+        assert main(["quantize", "--student", "fiqa_fast"]) == 2
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "fiqa_fast.int8.onnx").read_bytes() == b"earlier"
+    assert (WEIGHTS_DIR / "fiqa_fast.int8.onnx").read_bytes() == shipped
