@@ -155,6 +155,7 @@ class SelectionConfig:
     min_faces: int = bounded(5, 1)   # typical: embedded faces before typicality ranks a track
     split_below: float = bounded(0.5, 0, 1)  # a track whose faces' means before and after a change point agree less
                                              # than this cosine holds two people and is split (0 = never split)
+    same_person: float = bounded(0.6, 0, 1)  # a track that lived beside an open one this alike merges into it (0: never)
 
 
 @dataclass
@@ -188,7 +189,7 @@ class PublishConfig:
 
 @dataclass
 class PersonsConfig:
-    """One person across cameras: merge ``best`` events of the same person (see streamfiqa/persons.py)."""
+    """One person across cameras: merge ``best`` events of the same person (see streamfiqa/pipeline/persons.py)."""
 
     enabled: bool = False
     threshold: str | None = None  # cosine, or an eval calibration.json (its fr_threshold for ``fr``); None = built-in
@@ -198,7 +199,7 @@ class PersonsConfig:
 
 @dataclass
 class FleetConfig:
-    """Scale-out on Ray (see streamfiqa/fleet.py); off while ``workers`` is 0."""
+    """Scale-out on Ray (see streamfiqa/cluster/fleet.py); off while ``workers`` is 0."""
 
     workers: int = bounded(0, 0)
     address: str | None = None        # Ray cluster address (auto, ray://head:10001); None = a local Ray

@@ -23,6 +23,17 @@ def test_help_documents_every_flag():
     assert "--save" in out and "--count" in out
 
 
+def test_models_says_what_runs_here():
+    rows = [json.loads(line) for line in subprocess.run(CLI + ["models", "--json"], capture_output=True, text=True,
+                                                          check=True).stdout.splitlines()]
+    got = {(r["kind"], r["name"]): r for r in rows}
+    for key in [("scorer", "fiqa_fast"), ("fr", "student"), ("fr", "facenet"), ("fr", "buffalo_s"), ("fr", "sface")]:
+        assert got[key]["available"], got[key]
+    assert "fiqa_heavy" in got[("scorer", "faceqan")]["weights"]  # what it runs on without fr=
+    assert "distil" in got[("scorer", "student")]["weights"] and not got[("scorer", "student")]["available"]
+    assert not any("official" in r["weights"] for r in rows if r["name"] in ("student", "faceqan", "grafiqs"))
+
+
 def test_config_error_names_key_and_exits_2(synth_clip):
     path, _ = synth_clip
     p = subprocess.run(CLI + [str(path), "--set", "tracker.maxage=3"], capture_output=True, text=True)

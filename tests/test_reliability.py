@@ -69,6 +69,24 @@ def test_push_with_no_peer_shuts_down_cleanly_on_sigterm(synth_clip, tmp_path):
     assert "Assertion" not in err
 
 
+def _xpub(port):
+    """A PUB socket that also reports its subscribers: tests wait for a subscription instead of sleeping."""
+    pub = zmq.Context.instance().socket(zmq.XPUB)
+    pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    pub.bind(f"tcp://127.0.0.1:{port}")
+    return pub
+
+
+def _wait_subscribed(pub, timeout_s=60.0):
+    """Block until a subscriber (re)subscribes; a slow CI machine may take many seconds to start the CLI."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pub.poll(200) and pub.recv()[:1] == b"\x01":
+            time.sleep(0.2)  # the subscription reached the socket; let the listener settle into recv
+            return
+    raise AssertionError(f"no subscriber within {timeout_s} s")
+
+
 def _listen_proc(endpoint, save, *extra):
     return subprocess.Popen(CLI + ["listen", endpoint, "--save", str(save), "--log-level", "warning", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -76,11 +94,10 @@ def _listen_proc(endpoint, save, *extra):
 
 def test_listen_skips_bad_messages_sanitises_names_and_exits_on_signals(tmp_path):
     port = free_port()
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    pub.bind(f"tcp://127.0.0.1:{port}")
+    pub = _xpub(port)
     save = tmp_path / "recv"
     p = _listen_proc(f"tcp://127.0.0.1:{port}", save)
-    time.sleep(1.5)
+    _wait_subscribed(pub)
     good = json.dumps({"schema": 1, "event": "best", "track_id": 1}).encode()
     evil = json.dumps({"schema": 1, "event": "best", "track_id": "../../../escaped"}).encode()
     for parts in ([b"face.best.cam", b"{not json", b"", b""], [b"face.best.cam", good, b""],
@@ -101,18 +118,17 @@ def test_listen_skips_bad_messages_sanitises_names_and_exits_on_signals(tmp_path
 def test_listen_survives_deep_json_and_huge_messages_and_never_overwrites(tmp_path):
     """A 400 kB message of nested JSON is skipped and counted; a message over --max-bytes never reaches memory (its
     sender's connection is dropped, counted); a second run into the same folder keeps the first run's files."""
-    port = free_port()
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    pub.bind(f"tcp://127.0.0.1:{port}")
     save = tmp_path / "recv"
     good = json.dumps({"schema": 1, "event": "best", "track_id": 1}).encode()
     files = []
     for run in range(2):
+        port = free_port()  # a fresh publisher per run: no subscription message of the last run is left queued
+        pub = _xpub(port)
         p = _listen_proc(f"tcp://127.0.0.1:{port}", save, "--max-bytes", "1000000")
-        time.sleep(1.5)
+        _wait_subscribed(pub)
         pub.send_multipart([b"face.best.cam", b"[" * 200_000 + b"]" * 200_000, b"", b""])
         pub.send_multipart([b"face.best.cam", good, b"x" * 3_000_000, b"png"])  # over --max-bytes
-        time.sleep(1.0)  # the subscriber reconnects after its connection was dropped
+        _wait_subscribed(pub)  # the subscriber reconnects after its connection was dropped
         pub.send_multipart([b"face.best.cam", good, b"jpg", b"png"])
         time.sleep(1.5)
         p.send_signal(signal.SIGTERM)
@@ -120,7 +136,7 @@ def test_listen_survives_deep_json_and_huge_messages_and_never_overwrites(tmp_pa
         assert p.returncode == 0, err
         assert len(out.splitlines()) == 1 and "skipped 1 malformed" in err and "connection dropped" in err
         files.append(sorted(f.name for f in (save / "crops").iterdir()))
-    pub.close(linger=0)
+        pub.close(linger=0)
     assert len(files[1]) == 2 * len(files[0]) == 4 and set(files[0]) < set(files[1])
     assert len((save / "events.jsonl").read_text().splitlines()) == 2
 
@@ -253,6 +269,30 @@ def test_a_corrupted_middle_is_skipped_and_the_clean_end_is_read(tmp_path):
     src.close()
     assert len(frames) > 0.7 * total and max(frames) >= total - 3
     assert src.error is None
+    assert src.decoded + src.frames_lost == total  # every frame is read or counted as lost
+
+
+def test_frames_a_damaged_file_loses_are_counted(tmp_path):
+    """A fifth of a file overwritten in five stretches: what does not decode is counted, the rest is read."""
+    from streamfiqa.config import SourcesConfig
+    from streamfiqa.eval.synth import make_clip
+    from streamfiqa.io.sources import Source
+    from streamfiqa.io.specs import parse_sources
+
+    clip = tmp_path / "c.mp4"
+    make_clip(clip, faces=1, frames=100, crf=30, gop=10)
+    data, rng = bytearray(clip.read_bytes()), np.random.default_rng(1)
+    for _ in range(5):
+        at = int(rng.integers(len(data) // 10, len(data) - 5000))
+        data[at:at + len(data) // 25] = rng.bytes(len(data) // 25)
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    src = Source(parse_sources([str(tmp_path / "bad.mp4")], "false")[0], SourcesConfig()).start()
+    while not src.finished:
+        if src.read() is None:
+            time.sleep(0.01)
+    src.close()
+    assert src.error is None and src.decode_errors > 0 and src.frames_lost > 0
+    assert src.decoded + src.frames_lost == 100
 
 
 def test_runs_never_mix(synth_clip, tmp_path):
@@ -306,3 +346,21 @@ def test_curve_keys_encrypt_and_authenticate_the_stream(tmp_path):
     assert not plain.poll(500), "a subscriber without the server key must get nothing"
     plain.close(linger=0)
     pub.close()
+
+
+def test_a_signal_while_the_models_load_stops_cleanly(synth_clip):
+    """SIGTERM while the run is being built (models loading): exit 0 with the shutdown said, not killed by the signal."""
+    clip, _ = synth_clip
+    p = subprocess.Popen(CLI + [f"a={clip}", "--pipeline", "cctv", "--set", "sources.live=true",
+                                "--publish", f"tcp://127.0.0.1:{free_port()}"], stderr=subprocess.PIPE, text=True,
+                         env=ENV)
+    head = ""
+    while "publishing on" not in head:  # the sinks are built before the models: they are loading now
+        line = p.stderr.readline()
+        assert line, head
+        head += line
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    err = head + err
+    assert p.returncode == 0, err[-2000:]
+    assert "received SIGTERM" in err and "Traceback" not in err

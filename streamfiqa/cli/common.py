@@ -16,10 +16,15 @@ def setup_logging(level: str) -> None:
 
 
 def stop_on_signals() -> threading.Event:
+    """SIGTERM / SIGINT set the returned event (a clean stop: active tracks are flushed); a second one exits now."""
     stop = threading.Event()
 
     def handler(signum, _frame):
-        log.info("received %s: flushing active tracks and stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("received %s again: exiting without flushing", name)
+            raise SystemExit(128 + signum)
+        log.info("received %s: flushing active tracks and stopping", name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)

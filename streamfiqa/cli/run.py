@@ -37,6 +37,7 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
     """Run a pipeline over sources (``commands``: the other subcommands, named in ``--help``)."""
     args = run_parser(list(commands)).parse_args(argv)
     setup_logging(args.log_level)
+    stop = stop_on_signals()  # before the models load: a signal while they do stops the run cleanly once built
     from pipelines import PIPELINES as JOURNEYS
     from streamfiqa.config import ConfigError, load_config, read_yaml
     from streamfiqa.io.specs import parse_sources, readable
@@ -75,7 +76,7 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
     except (ConfigError, ValueError, OSError) as exc:  # FileNotFoundError is an OSError
         log.error("%s", exc)
         return 2
-    return runner.run(stop_on_signals())
+    return runner.run(stop)
 
 
 def cmd_demo(argv: list[str]) -> int:

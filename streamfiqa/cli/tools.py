@@ -105,7 +105,11 @@ def cmd_models(argv: list[str]) -> int:
     if args.config:
         q = load_config(args.config).quality
         configured = {q.scorer: q.scorer_args, q.heavy: q.heavy_args}
-    rows = model_table(configured)
+    from streamfiqa.eval.facedata import shared_dir
+
+    mfn = shared_dir() / "models" / "mobilefacenet"  # the development data's, which eval uses when present
+    rows = model_table(configured, {"mobilefacenet": mfn / "mobilefacenet_ms1m_arcface.pt",
+                                    "mobilefacenet_onnx": mfn / "mobilefacenet_ms1m_arcface.onnx"})
     for r in rows:
         if args.json:
             print(json.dumps(r))

@@ -338,7 +338,10 @@ def evaluate_videos(clips: list, cases: list, recognisers: dict, overrides: list
                       "false_per_10_min": round(10 * false / max(minutes, 1e-6), 2),
                       "false_per_10_min_cut_free": round(10 * sum(len(i["false"]) for i in infos if not i["cuts"])
                                                          / max(minutes_free, 1e-6), 2),
-                      "minutes": round(minutes, 2), "natural_clips": len(natural), "cases": len(infos) - len(natural)}
+                      "minutes": round(minutes, 2), "natural_clips": len(natural), "cases": len(infos) - len(natural),
+                      "missed_at": [f"{i['clip']}@{f}" for i in infos for f in i["missed"]],
+                      "false_at": [f"{i['clip']}@{f}" for i in infos for f in i["false"]],
+                      "people_without_crop": sum(len(i["people_without_crop"]) for i in infos)}
     return result
 
 

@@ -63,37 +63,53 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
     stop = stop or threading.Event()
     stats = stats if stats is not None else {}
     stats.update(received=0, bad=0, dropped_peers=0, handshake_failed=0)
-    sock = zmq.Context.instance().socket(zmq.PULL if pull else zmq.SUB)
-    sock.setsockopt(zmq.MAXMSGSIZE, int(max_bytes))
-    if server_key:
-        curve_client(sock, server_key, secret_key)
-    if not pull:
-        sock.setsockopt(zmq.SUBSCRIBE, b"face.")
-    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-    try:
-        (sock.bind if bind else sock.connect)(endpoint)
-    except zmq.ZMQError as exc:
+
+    def open_socket():
+        sock = zmq.Context.instance().socket(zmq.PULL if pull else zmq.SUB)
+        sock.setsockopt(zmq.MAXMSGSIZE, int(max_bytes))
+        if server_key:
+            curve_client(sock, server_key, secret_key)
+        if not pull:
+            sock.setsockopt(zmq.SUBSCRIBE, b"face.")
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        try:
+            (sock.bind if bind else sock.connect)(endpoint)
+        except zmq.ZMQError as exc:
+            close_socket(sock, monitor)
+            raise ValueError(f"listen {endpoint}: cannot {'bind' if bind else 'connect'}: {exc}") from None
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        return sock, monitor, poller
+
+    def close_socket(sock, monitor):
         sock.disable_monitor()
         monitor.close(linger=0)
         sock.close(linger=0)
-        raise ValueError(f"listen {endpoint}: cannot {'bind' if bind else 'connect'}: {exc}") from None
+
+    sock, monitor, poller = open_socket()
     root = Path(save) if save else None
     run = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # this run's files never replace an earlier run's
     if root:
         (root / "crops").mkdir(parents=True, exist_ok=True)
     received = 0
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
-    poller.register(monitor, zmq.POLLIN)
+    reopen_at = None  # when a dropped connection is made again
     last = time.monotonic()
     try:
         while (not count or received < count) and not stop.is_set():
             ready = dict(poller.poll(200))
             if monitor in ready and _peer_event(recv_monitor_message(monitor)["event"], stats, max_bytes) and not bind:
-                sock.disconnect(endpoint)  # ZeroMQ does not reconnect after dropping an oversized message's sender
-                sock.connect(endpoint)
+                reopen_at = time.monotonic() + 0.3
             if sock not in ready:
+                if reopen_at is not None and time.monotonic() >= reopen_at:
+                    # ZeroMQ does not reconnect after dropping an oversized message's sender. The messages that
+                    # arrived before the drop reach the socket a moment after the drop is reported: they are read
+                    # first (0.3 s). A fresh socket, not disconnect + connect on this one, keeps a half-received
+                    # message of the dropped connection out of the new one.
+                    close_socket(sock, monitor)
+                    sock, monitor, poller = open_socket()
+                    reopen_at = None
                 if timeout_s and time.monotonic() - last > timeout_s:
                     break
                 continue
@@ -124,9 +140,7 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
                     f.write(json.dumps(meta) + "\n")
             print(json.dumps({"topic": topic, **meta}), file=out, flush=True)
     finally:
-        sock.disable_monitor()
-        monitor.close(linger=0)
-        sock.close(linger=0)
+        close_socket(sock, monitor)
     if not received and stats["handshake_failed"]:
         log.warning("nothing received: %d CURVE handshakes with %s failed (a wrong --curve-server-key, or this key "
                     "is not among the publisher's allowed clients)", stats["handshake_failed"], endpoint)

@@ -9,6 +9,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -112,8 +113,6 @@ class ZmqPublisher:
 
     def _send(self, parts: list) -> bool:
         """Non-blocking sends retried until ``send_timeout_ms`` (or the shutdown deadline) passes."""
-        import time
-
         import zmq
 
         give_up = time.monotonic() + self.cfg.send_timeout_ms / 1000
@@ -150,14 +149,15 @@ class ZmqPublisher:
                     self.dropped_queue += 1
                     log.exception("could not publish %s", event.topic)
         finally:
-            self._sock.close(linger=500)  # the owning thread closes it: no send can be in flight
+            # The owning thread closes it: no send can be in flight. What ZeroMQ still holds goes out for the rest of
+            # close()'s budget (a peer that is reading gets it); ZeroMQ reports no count of what its queue held.
+            left = (self._deadline - time.monotonic()) if self._deadline is not None else 0.5
+            self._sock.close(linger=int(1000 * min(max(left, 0.5), 10.0)))
             if self._auth is not None:
                 self._auth.stop()
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued (each send at most ``send_timeout_ms``, all within ``timeout``), then close."""
-        import time
-
         self._deadline = time.monotonic() + timeout
         while True:
             try:

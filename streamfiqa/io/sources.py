@@ -62,6 +62,7 @@ class Source:
         self._finite = False      # network streams: a known duration (HLS VOD), so its end is the end
         self.lag_skipped = 0      # live packets dropped unseen to catch up (to the next keyframe)
         self.decode_errors = 0    # packets that failed to decode (skipped)
+        self.frames_lost = 0      # files: frames short of the container's count at the end (a corrupt stretch)
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
         if cuts:
@@ -148,6 +149,7 @@ class Source:
                             return
                         self._put(frame)
                     if not self.spec.live:
+                        self._count_tail()
                         return
                     if self._finite:  # an HLS playlist with its end (VOD): it ended, as a file does
                         log.info("%s: the stream has a known length and ended: finished", self.spec.id)
@@ -241,6 +243,16 @@ class Source:
                     return
         finally:
             container.close()
+
+    def _count_tail(self) -> None:
+        """At a file's end: the frames its container promised that never came out of the decoder are lost. (Damaged
+        timestamps make the timeline's gaps unreliable; the count is not.)"""
+        short = self.total_frames - self.decoded
+        if self.spec.kind == "file" and not self.spec.start_s and short > 1:  # 1: rounding of duration-based counts
+            self.frames_lost = short
+        if self.frames_lost:
+            log.warning("%s: %d frames could not be decoded (%d undecodable packets)", self.spec.id, self.frames_lost,
+                        self.decode_errors)
 
     def _video_stream(self, container):
         """The first video stream, its decoder threads set and (files) its frame count read.

@@ -1,23 +1,25 @@
-"""The best-crop decision, in one place: which faces may be published (the gates), which a track keeps (its
-finalists), on which scale they are ranked, and the ``best`` / ``update`` events that carry the winner.
+"""The best-crop decision, in one place: which faces may be published (the gates), which a track keeps, on which
+scale they are ranked, and the ``best`` / ``update`` events that carry the winner.
 
 1. A face of a frame becomes a :class:`~streamfiqa.events.Candidate` (:meth:`ScoredFrame.candidate`): it passed when
    every tier-0 gate holds and its fast score reaches ``quality.min_score``.
-2. A track keeps its top-K passing candidates by fast score (its finalists) and, apart, its best failed one.
-3. The heavy tier may re-score finalists (:mod:`streamfiqa.pipeline.rescore`); when it has scored every finalist
-   it ranks them, else the fast tier does: one scale per track, never a mix.
-4. A track's ``best`` event carries its top finalist, or the best failed candidate (``gates_passed: false``) when
-   none passed.
+2. A track keeps passing candidates and, apart, its best failed one (:class:`~streamfiqa.pipeline.track_pool.
+   TrackPool`), ranked by typicality (default) or by quality score: one scale per track, never a mix.
+3. At its end a track holding two people is split, a second track of a person already tracked in the same frames
+   merges into that one, and a track with no recognisable face is rejected (both counted).
+4. A track's ``best`` event carries its top candidate, or the best failed one (``gates_passed: false``) when none
+   passed.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from streamfiqa.config import RANKINGS
 from streamfiqa.events import Candidate, Event
+from streamfiqa.pipeline.track_pool import TrackPool, Typicality
 from streamfiqa.quality.tier0 import Quality
 from streamfiqa.track.tracker import Track
 from streamfiqa.types import Crops, Faces, Frame
@@ -64,173 +66,6 @@ class ScoredFrame:
             embedding=None if self.embeddings is None else self.embeddings[d], embedding_model=embedding_model)
 
 
-@dataclass(frozen=True)
-class Typicality:
-    """How ``rank: typical`` ranks a track's faces (fit on the development half of the real clips; README).
-
-    A face is **eligible** when its fast score is within ``quality_band`` of the track's best and its sharpness (the
-    tier-0 variance of the Laplacian) is at least ``sharpness`` × the sharpest such face's: a heavily degraded or
-    blurred face is never the pick, whatever it looks like. The track's **appearance** is the mean embedding of its
-    eligible faces (over a time-spread sample of at most ``history`` faces), and an eligible face's **typicality** is the
-    cosine of its embedding to it: the face most like the person's other good appearances wins.
-
-    Attributes:
-        quality_band: on the fast score's scale (``fiqa_fast``: a predicted cosine).
-        sharpness: a fraction of the sharpest eligible face's sharpness.
-        min_faces: embedded faces a track needs before typicality ranks it (below, the fast score does).
-        history: faces sampled (evenly over the track) for its appearance.
-    """
-
-    quality_band: float = 0.2
-    sharpness: float = 0.5
-    min_faces: int = 5
-    history: int = 512
-
-
-@dataclass
-class _TrackBest:
-    """One track's kept candidates and what they are ranked against.
-
-    ``pool`` holds the passing candidates kept: the ``size`` best on the track's scale, plus an even sample over time
-    of a third as many (so that each part of a track split later keeps candidates of its own); ``seen`` samples every
-    face the track was given (passing a gate or not, evenly over time: the stride doubles when it is full) as
-    ``(embedding, sharpness, fast, pts)``.
-    """
-
-    first_pts: float
-    last_pts: float
-    rank: str = "typical"
-    top_k: int = 3
-    hits: int = 0
-    pool: list = field(default_factory=list)
-    fallback: Candidate | None = None         # best candidate that failed a gate (by fast score)
-    emitted: Candidate | None = None          # the candidate of the last update sent
-    seen: list = field(default_factory=list)
-    stride: int = 1
-    embedded: int = 0
-    best_fast: float = -np.inf
-    times: list = field(default_factory=list)  # stream time of every face given
-    spread: list = field(default_factory=list)  # (n, candidate): the even sample over time of the passing ones
-    passed: int = 0
-    spread_stride: int = 1
-
-    def add(self, cand: Candidate, size: int, how: Typicality) -> None:
-        self.times.append(cand.pts)
-        self.best_fast = max(self.best_fast, cand.fast_score)
-        emb = cand.embedding
-        if emb is not None and np.all(np.isfinite(emb)):
-            if self.embedded % self.stride == 0:
-                self.seen.append((np.asarray(emb, np.float32), _sharpness(cand), cand.fast_score, cand.pts))
-                if len(self.seen) > how.history:
-                    self.stride *= 2
-                    self.seen = self.seen[::2]
-            self.embedded += 1
-        if not cand.passed:
-            if self.fallback is None or cand.fast_score > self.fallback.fast_score:
-                self.fallback = cand
-            return
-        self.pool.append(cand)
-        n, self.passed = self.passed, self.passed + 1
-        if n % self.spread_stride == 0:
-            self.spread.append((n, cand))
-            if len(self.spread) > max(size // 3, 1):
-                self.spread_stride *= 2
-                self.spread = [(m, c) for m, c in self.spread if m % self.spread_stride == 0]
-        keep = {id(c) for _, c in self.spread}
-        if len(self.pool) > size + len(keep):
-            keys = np.array([k if id(c) not in keep else np.inf for k, c in zip(self.keys(how, heavy=False), self.pool)])
-            del self.pool[int(np.argmin(keys))]
-
-    def change_point(self, min_faces: int) -> tuple[float, float] | None:
-        """Where the track's appearance changes most: ``(time, cosine)`` of the split of its sampled faces (both sides at
-        least ``min_faces``) whose mean embeddings agree least; None when it is too short."""
-        if len(self.seen) < 2 * min_faces:
-            return None
-        emb = np.stack([e for e, *_ in self.seen])
-        csum, total = np.cumsum(emb, 0), emb.sum(0)
-        best = None
-        for k in range(min_faces, len(emb) - min_faces + 1):
-            a, b = csum[k - 1], total - csum[k - 1]
-            cos = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-            if best is None or cos < best[1]:
-                best = (self.seen[k][3], cos)
-        return best
-
-    def part(self, start: float, end: float) -> "_TrackBest":
-        """The faces of this track with ``start <= pts < end`` as a track of their own."""
-        inside = lambda pts: start <= pts < end  # noqa: E731
-        times = [x for x in self.times if inside(x)]
-        seen = [s for s in self.seen if inside(s[3])]
-        new = _TrackBest(min(times), max(times), self.rank, self.top_k, len(times),
-                         [c for c in self.pool if inside(c.pts)], None, None, seen, self.stride, len(seen) * self.stride,
-                         max([f for _, _, f, _ in seen] + [c.fast_score for c in self.pool if inside(c.pts)]
-                             or [-np.inf]), times)
-        new.spread = [(m, c) for m, c in self.spread if inside(c.pts)]
-        if self.fallback is not None and inside(self.fallback.pts):
-            new.fallback = self.fallback
-        return new
-
-    def typical(self, how: Typicality) -> bool:
-        """Whether typicality ranks this track now (``rank: typical``, enough embedded faces, every pooled face
-        embedded)."""
-        return (self.rank == "typical" and self.embedded >= how.min_faces and bool(self.seen)
-                and all(c.embedding is not None for c in self.pool))
-
-    def _eligible(self, fast: np.ndarray, sharp: np.ndarray, how: Typicality) -> np.ndarray:
-        good = fast >= self.best_fast - how.quality_band
-        ref = max([s for s, f in zip(sharp, fast) if f >= self.best_fast - how.quality_band]
-                  + [s for _, s, f, _ in self.seen if f >= self.best_fast - how.quality_band] or [0.0])
-        return good & (sharp >= how.sharpness * ref)
-
-    def appearance(self, how: Typicality) -> np.ndarray:
-        """The unit mean embedding of the track's eligible faces (of all sampled faces when none is)."""
-        emb = np.stack([e for e, *_ in self.seen])
-        ok = self._eligible(np.array([f for _, _, f, _ in self.seen]), np.array([s for _, s, _, _ in self.seen]), how)
-        mean = emb[ok].mean(0) if ok.any() else emb.mean(0)
-        return mean / max(float(np.linalg.norm(mean)), 1e-12)
-
-    def scale(self, how: Typicality) -> str:
-        """The scale the finalists are ranked on: ``typicality`` (see :meth:`typical`), else ``heavy`` when the heavy
-        tier scored every finalist, else ``fast``. One scale per track: a score of one scale is never compared with
-        another's."""
-        if self.typical(how):
-            return "typicality"
-        fin = sorted(self.pool, key=lambda c: -c.fast_score)[:self.top_k]
-        return "heavy" if fin and all(c.has_heavy for c in fin) else "fast"
-
-    def keys(self, how: Typicality, heavy: bool = True) -> np.ndarray:
-        """Each pooled candidate's key on the track's scale (higher = better; an ineligible face ranks below every
-        eligible one)."""
-        scale = self.scale(how) if heavy else ("typicality" if self.typical(how) else "fast")
-        if scale == "typicality":
-            c = self.appearance(how)
-            typ = np.array([float(x.embedding @ c) for x in self.pool])
-            ok = self._eligible(np.array([x.fast_score for x in self.pool]), np.array([_sharpness(x) for x in self.pool]),
-                                how)
-            for x, v in zip(self.pool, typ):
-                x.typicality = v
-            return np.where(ok, typ, typ - 2.0)
-        if scale == "heavy":
-            return np.array([x.heavy_score if x.has_heavy else -np.inf for x in self.pool])
-        return np.array([x.fast_score for x in self.pool])
-
-    def ranked(self, how: Typicality, k: int | None = None) -> list[Candidate]:
-        """The pooled candidates shown on the track's scale, best first (the top ``k``)."""
-        if not self.pool:
-            return []
-        scale, keys = self.scale(how), self.keys(how)
-        for x, key in zip(self.pool, keys):
-            x.rank_on(scale, float(key))
-        if self.fallback is not None:
-            self.fallback.rank_on("fast", self.fallback.fast_score)
-        order = np.argsort(-keys, kind="stable")
-        return [self.pool[i] for i in order[:k]]
-
-
-def _sharpness(cand: Candidate) -> float:
-    return float(cand.components.get("sharpness", 0.0))
-
-
 class BestSelector:
     """Keeps each track's best candidates; ``best`` on track end, optional early ``update``.
 
@@ -257,6 +92,11 @@ class BestSelector:
             published and counted in :attr:`rejected` as ``unrecognisable``: a hand, a pattern, or a face too occluded,
             blurred or cut off to be matched. Detections that were no faces scored at most 0.21 on the development
             clips, half of all faces over 0.5 (None: every track is published).
+        same_person: a track that ends while another track of the same source was open in the same time span and
+            whose appearance agrees with that one's at least this much (cosine of the mean embeddings) is the same
+            person seen twice (a double detection, a fork): its candidates join the other track, nothing is published
+            for it, and it is counted in :attr:`rejected` as ``duplicate``. On the development clips no two different
+            people's track means came above 0.54 (None: never).
         face_check: with a floor, asks a second opinion on the display crops of a track under the floor (its best by
             fast score first); the track is published when it answers True (:class:`~streamfiqa.quality.faceness.
             FaceCheck`: a second detector). None: the floor alone decides.
@@ -265,7 +105,7 @@ class BestSelector:
     def __init__(self, top_k: int = 3, emit_updates: bool = False, min_dwell_s: float = 1.0,
                  update_margin: float = 0.05, rank: str = "typical", pool: int = 24,
                  typical: Typicality | None = None, new_id=None, split_below: float | None = 0.5,
-                 face_floor: float | None = None, face_check=None) -> None:
+                 face_floor: float | None = None, face_check=None, same_person: float | None = 0.6) -> None:
         if top_k < 1 or pool < top_k:
             raise ValueError(f"selection: expected 1 <= top_k <= pool, found top_k {top_k}, pool {pool}")
         if rank not in RANKINGS:
@@ -274,10 +114,10 @@ class BestSelector:
         self.min_dwell_s, self.update_margin = float(min_dwell_s), float(update_margin)
         self.rank_by, self.pool, self.how = rank, int(pool), typical or Typicality()
         self.new_id, self.split_below, self.face_floor = new_id, split_below, face_floor
-        self.face_check = face_check
+        self.face_check, self.same_person = face_check, same_person
         #: Tracks not published, by reason.
         self.rejected: dict[str, int] = {}
-        self._tracks: dict[int, _TrackBest] = {}
+        self._tracks: dict[int, TrackPool] = {}
 
     def rank(self, tid: int, cand: Candidate) -> int | None:
         """Position of ``cand`` among its track's finalists (0 = best), None when it is not one."""
@@ -310,7 +150,7 @@ class BestSelector:
         """
         events = []
         for tid, cand in assigned.items():
-            st = self._tracks.setdefault(tid, _TrackBest(pts, pts, self.rank_by, self.top_k))
+            st = self._tracks.setdefault(tid, TrackPool(pts, pts, self.rank_by, self.top_k))
             st.last_pts, st.hits = pts, st.hits + 1
             st.add(cand, self.pool, self.how)
             if self.emit_updates and tid in confirmed and pts - st.first_pts >= self.min_dwell_s:
@@ -321,7 +161,7 @@ class BestSelector:
             events.extend(self._end(source_id, track.track_id, track.end_reason))
         return events
 
-    def _update(self, source_id: str, tid: int, st: _TrackBest) -> list[Event]:
+    def _update(self, source_id: str, tid: int, st: TrackPool) -> list[Event]:
         """An ``update`` when the track's best is a new face whose key beats the last one sent by the margin."""
         ranked = st.ranked(self.how, self.top_k)
         if not ranked or ranked[0] is st.emitted:
@@ -352,6 +192,14 @@ class BestSelector:
         parts = self._split(st)
         events = []
         for k, (part, part_id) in enumerate(zip(parts, [tid] + [self.new_id() for _ in parts[1:]])):
+            twin = self._twin(part)
+            if twin is not None:
+                for cand in part.pool:
+                    self._tracks[twin].add(cand, self.pool, self.how)
+                self.rejected["duplicate"] = self.rejected.get("duplicate", 0) + 1
+                log.info("%s: track %d is track %d's person in the same frames: merged into it", source_id, part_id,
+                         twin)
+                continue
             if not self._is_face(part):
                 self.rejected["unrecognisable"] = self.rejected.get("unrecognisable", 0) + 1
                 log.info("%s: track %d is no recognisable face (best fast score %.3f < %.3f%s): not published",
@@ -369,7 +217,18 @@ class BestSelector:
             events.append(Event("best", source_id, part_id, cand, facts, extra))
         return events
 
-    def _is_face(self, part: _TrackBest) -> bool:
+    def _twin(self, part: TrackPool) -> int | None:
+        """An open track that lived in ``part``'s time span and looks like the same person, or None."""
+        if self.same_person is None or not part.typical(self.how):
+            return None
+        mine = part.appearance(self.how)
+        for oid, other in self._tracks.items():
+            if other.typical(self.how) and other.first_pts <= part.last_pts and other.last_pts >= part.first_pts:
+                if float(mine @ other.appearance(self.how)) >= self.same_person:
+                    return oid
+        return None
+
+    def _is_face(self, part: TrackPool) -> bool:
         if self.face_floor is None or part.best_fast >= self.face_floor:
             return True
         if self.face_check is None:
@@ -378,7 +237,7 @@ class BestSelector:
                        key=lambda c: -c.fast_score)
         return bool(self.face_check([c.display for c in cands]))
 
-    def _split(self, st: _TrackBest) -> list[_TrackBest]:
+    def _split(self, st: TrackPool) -> list[TrackPool]:
         """A track whose appearance changes to another person's (the means of its faces before and after the change
         point agree less than ``split_below``) as its parts, earliest first; each part is split again."""
         if self.new_id is None or self.split_below is None:
@@ -393,6 +252,6 @@ class BestSelector:
         return self._split(first) + self._split(second)
 
     @staticmethod
-    def _facts(st: _TrackBest, reason: str | None) -> dict:
+    def _facts(st: TrackPool, reason: str | None) -> dict:
         return {"first_pts": round(st.first_pts, 4), "last_pts": round(st.last_pts, 4), "hits": st.hits,
                 "end_reason": reason}

@@ -66,7 +66,8 @@ class SourceRun:
                   BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin, s.rank, s.pool,
                                Typicality(s.quality_band, s.sharpness, s.min_faces), tracker.new_id,
                                s.split_below if s.split_below > 0 else None, cfg.quality.min_face_score,
-                               FaceCheck(cfg.quality.face_check) if cfg.quality.face_check else None))
+                               FaceCheck(cfg.quality.face_check) if cfg.quality.face_check else None,
+                               s.same_person if s.same_person > 0 else None))
         if cfg.pipeline == "enroll":
             run.enroll = Enrolment(cfg.enroll, spec.id)
         if progress and not spec.live:
@@ -109,7 +110,7 @@ class SourceRun:
                             src.dropped, src.skipped, src.reconnects, round(self.lag, 3), round(self.max_lag, 3),
                             src.lag_skipped, src.decode_errors, src.depth,
                             round(1000 * src.decode_s / max(src.decoded, 1), 2), self.cuts, self.done, src.error,
-                            dict(self.selector.rejected), self.tracker.unconfirmed)
+                            dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost)
 
     def summary(self, reason: str) -> str:
         """The line logged when the source finishes."""

@@ -35,6 +35,7 @@ class SourceStatus:
         error: why it failed, if it did.
         rejected: tracks not published, by reason (``unrecognisable``).
         unconfirmed: tracks that ended before they were confirmed (too few detections; not published).
+        frames_lost: files: frames that could not be decoded (short of the container's frame count).
     """
 
     id: str
@@ -57,6 +58,7 @@ class SourceStatus:
     error: str | None = None
     rejected: dict = dataclasses.field(default_factory=dict)
     unconfirmed: int = 0
+    frames_lost: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -165,6 +167,7 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "dropped": {"frames_queue_full": sum(s["dropped"] for s in src),
                     "packets_lag": sum(s["lag_skipped"] for s in src),
                     "packets_undecodable": sum(s["decode_errors"] for s in src),
+                    "frames_undecodable": sum(s.get("frames_lost", 0) for s in src),
                     "frames_skipped_by_rate": sum(s["skipped"] for s in src),
                     "heavy_keyframes": heavy.get("skipped", 0), "events_unsent": stats["publish_dropped"],
                     **{f"faces_{k}": v for k, v in stats.get("faces_dropped", {}).items()},

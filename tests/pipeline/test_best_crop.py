@@ -80,3 +80,50 @@ def test_snapshot_gives_open_tracks_best_without_ending_them():
         [("best", 1, 1, "worker_lost")]
     (ev,) = sel.select("cam", 1.0, {}, set(), [ended(1)], [])  # still open: it ends normally later
     assert ev.track["end_reason"] == "lost" and ev.track["hits"] == 3
+
+
+def real_candidates(group_photo, n_frames=12):
+    """Per face of the group photo, ``n_frames`` candidates of JPEG-varied crops with the fast scorer's score and
+    embedding (as the pipeline makes them)."""
+    from streamfiqa.align import Aligner
+    from streamfiqa.detect import create_detector
+    from streamfiqa.eval.degrade import jpeg
+    from streamfiqa.quality.scorers import create_scorer
+
+    crops = Aligner().align(group_photo, create_detector("retinaface").detect(group_photo))
+    fast = create_scorer("fiqa_fast")
+    out = []
+    for d in range(3):
+        aligned = np.stack([jpeg(crops.aligned[d], 40 + 5 * f) for f in range(n_frames)])
+        q, emb = fast.score_and_embed(aligned)
+        row = []
+        for f in range(n_frames):
+            c = cand(float(q[f]), f)
+            c.fast_score, c.embedding, c.display = float(q[f]), emb[f], crops.display[d]
+            c.components["sharpness"] = 100.0
+            row.append(c)
+        out.append(row)
+    return out
+
+
+def test_a_second_track_of_the_same_person_in_the_same_frames_merges_into_the_first(group_photo):
+    a, b = real_candidates(group_photo)[:2]
+    sel = BestSelector()
+    for f in range(len(a)):
+        sel.select("cam", f / 25, {1: a[f], 2: a[f], 3: b[f]}, {1, 2, 3}, [], [])
+    events = sel.select("cam", 1.0, {}, set(), [ended(2), ended(3), ended(1)], [])
+    assert sorted(e.track_id for e in events) == [1, 3] and sel.rejected == {"duplicate": 1}
+
+
+def test_an_unrecognisable_track_is_published_only_when_a_second_detector_sees_a_face(group_photo):
+    from streamfiqa.quality.faceness import FaceCheck
+
+    (a, *_), blank = real_candidates(group_photo), np.full((120, 120, 3), 128, np.uint8)
+    sel = BestSelector(face_floor=1.0, face_check=FaceCheck())  # every real face is under this floor
+    for f, c in enumerate(a):
+        sel.select("cam", f / 25, {1: c}, {1}, [], [])
+    assert [e.track_id for e in sel.select("cam", 1.0, {}, set(), [ended(1)], [])] == [1]
+    for f, c in enumerate(a):
+        c.display = blank
+        sel.select("cam", 2 + f / 25, {2: c}, {2}, [], [])
+    assert sel.select("cam", 3.0, {}, set(), [ended(2)], []) == [] and sel.rejected == {"unrecognisable": 1}
