@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(pipeline.pipeline_once(args.pipeline_config)))
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bench").setLevel(logging.INFO)  # the long benches say where they are
     if args.tracking or args.video:
         args.only = ["tracking"] * args.tracking + ["video"] * args.video
     if args.gpu and not torch.cuda.is_available():

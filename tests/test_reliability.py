@@ -55,6 +55,44 @@ def test_pub_counts_every_event_a_slow_subscriber_did_not_get():
     assert received <= pub.sent
 
 
+def test_events_zeromq_still_holds_when_the_close_budget_runs_out_are_said(caplog):
+    """A subscriber that never reads: what ZeroMQ still queues at close cannot be counted, so the run says so."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pub = ZmqPublisher(PublishConfig(endpoint=endpoint, hwm=50, queue_size=500, send_timeout_ms=20))
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 2)  # ZeroMQ would otherwise read 1,000 messages into the subscriber's memory
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.SUBSCRIBE, b"face.")
+    sub.connect(endpoint)
+    time.sleep(0.5)
+    for i in range(60):
+        pub.emit(_event(i, big=True))
+    time.sleep(1.0)
+    with caplog.at_level("WARNING", logger="streamfiqa.io.sinks"):
+        pub.close(timeout=0.5)
+    sub.close(linger=0)
+    assert pub.sent > 0 and not pub.close_complete
+    assert "may not have reached a subscriber" in caplog.text
+
+
+def test_a_subscriber_that_reads_gets_everything_and_close_is_complete():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pub = ZmqPublisher(PublishConfig(endpoint=endpoint))
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"face.")
+    sub.connect(endpoint)
+    time.sleep(0.5)
+    for i in range(20):
+        pub.emit(_event(i))
+    got = 0
+    while got < 20 and sub.poll(3000):
+        sub.recv_multipart()
+        got += 1
+    pub.close()
+    sub.close(linger=0)
+    assert got == pub.sent == 20 and pub.close_complete
+
+
 def test_push_with_no_peer_shuts_down_cleanly_on_sigterm(synth_clip, tmp_path):
     clip, _ = synth_clip
     endpoint = f"tcp://127.0.0.1:{free_port()}"

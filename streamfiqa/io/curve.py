@@ -32,7 +32,7 @@ def curve_server(sock, secret_key: str, clients: str | None):
     auth = None
     from zmq.auth.thread import ThreadAuthenticator
 
-    auth = ThreadAuthenticator(zmq.Context.instance())
+    auth = ThreadAuthenticator(sock.context)  # ZAP is per context: the socket's own
     auth.start()
     auth.configure_curve(domain="*", location=clients if clients else zmq.auth.CURVE_ALLOW_ANY)
     sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True

@@ -14,7 +14,7 @@ A frame whose ``change`` reaches the runner's ``cut_change`` is a **candidate**:
 faces tracked on the previous frame continues on it unchanged (:meth:`streamfiqa.track.tracker.Tracker.continues`):
 a picture-in-picture insert that changes beside a presenter, or a graphic, is no cut for the faces. Same-set cuts to
 another person (colour distance 0.2–0.3) are found this way; jump cuts within one scene are found when their jump
-stands out of the clip's motion (README, "Cuts").
+stands out of the clip's motion (README, "The best crop on real video").
 """
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ class ZmqPublisher:
             log.warning("publish.insecure: %s %s sends face crops (biometric data) unencrypted and to anyone who "
                         "connects", way, cfg.endpoint)
         self.cfg = cfg
-        self._ctx = zmq.Context.instance()
+        self._ctx = zmq.Context()  # its own: closing it says whether ZeroMQ got every queued event out in time
         self._sock = self._ctx.socket(zmq.XPUB if cfg.socket == "pub" else zmq.PUSH)
         self._sock.setsockopt(zmq.SNDHWM, cfg.hwm)
         self._sock.setsockopt(zmq.LINGER, 2000)
@@ -72,11 +72,16 @@ class ZmqPublisher:
             (self._sock.bind if cfg.bind else self._sock.connect)(cfg.endpoint)
         except zmq.ZMQError as exc:
             self._sock.close(linger=0)
+            if self._auth is not None:
+                self._auth.stop()
+            self._ctx.term()
             raise ValueError(f"publish.endpoint {cfg.endpoint}: cannot {'bind' if cfg.bind else 'connect'}: "
                              f"{exc}") from None
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode() if cfg.bind else cfg.endpoint
         self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=cfg.queue_size)
         self.sent = self.dropped_queue = self.dropped_hwm = self.subscribers = 0
+        #: False when ZeroMQ still held sent events as the close budget ran out (it does not say how many).
+        self.close_complete = True
         self._deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name="publish", daemon=True)
         self._thread.start()
@@ -152,9 +157,17 @@ class ZmqPublisher:
             # The owning thread closes it: no send can be in flight. What ZeroMQ still holds goes out for the rest of
             # close()'s budget (a peer that is reading gets it); ZeroMQ reports no count of what its queue held.
             left = (self._deadline - time.monotonic()) if self._deadline is not None else 0.5
-            self._sock.close(linger=int(1000 * min(max(left, 0.5), 10.0)))
+            linger = min(max(left, 0.5), 10.0)
+            started = time.monotonic()
+            self._sock.close(linger=int(1000 * linger))
             if self._auth is not None:
                 self._auth.stop()
+            self._ctx.term()  # returns when every queued message left, or when the linger ran out
+            if self.sent and time.monotonic() - started >= linger - 0.05:
+                self.close_complete = False
+                log.warning("publisher: ZeroMQ still held events when the close budget (%.1f s) ran out; some of the "
+                            "%d sent may not have reached a subscriber (ZeroMQ does not say how many)", linger,
+                            self.sent)
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued (each send at most ``send_timeout_ms``, all within ``timeout``), then close."""

@@ -73,7 +73,7 @@ class BestSelector:
     tracker's) to the track's mean embedding: the face most like the person's other appearances is the one a
     recogniser matches best to them. On 29 real clips of the development half it published a face at the 80th–85th
     percentile of its track by utility under three recognisers, where the fast quality score alone published at the
-    46th–48th (README, "Video protocol"). ``fast`` ranks by the fast quality score (and the heavy tier's when it scored
+    46th–48th (README, "The best crop on real video"). ``fast`` ranks by the fast quality score (and the heavy tier's when it scored
     every finalist). Tracks with fewer than ``min_faces`` embedded faces, or without embeddings, rank by fast score.
 
     Args:

@@ -97,9 +97,15 @@ class Runner:
             for st in self.states:
                 if not st.done:
                     self._finish(st, "shutdown")
+            # Publishers close first (what ZeroMQ could not get out counts in the summary), then the sinks that keep
+            # the summary (manifest.json).
+            for sink in self.sinks:
+                if not hasattr(sink, "summarise"):
+                    sink.close()
             self._summarise(time.monotonic() - started)
             for sink in self.sinks:
-                sink.close()
+                if hasattr(sink, "summarise"):
+                    sink.close()
             if self.s.heavy is not None:
                 self.s.heavy.close()
             if self.metrics is not None:
@@ -274,7 +280,8 @@ class Runner:
         status = self.status()
         out = {"stages_ms": self.clock.ms_per_frame(sum(s.processed for s in status)),
                "sources": {s.id: s.as_dict() for s in status},
-               "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.sinks)}
+               "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.sinks),
+               "publish_close_complete": all(getattr(s, "close_complete", True) for s in self.sinks)}
         out["faces_dropped"] = dict(self.s.detector.dropped)
         if self.s.regions is not None:
             out["detector"] = dict(self.s.regions.counts)

@@ -173,6 +173,7 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
                     **{f"faces_{k}": v for k, v in stats.get("faces_dropped", {}).items()},
                     "tracks_unconfirmed": sum(s.get("unconfirmed", 0) for s in src)},
         "rejected_tracks": rejected,
+        "publish_close_complete": stats.get("publish_close_complete", True),
         "sources": {sid: {"processed": s["processed"], "faces": s["faces"], "events": s["events"],
                           "error": s.get("error")} for sid, s in stats["sources"].items()},
         "versions": versions()}
