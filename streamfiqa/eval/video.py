@@ -77,19 +77,48 @@ class ClipRun:
     def __len__(self) -> int:
         return len(self.track)
 
-    def published(self) -> dict[int, int]:
-        """Track id → index of the face its ``best`` event carries."""
-        where = {(int(t), int(f)): i for i, (t, f) in enumerate(zip(self.track, self.frame))}
-        out = {}
+    def published(self) -> list[Published]:
+        """Each ``best`` event: the face it carries and the faces its track covers — the tracker track's faces in the
+        event's time span (a part split off has its own span and id), plus those of tracks merged into it."""
+        out = []
         for e in self.events:
-            if e.get("event") == "best" and e.get("track_id") is not None:
-                i = where.get((int(e["track_id"]), int(e["frame_index"])))
-                if i is None:
-                    log.warning("%s: track %s's best frame %s is not among its faces", self.name, e["track_id"],
-                                e["frame_index"])
-                else:
-                    out[int(e["track_id"])] = i
+            if e.get("event") != "best" or e.get("track_id") is None or "frame_index" not in e:
+                continue
+            i = self._face_of(e)
+            if i is None:
+                log.warning("%s: track %s's best frame %s is not among the tracked faces", self.name, e["track_id"],
+                            e["frame_index"])
+                continue
+            span = e.get("track", {})
+            members = self._span(int(self.track[i]), span.get("first_pts", -np.inf), span.get("last_pts", np.inf))
+            for m in e.get("merged", []):
+                members |= self._span(int(m["track_id"]), m["first_pts"], m["last_pts"])
+            members[i] = True
+            out.append(Published(int(e["track_id"]), i, np.flatnonzero(members)))
         return out
+
+    def _face_of(self, event: dict) -> int | None:
+        """The face an event carries: on its frame, its own track's face, else the face whose box is nearest."""
+        on = np.flatnonzero(self.frame == int(event["frame_index"]))
+        if not len(on):
+            return None
+        mine = on[self.track[on] == int(event["track_id"])]
+        if len(mine):
+            return int(mine[0])
+        box = np.asarray(event.get("box", self.boxes[on[0]]), np.float64)
+        return int(on[np.argmin(np.abs(self.boxes[on] - box).sum(1))])
+
+    def _span(self, tid: int, first: float, last: float) -> np.ndarray:
+        return (self.track == tid) & (self.pts >= first - 1e-3) & (self.pts <= last + 1e-3)
+
+
+@dataclass
+class Published:
+    """A published track as the protocol scores it: the event's id, the face it carries, the faces it covers."""
+
+    track_id: int
+    index: int
+    members: np.ndarray
 
 
 def run_clip(path: str | Path, overrides: list[str] | None = None, base: dict | None = None,
@@ -188,8 +217,8 @@ def track_report(run: ClipRun, utility: np.ndarray, min_faces: int = MIN_TRACK_F
     """Per published track with enough scored faces: the published crop's percentile, whether it beats the median,
     regret, top-5, and the track's persons."""
     rows = []
-    for tid, i in sorted(run.published().items()):
-        mine = np.flatnonzero(run.track == tid)
+    for pub in sorted(run.published(), key=lambda p: p.track_id):
+        tid, i, mine = pub.track_id, pub.index, pub.members
         u = utility[mine]
         ok = np.isfinite(u)
         persons = sorted(set(run.person[mine].tolist()))
@@ -216,13 +245,15 @@ def cut_report(run: ClipRun, clip: VideoClip, tolerance: int = 1) -> dict:
 
 def people_without_crop(run: ClipRun, min_s: float = 1.0) -> list[str]:
     """Persons seen for at least ``min_s`` seconds of the clip whose faces are in no published track."""
-    published_tracks = set(run.published())
+    covered = np.zeros(len(run), bool)
+    for pub in run.published():
+        covered[pub.members] = True
     missing = []
     for p in sorted(set(run.person.tolist())):
         mine = run.person == p
         if len(np.unique(run.frame[mine])) < min_s * run.fps:
             continue
-        if not published_tracks & set(run.track[mine].tolist()):
+        if not (covered & mine).any():
             missing.append(p)
     return missing
 
@@ -259,16 +290,17 @@ def plot_tracks(run: ClipRun, utility: np.ndarray, path: str | Path, recogniser:
     py = lambda u: int(h - m - (u - lo) / max(hi - lo, 1e-6) * (h - 2 * m))  # noqa: E731
     cv2.rectangle(img, (m, m), (w - m, h - m), (0, 0, 0), 1)
     colours = [(200, 60, 30), (30, 140, 30), (30, 30, 200), (150, 0, 150), (0, 150, 150), (90, 90, 90)]
-    published = run.published()
+    colour_of = {}
     for k, tid in enumerate(np.unique(run.track)):
         idx = np.flatnonzero((run.track == tid) & ok)
         idx = idx[np.argsort(run.pts[idx])]
-        col = colours[k % len(colours)]
+        col = colour_of[int(tid)] = colours[k % len(colours)]
         for a, b in zip(idx[:-1], idx[1:]):
             cv2.line(img, (px(run.pts[a]), py(utility[a])), (px(run.pts[b]), py(utility[b])), col, 1)
-        if tid in published and np.isfinite(utility[published[tid]]):
-            i = published[tid]
-            cv2.circle(img, (px(run.pts[i]), py(utility[i])), 7, col, 2)
+    for pub in run.published():
+        i = pub.index
+        if np.isfinite(utility[i]):
+            cv2.circle(img, (px(run.pts[i]), py(utility[i])), 7, colour_of[int(run.track[i])], 2)
     for u in np.linspace(lo, hi, 5):
         cv2.putText(img, f"{u:.2f}", (4, py(u) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
     for t in np.linspace(t0, t1, 6):

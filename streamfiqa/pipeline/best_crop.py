@@ -196,6 +196,9 @@ class BestSelector:
             if twin is not None:
                 for cand in part.pool:
                     self._tracks[twin].add(cand, self.pool, self.how)
+                # the tracker's id and time span of the faces merged in: a reader can tell which faces the event covers
+                self._tracks[twin].merged += [{"track_id": tid, "first_pts": round(part.first_pts, 4),
+                                               "last_pts": round(part.last_pts, 4)}] + part.merged
                 self.rejected["duplicate"] = self.rejected.get("duplicate", 0) + 1
                 log.info("%s: track %d is track %d's person in the same frames: merged into it", source_id, part_id,
                          twin)
@@ -214,6 +217,8 @@ class BestSelector:
             extra = {"candidates": [c.summary() for c in ranked]}
             if len(parts) > 1:
                 extra["split_from"] = tid
+            if part.merged:
+                extra["merged"] = part.merged
             events.append(Event("best", source_id, part_id, cand, facts, extra))
         return events
 

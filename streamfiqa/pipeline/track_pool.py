@@ -58,6 +58,7 @@ class TrackPool:
     spread: list = field(default_factory=list)  # (n, candidate): the even sample over time of the passing ones
     passed: int = 0
     spread_stride: int = 1
+    merged: list = field(default_factory=list)  # tracks merged into this one: {track_id, first_pts, last_pts}
 
     def add(self, cand: Candidate, size: int, how: Typicality) -> None:
         self.times.append(cand.pts)
@@ -111,6 +112,7 @@ class TrackPool:
                          max([f for _, _, f, _ in seen] + [c.fast_score for c in self.pool if inside(c.pts)]
                              or [-np.inf]), times)
         new.spread = [(m, c) for m, c in self.spread if inside(c.pts)]
+        new.merged = [m for m in self.merged if m["first_pts"] < end and m["last_pts"] >= start]
         if self.fallback is not None and inside(self.fallback.pts):
             new.fallback = self.fallback
         return new

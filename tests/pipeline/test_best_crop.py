@@ -113,6 +113,8 @@ def test_a_second_track_of_the_same_person_in_the_same_frames_merges_into_the_fi
         sel.select("cam", f / 25, {1: a[f], 2: a[f], 3: b[f]}, {1, 2, 3}, [], [])
     events = sel.select("cam", 1.0, {}, set(), [ended(2), ended(3), ended(1)], [])
     assert sorted(e.track_id for e in events) == [1, 3] and sel.rejected == {"duplicate": 1}
+    merged = {e.track_id: e.metadata().get("merged") for e in events}  # the event says which faces it covers
+    assert [m["track_id"] for m in merged[1]] == [2] and merged[3] is None
 
 
 def test_an_unrecognisable_track_is_published_only_when_a_second_detector_sees_a_face(group_photo):

@@ -1,0 +1,42 @@
+"""The video protocol scores what was published: a part split off and a track merged into another count as the
+event says (its time span, its merged tracks), not as the tracker's ids."""
+import numpy as np
+
+from streamfiqa.eval.video import ClipRun, people_without_crop, summarise, track_report
+
+
+def _run(events):
+    """Tracker track 1: person A on frames 0-19, person B on 20-39; tracker track 2: person B on frames 0-19."""
+    frame = np.r_[np.arange(40), np.arange(20)]
+    track = np.r_[np.ones(40, int), np.full(20, 2)]
+    n = len(frame)
+    run = ClipRun("clip", track, frame, frame / 10.0, np.tile([0.0, 0, 10, 10], (n, 1)), np.ones(n, np.float32),
+                  np.ones(n, np.float32), np.zeros((n, 9)), np.zeros((n, 4), np.float32),
+                  np.zeros((0, 112, 112, 3), np.uint8), events, [], 40, (100, 100), fps=10.0)
+    run.person = np.array(["A"] * 20 + ["B"] * 20 + ["B"] * 20, object)
+    return run
+
+
+def _best(tid, frame, first, last, **extra):
+    return {"event": "best", "track_id": tid, "frame_index": frame, "box": [0, 0, 10, 10],
+            "track": {"first_pts": first, "last_pts": last}, **extra}
+
+
+def test_a_split_part_is_scored_on_its_own_faces():
+    run = _run([_best(1, 5, 0.0, 1.9), _best(9, 30, 2.0, 3.9, split_from=1), _best(2, 3, 0.0, 1.9)])
+    rows = track_report(run, np.linspace(0, 1, len(run)), min_faces=5)
+    assert [(r["track"], r["faces"], r["mixed"]) for r in rows] == [(1, 20, False), (2, 20, False), (9, 20, False)]
+    assert people_without_crop(run) == []
+
+
+def test_a_track_merged_into_another_counts_its_faces_there():
+    merged = [{"track_id": 2, "first_pts": 0.0, "last_pts": 1.9}]
+    run = _run([_best(1, 5, 0.0, 3.9, merged=merged)])
+    rows = track_report(run, np.linspace(0, 1, len(run)), min_faces=5)
+    assert len(rows) == 1 and rows[0]["faces"] == 60 and rows[0]["mixed"] and rows[0]["persons"] == ["A", "B"]
+    assert summarise(rows)["mixed_tracks"] == 1
+
+
+def test_a_person_in_no_published_track_has_no_crop():
+    run = _run([_best(1, 5, 0.0, 1.9)])
+    assert people_without_crop(run) == ["B"]
