@@ -79,12 +79,10 @@ def mot_metrics(truth: list, predicted: list, iou: float = 0.5, shots: list | No
             "tracks_per_person_shot": {f"{p}@{s}": len(t) for (p, s), t in sorted(per_shot.items())}}
 
 
-def track_clip(path: str, overrides: list[str] | None = None, base: dict | None = None) -> tuple[list, list]:
-    """Run the pipeline (``base``: a pipeline's ``DEFAULTS``) on ``path``; returns per-frame confirmed
-    ``(track_id, box)`` rows and the events (as metadata dicts)."""
-
+def observe_clip(path: str, observe, overrides: list[str] | None = None, base: dict | None = None) -> list[dict]:
+    """Run the pipeline (``base``: a pipeline's ``DEFAULTS``) on the file ``path`` with ``observe(sid, sf,
+    assignments, confirmed)`` called on every processed frame; returns the events (as metadata dicts)."""
     cfg = load_config(None, [*(overrides or []), "stats_interval_s=0", "progress=false"], base=base)
-    rows: dict[int, list] = {}
     events: list = []
 
     class _Collect:
@@ -96,9 +94,17 @@ def track_clip(path: str, overrides: list[str] | None = None, base: dict | None 
         def close(self) -> None:
             pass
 
-    runner = build_runner(cfg, parse_sources([path], "false"), [_Collect()])
-    runner.observers.append(lambda sid, sf, assignments, confirmed: rows.setdefault(sf.frame.index, []).extend(
-        (tid, *sf.faces.boxes[d]) for tid, d in assignments if tid in confirmed))
+    runner = build_runner(cfg, parse_sources([str(path)], "false"), [_Collect()])
+    runner.observers.append(observe)
     runner.run()
+    return events
+
+
+def track_clip(path: str, overrides: list[str] | None = None, base: dict | None = None) -> tuple[list, list]:
+    """Run the pipeline (``base``: a pipeline's ``DEFAULTS``) on ``path``; returns per-frame confirmed
+    ``(track_id, box)`` rows and the events (as metadata dicts)."""
+    rows: dict[int, list] = {}
+    events = observe_clip(path, lambda sid, sf, assignments, confirmed: rows.setdefault(sf.frame.index, []).extend(
+        (tid, *sf.faces.boxes[d]) for tid, d in assignments if tid in confirmed), overrides, base)
     n = max(rows) + 1 if rows else 0
     return [rows.get(i, []) for i in range(n)], events

@@ -24,10 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfiqa.config import load_config
+from streamfiqa.eval.tracking import observe_clip
 from streamfiqa.eval.videoset import VideoClip
-from streamfiqa.io.specs import parse_sources
-from streamfiqa.pipeline.build import build_runner
 
 log = logging.getLogger(__name__)
 #: Faces closer in time than this to a face do not count towards its utility (they are nearly the same picture).
@@ -124,21 +122,10 @@ class Published:
 def run_clip(path: str | Path, overrides: list[str] | None = None, base: dict | None = None,
              name: str | None = None) -> ClipRun:
     """Run the pipeline over one clip and keep every tracked face (see :class:`ClipRun`)."""
-    cfg = load_config(None, [*(overrides or []), "stats_interval_s=0", "progress=false"], base=base)
     rows: list = []
     crops: list = []
     cuts: list = []
-    events: list = []
     seen = {"frames": 0, "size": (0, 0)}
-
-    class _Collect:
-        dropped = 0
-
-        def emit(self, event) -> None:
-            events.append(event.metadata())
-
-        def close(self) -> None:
-            pass
 
     def observe(sid, sf, assignments, confirmed) -> None:
         seen["frames"] += 1
@@ -152,9 +139,7 @@ def run_clip(path: str | Path, overrides: list[str] | None = None, base: dict | 
                          float(fast[d]) if fast is not None else np.nan, sf.quality.components[d], emb))
             crops.append(sf.crops.aligned[d])
 
-    runner = build_runner(cfg, parse_sources([str(path)], "false"), [_Collect()])
-    runner.observers.append(observe)
-    runner.run()
+    events = observe_clip(path, observe, overrides, base)
     if not rows:
         return ClipRun(name or Path(path).name, np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros((0, 4)),
                        np.zeros(0), np.zeros(0), np.zeros((0, 9)), np.zeros((0, 0)), np.zeros((0, 112, 112, 3), np.uint8),
