@@ -129,6 +129,7 @@ class QualityConfig:
     min_score: str | None = None  # a number, or an ``eval`` calibration.json (its entry for ``scorer``)
     min_face_score: float | None = 0.2  # a track none of whose faces reaches this fast score is not published ...
     face_check: str | None = "mtcnn"  # ... unless this second detector finds a face in its best crops (null: off)
+    face_measures: bool = True  # eyes_open / mouth_open / face_presence of each track's leading faces (face mesh)
     min_score_fr: str | None = None  # which FR model's calibration (default: the file's first)
     fast_every: int = bounded(1, 1)
     heavy: str | None = None
@@ -156,6 +157,10 @@ class SelectionConfig:
     split_below: float = bounded(0.5, 0, 1)  # a track whose faces' means before and after a change point agree less
                                              # than this cosine holds two people and is split (0 = never split)
     same_person: float = bounded(0.6, 0, 1)  # a track that lived beside an open one this alike merges into it (0: never)
+    eyes_weight: float = bounded(0.1, 0)     # with face measures: a leading face whose eyes_open is short of the
+                                             # leaders' median loses this × the shortfall (typicality ranking)
+    eyes_closed: float = bounded(0.2, 0, 1)  # with face measures: a leading face whose eyes_open is below this goes
+                                             # behind all others (0: no such rule)
 
 
 @dataclass

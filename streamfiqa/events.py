@@ -91,6 +91,9 @@ class Candidate:
             out["heavy_score"] = round(self.heavy_score, 5)
         if np.isfinite(self.typicality):
             out["typicality"] = round(self.typicality, 5)
+        for name in ("eyes_open", "mouth_open"):  # measured on a track's leading faces (quality.face_measures)
+            if name in self.components:
+                out[name] = self.components[name]
         return out
 
 

@@ -163,6 +163,9 @@ def cmd_distil(argv: list[str]) -> int:
     p.add_argument("--labels", default="utility", help="utility (identity folders), consistency, or scorer:NAME")
     p.add_argument("--teacher-fr", default="mobilefacenet", help="FR model for labels and the embedding loss")
     p.add_argument("--teacher-fr-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--label-fr", action="append", default=[], metavar="NAME[:KEY=VALUE;...]",
+                   help="utility labels: a further recogniser whose utility is averaged with the teacher's "
+                        "(repeatable; e.g. --label-fr buffalo_s --label-fr sface)")
     p.add_argument("--init", default=None, help="FR weights to start the backbone from (default: the teacher's "
                    "MobileFaceNet for mfn* archs when it is in ../shared)")
     p.add_argument("--variants", type=int, default=4, help="degraded copies per photo")
@@ -187,8 +190,15 @@ def cmd_distil(argv: list[str]) -> int:
     init = args.init
     if init is None and args.arch.startswith("mfn") and args.teacher_fr == "mobilefacenet":
         init = fr_args["weights"]
+    label_frs = []
+    for spec in args.label_fr:
+        name, _, rest = spec.partition(":")
+        largs = scorer_args([kv for kv in rest.split(";") if kv])
+        if name == "mobilefacenet" and "weights" not in largs:
+            largs["weights"] = str(shared_mobilefacenet())
+        label_frs.append((name, largs))
     cfg = DistilConfig(arch=args.arch, labels=args.labels, teacher_fr=args.teacher_fr, teacher_fr_args=fr_args,
-                       init=init, variants=args.variants, margin=args.margin, epochs=args.epochs,
+                       label_frs=label_frs, init=init, variants=args.variants, margin=args.margin, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr,
                        split=args.split, seed=args.seed, max_photos=args.max_photos, every=args.every)
     summary = distil(args.inputs or [str(celeba_ids_dir())], args.out, cfg, resume=args.resume,

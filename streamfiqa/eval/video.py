@@ -358,7 +358,8 @@ def evaluate_videos(clips: list, cases: list, recognisers: dict, overrides: list
                       "minutes": round(minutes, 2), "natural_clips": len(natural), "cases": len(infos) - len(natural),
                       "missed_at": [f"{i['clip']}@{f}" for i in infos for f in i["missed"]],
                       "false_at": [f"{i['clip']}@{f}" for i in infos for f in i["false"]],
-                      "people_without_crop": sum(len(i["people_without_crop"]) for i in infos)}
+                      "people_without_crop": sum(len(i["people_without_crop"]) for i in infos),
+                      "without_crop_at": [f"{i['clip']}:{p}" for i in infos for p in i["people_without_crop"]]}
     return result
 
 

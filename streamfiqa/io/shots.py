@@ -31,12 +31,15 @@ class ShotCutDetector:
         threshold: colour-histogram distance at or above which a frame surely starts a new shot.
         history: frames whose structural changes make the clip's own reference.
         floor: the smallest reference (a still clip's tiny changes must not make every small motion a candidate).
+        min_history: changes known before a frame can be a candidate (before, its change reads 0: with no reference
+            of the clip's own motion, the first frames of 3 development clips, an encoder's settling, read 5.5–16.5);
+            the colour rule holds from the second frame on.
     """
 
-    def __init__(self, threshold: float = 0.45, history: int = 25, floor: float = 0.02) -> None:
+    def __init__(self, threshold: float = 0.45, history: int = 25, floor: float = 0.02, min_history: int = 5) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"shot cuts: expected 0 < threshold < 1, found {threshold}")
-        self.threshold, self.floor = float(threshold), float(floor)
+        self.threshold, self.floor, self.min_history = float(threshold), float(floor), int(min_history)
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
         self._recent: collections.deque = collections.deque(maxlen=history)
         self.cuts = 0
@@ -69,11 +72,12 @@ class ShotCutDetector:
         distance = 0.5 * (cv2.compareHist(prev[0][:n], sig[:n], cv2.HISTCMP_BHATTACHARYYA)
                           + cv2.compareHist(prev[0][n:], sig[n:], cv2.HISTCMP_BHATTACHARYYA))
         diff = float(np.abs(st - prev[1]).mean()) if st.shape == prev[1].shape else 10.0
+        known = len(self._recent) >= self.min_history
         ref = max(float(np.quantile(self._recent, 0.9)) if self._recent else self.floor, self.floor)
         self._recent.append(diff)
         certain = distance >= self.threshold
         self.cuts += int(certain)
-        return bool(certain), diff / ref
+        return bool(certain), diff / ref if known else 0.0
 
     def is_cut(self, image: np.ndarray) -> bool:
         """Whether ``image`` surely starts a new shot (the colour rule alone; candidates need the faces)."""

@@ -7,7 +7,10 @@ scale they are ranked, and the ``best`` / ``update`` events that carry the winne
    TrackPool`), ranked by typicality (default) or by quality score: one scale per track, never a mix.
 3. At its end a track holding two people is split, a second track of a person already tracked in the same frames
    merges into that one, and a track with no recognisable face is rejected (both counted).
-4. A track's ``best`` event carries its top candidate, or the best failed one (``gates_passed: false``) when none
+4. With face measures, the track's leading candidates get ``eyes_open``, ``mouth_open`` and ``face_presence``
+   components (:mod:`streamfiqa.quality.expression`); eyes less open than the leaders' median cost a little, and one
+   with its eyes shut goes behind all equally eligible ones with them open.
+5. A track's ``best`` event carries its top candidate, or the best failed one (``gates_passed: false``) when none
    passed.
 """
 from __future__ import annotations
@@ -19,7 +22,9 @@ import numpy as np
 
 from streamfiqa.config import RANKINGS
 from streamfiqa.events import Candidate, Event
+from streamfiqa.models.facemesh import MEASURES
 from streamfiqa.pipeline.track_pool import TrackPool, Typicality
+from streamfiqa.quality.expression import by_eyes
 from streamfiqa.quality.tier0 import Quality
 from streamfiqa.track.tracker import Track
 from streamfiqa.types import Crops, Faces, Frame
@@ -100,12 +105,21 @@ class BestSelector:
         face_check: with a floor, asks a second opinion on the display crops of a track under the floor (its best by
             fast score first); the track is published when it answers True (:class:`~streamfiqa.quality.faceness.
             FaceCheck`: a second detector). None: the floor alone decides.
+        measures: measures the eyes and mouth of a track's ``look`` leading candidates when it ends
+            (:class:`~streamfiqa.quality.expression.FaceMeasures`), adding them to their components. None: not measured.
+        eyes_weight: with measures, a leading candidate ranked by typicality whose ``eyes_open`` is short of the
+            leaders' median loses ``eyes_weight`` × the shortfall (:func:`~streamfiqa.quality.expression.by_eyes`;
+            0.1 fit on the development half).
+        eyes_closed: with measures, a leading candidate whose ``eyes_open`` is below this goes behind all others
+            (None: no such rule; 0.2: shut eyes measured ≤ 0.16 and open ones ≥ 0.2 on a development clip's blinks).
+        look: leading candidates measured per track (at least ``top_k``).
     """
 
     def __init__(self, top_k: int = 3, emit_updates: bool = False, min_dwell_s: float = 1.0,
                  update_margin: float = 0.05, rank: str = "typical", pool: int = 24,
                  typical: Typicality | None = None, new_id=None, split_below: float | None = 0.5,
-                 face_floor: float | None = None, face_check=None, same_person: float | None = 0.6) -> None:
+                 face_floor: float | None = None, face_check=None, same_person: float | None = 0.6,
+                 measures=None, eyes_weight: float = 0.1, eyes_closed: float | None = 0.2, look: int = 8) -> None:
         if top_k < 1 or pool < top_k:
             raise ValueError(f"selection: expected 1 <= top_k <= pool, found top_k {top_k}, pool {pool}")
         if rank not in RANKINGS:
@@ -115,6 +129,8 @@ class BestSelector:
         self.rank_by, self.pool, self.how = rank, int(pool), typical or Typicality()
         self.new_id, self.split_below, self.face_floor = new_id, split_below, face_floor
         self.face_check, self.same_person = face_check, same_person
+        self.measures, self.eyes_weight, self.eyes_closed = measures, float(eyes_weight), eyes_closed
+        self.look = max(int(look), self.top_k)
         #: Tracks not published, by reason.
         self.rejected: dict[str, int] = {}
         self._tracks: dict[int, TrackPool] = {}
@@ -209,7 +225,7 @@ class BestSelector:
                          source_id, part_id, part.best_fast, self.face_floor,
                          f", and {self.face_check.name} found no face" if self.face_check is not None else "")
                 continue
-            ranked = part.ranked(self.how, self.top_k)
+            ranked = self._measured(part.ranked(self.how, self.look if self.measures else self.top_k))
             cand = ranked[0] if ranked else part.fallback
             if cand is None:
                 continue
@@ -221,6 +237,15 @@ class BestSelector:
                 extra["merged"] = part.merged
             events.append(Event("best", source_id, part_id, cand, facts, extra))
         return events
+
+    def _measured(self, ranked: list[Candidate]) -> list[Candidate]:
+        """The ``top_k`` leading candidates, measured (and eyes shut last) when face measures are on."""
+        if self.measures is None or not ranked:
+            return ranked[: self.top_k]
+        m = self.measures(ranked)
+        for c, row in zip(ranked, m):
+            c.components.update({name: round(float(v), 4) for name, v in zip(MEASURES, row) if np.isfinite(v)})
+        return by_eyes(ranked, m, self.eyes_weight, self.eyes_closed)[: self.top_k]
 
     def _twin(self, part: TrackPool) -> int | None:
         """An open track that lived in ``part``'s time span and looks like the same person, or None."""

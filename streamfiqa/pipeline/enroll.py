@@ -19,18 +19,22 @@ class EnrollSelector:
     embedding agrees with the subject's mean by ``same_person``; crops of anyone else are refused and counted in
     :attr:`other_person`. A candidate counts when its score is at least ``threshold`` and it passed the gates; it
     joins the set if its (yaw, pitch) is at least ``min_pose_delta`` degrees from every member, or replaces the worse
-    member it is close to. When the set holds ``count`` crops, ``enrolled`` events are sent (one per crop, each with
-    its own track's id).
+    member it is close to. With face measures, a crop about to join is measured first and refused when its eyes are
+    shut (``eyes_open`` below ``eyes_closed``; counted in :attr:`eyes_shut`): an enrolment photo wants open eyes. When
+    the set holds ``count`` crops, ``enrolled`` events are sent (one per crop, each with its own track's id); they
+    and ``enroll_timeout`` say how many crops were refused and why (``refused``).
 
     Args:
         count: crops to collect.
         threshold: lowest score a crop needs.
         min_pose_delta: degrees of yaw/pitch between any two collected crops.
         same_person: cosine (the tracker's embedding) a crop of another track needs to the subject's.
+        measures: :class:`~streamfiqa.quality.expression.FaceMeasures` (None: crops are not measured).
+        eyes_closed: with measures, the ``eyes_open`` below which a crop is refused (None: never).
     """
 
     def __init__(self, count: int = 3, threshold: float = 0.6, min_pose_delta: float = 8.0,
-                 same_person: float = 0.5) -> None:
+                 same_person: float = 0.5, measures=None, eyes_closed: float | None = None) -> None:
         if count < 1:
             raise ValueError(f"enroll.count: expected >= 1, found {count}")
         self.count, self.threshold, self.min_pose_delta = int(count), float(threshold), float(min_pose_delta)
@@ -39,7 +43,9 @@ class EnrollSelector:
         self.tracks: dict[int, int | None] = {}  # id(member) → its track
         self.subject_tracks: set = set()
         self.subject: np.ndarray | None = None  # sum of the accepted crops' embeddings
+        self.measures, self.eyes_closed = measures, eyes_closed
         self.other_person = 0
+        self.eyes_shut = 0
         self.best_seen = 0.0
         self.done = False
 
@@ -61,11 +67,14 @@ class EnrollSelector:
         if not self._is_subject(track_id, cand):
             self.other_person += 1
             return []
+        pose = (cand.components["yaw"], cand.components["pitch"])
+        near = [m for m in self.members if self._delta(m, pose) < self.min_pose_delta]
+        if (not near or (len(near) == 1 and cand.score > near[0].score)) and self._eyes_shut(cand):
+            self.eyes_shut += 1
+            return []
         self.subject_tracks.add(track_id)
         if cand.embedding is not None:
             self.subject = cand.embedding.astype(np.float64) if self.subject is None else self.subject + cand.embedding
-        pose = (cand.components["yaw"], cand.components["pitch"])
-        near = [m for m in self.members if self._delta(m, pose) < self.min_pose_delta]
         if not near:
             self.members.append(cand)
         elif len(near) == 1 and cand.score > near[0].score:
@@ -77,15 +86,32 @@ class EnrollSelector:
         chosen = sorted(self.members, key=lambda c: -c.score)[: self.count]
         summary = [c.summary() for c in chosen]
         return [Event("enrolled", source_id, self.tracks[id(c)], c, {},
-                      {"index": i, "count": self.count, "candidates": summary}) for i, c in enumerate(chosen)]
+                      {"index": i, "count": self.count, "candidates": summary, "refused": self.refused})
+                for i, c in enumerate(chosen)]
+
+    @property
+    def refused(self) -> dict:
+        """Crops good enough to join that were refused, by reason."""
+        return {"other_person": self.other_person, "eyes_shut": self.eyes_shut}
+
+    def _eyes_shut(self, cand: Candidate) -> bool:
+        """Measure ``cand`` (its eyes and mouth join its components) and say whether its eyes are shut."""
+        if self.measures is None:
+            return False
+        from streamfiqa.models.facemesh import MEASURES
+
+        row = self.measures([cand])[0]
+        cand.components.update({n: round(float(v), 4) for n, v in zip(MEASURES, row) if np.isfinite(v)})
+        return self.eyes_closed is not None and bool(np.isfinite(row[0]) and row[0] < self.eyes_closed)
 
     def timeout_event(self, source_id: str, waited_s: float) -> Event:
         """The event sent when enrolment gave up."""
         msg = (f"enrollment timed out after {waited_s:.1f} s: {len(self.members)}/{self.count} pose-diverse "
-               f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f})")
+               f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
+               f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut)")
         log.warning("%s: %s", source_id, msg)
         return Event("enroll_timeout", source_id, None, None, {},
-                     {"message": msg, "collected": len(self.members), "count": self.count})
+                     {"message": msg, "collected": len(self.members), "count": self.count, "refused": self.refused})
 
     @staticmethod
     def _delta(m: Candidate, pose: tuple[float, float]) -> float:
@@ -98,10 +124,12 @@ class Enrolment:
     Args:
         cfg: the ``enroll`` section (count, threshold, pose spread, timeout).
         source_id: the source it enrols from.
+        measures, eyes_closed: crops with their eyes shut are refused (:class:`EnrollSelector`).
     """
 
-    def __init__(self, cfg: EnrollConfig, source_id: str) -> None:
-        self.selector = EnrollSelector(cfg.count, cfg.threshold, cfg.min_pose_delta)
+    def __init__(self, cfg: EnrollConfig, source_id: str, measures=None, eyes_closed: float | None = None) -> None:
+        self.selector = EnrollSelector(cfg.count, cfg.threshold, cfg.min_pose_delta, measures=measures,
+                                       eyes_closed=eyes_closed)
         self.timeout_s, self.source_id = float(cfg.timeout_s), source_id
         self.first_pts: float | None = None
 

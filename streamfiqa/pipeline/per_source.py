@@ -11,6 +11,7 @@ from streamfiqa.io.specs import SourceSpec
 from streamfiqa.pipeline.best_crop import BestSelector, ScoredFrame, Typicality
 from streamfiqa.pipeline.enroll import Enrolment
 from streamfiqa.pipeline.stats import RateWindow, SourceStatus
+from streamfiqa.quality.expression import FaceMeasures
 from streamfiqa.quality.faceness import FaceCheck
 from streamfiqa.track.tracker import Tracker
 
@@ -67,9 +68,13 @@ class SourceRun:
                                Typicality(s.quality_band, s.sharpness, s.min_faces), tracker.new_id,
                                s.split_below if s.split_below > 0 else None, cfg.quality.min_face_score,
                                FaceCheck(cfg.quality.face_check) if cfg.quality.face_check else None,
-                               s.same_person if s.same_person > 0 else None))
+                               s.same_person if s.same_person > 0 else None,
+                               FaceMeasures(cfg.align.display_margin) if cfg.quality.face_measures else None,
+                               s.eyes_weight, s.eyes_closed if s.eyes_closed > 0 else None))
         if cfg.pipeline == "enroll":
-            run.enroll = Enrolment(cfg.enroll, spec.id)
+            run.enroll = Enrolment(cfg.enroll, spec.id,
+                                   FaceMeasures(cfg.align.display_margin) if cfg.quality.face_measures else None,
+                                   s.eyes_closed if s.eyes_closed > 0 else None)
         if progress and not spec.live:
             from tqdm import tqdm
 

@@ -92,14 +92,15 @@ class TrackPool:
         least ``min_faces``) whose mean embeddings agree least; None when it is too short."""
         if len(self.seen) < 2 * min_faces:
             return None
-        emb = np.stack([e for e, *_ in self.seen])
+        seen = sorted(self.seen, key=lambda s: s[3])  # a merged track's faces came in after the others
+        emb = np.stack([e for e, *_ in seen])
         csum, total = np.cumsum(emb, 0), emb.sum(0)
         best = None
         for k in range(min_faces, len(emb) - min_faces + 1):
             a, b = csum[k - 1], total - csum[k - 1]
             cos = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-            if best is None or cos < best[1]:
-                best = (self.seen[k][3], cos)
+            if (best is None or cos < best[1]) and seen[k][3] > seen[0][3]:
+                best = (seen[k][3], cos)
         return best
 
     def part(self, start: float, end: float) -> "TrackPool":

@@ -8,7 +8,11 @@ Labels (``--labels``):
 * ``utility`` (identity folders): how well an FR model matches the face — the mean cosine of its embedding
   to the *clean* photos of the same person (its own photo excluded). A degraded copy's label is capped at
   its clean original's utility minus ``margin × strength``: a copy carries less of the face than its
-  source, whatever a noisy similarity says, so the student learns that degradation never helps.
+  source, whatever a noisy similarity says, so the student learns that degradation never helps. With
+  ``--label-fr`` (repeatable) the utility of each further recogniser is computed the same way, every
+  recogniser's labels are standardised, averaged, and put back on the teacher's scale
+  (:func:`several_teachers`): the student learns what makes a face recognisable to several networks, not
+  what one of them likes; the embedding loss stays with ``--teacher-fr``.
 * ``consistency`` (any faces): cosine of the degraded copy's embedding to its clean original's (1 for
   the clean crop minus the flip disagreement), i.e. how much recognition survives the degradation.
 * ``scorer:NAME`` (any faces): a heavy scorer's output (e.g. ``scorer:diffiqa`` with its ``--arg``s).
@@ -52,6 +56,7 @@ class DistilConfig:
     labels: str = "utility"
     teacher_fr: str = "mobilefacenet"
     teacher_fr_args: dict = field(default_factory=dict)
+    label_frs: list = field(default_factory=list)  # (name, args) of further recognisers whose utility is averaged in
     init: str | None = None          # teacher FR weights to initialise the backbone from (same family)
     variants: int = 4
     margin: float = 0.3
@@ -69,6 +74,13 @@ class DistilConfig:
     def __post_init__(self) -> None:
         if not (self.labels in ("utility", "consistency") or self.labels.startswith("scorer:")):
             raise ValueError(f"distil: --labels must be utility, consistency or scorer:NAME, found {self.labels!r}")
+        if self.label_frs and self.labels != "utility":
+            raise ValueError(f"distil: --label-fr averages utility labels; it needs --labels utility, found "
+                             f"{self.labels!r}")
+        from streamfiqa.models.fr import FR_MODELS
+
+        for name, _ in self.label_frs:
+            FR_MODELS.get(name)  # an unknown name fails now, listing the valid ones, not after the crops are built
         for name in ("variants", "epochs", "batch_size", "every"):
             if getattr(self, name) < (0 if name == "variants" else 1):
                 raise ValueError(f"distil: --{name.replace('_', '-')} must be ≥ {0 if name == 'variants' else 1}, "
@@ -180,6 +192,21 @@ def utility_labels(emb: np.ndarray, ts: TrainingSet, margin: float) -> np.ndarra
     return labels.astype(np.float32)
 
 
+def several_teachers(labels: list[np.ndarray]) -> np.ndarray:
+    """One label per crop from several recognisers' utilities: each standardised over its finite values, averaged
+    (over the recognisers that labelled the crop), and mapped back to the first (the teacher's) mean and spread."""
+    first = labels[0][np.isfinite(labels[0])]
+    z = []
+    for lab in labels:
+        ok = lab[np.isfinite(lab)]
+        z.append((lab - ok.mean()) / (ok.std() + 1e-6) if len(ok) > 1 else np.full_like(lab, np.nan))
+    with np.errstate(invalid="ignore"):
+        zs = np.stack(z)
+        count = np.isfinite(zs).sum(0)
+        mean = np.where(count > 0, np.nansum(zs, 0) / np.maximum(count, 1), np.nan)
+    return (mean * (first.std() + 1e-6) + first.mean()).astype(np.float32)
+
+
 def consistency_labels(emb: np.ndarray, flip_emb: np.ndarray, ts: TrainingSet) -> np.ndarray:
     """Cosine of each crop's embedding to its clean original's; the clean crop gets its flip agreement."""
     clean = np.array([k == "clean" for k in ts.kinds])
@@ -221,6 +248,14 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
     ts.teacher_emb = fr.embed(ts.aligned)
     if cfg.labels == "utility":
         ts.labels = utility_labels(ts.teacher_emb, ts, cfg.margin)
+        if cfg.label_frs:
+            each = [ts.labels]
+            for name, args in cfg.label_frs:
+                each.append(utility_labels(create_fr(name, **args).embed(ts.aligned), ts, cfg.margin))
+                log.info("labels: %s's utility agrees with the teacher's at Spearman %.3f", name,
+                         spearman(*(np.nan_to_num(v[np.isfinite(each[0]) & np.isfinite(each[-1])])
+                                    for v in (each[0], each[-1]))))
+            ts.labels = several_teachers(each)
     elif cfg.labels == "consistency":
         ts.labels = consistency_labels(ts.teacher_emb, fr.embed(np.ascontiguousarray(ts.aligned[:, :, ::-1])), ts)
     else:
@@ -255,7 +290,8 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
         sched.load_state_dict(state["sched"])
         start, history, best = int(state["epoch"]), json.loads(state["history"]), float(state["best"])
         log.info("resumed from %s at epoch %d", last, start)
-    meta = {"name": out.name, "teacher": cfg.labels if cfg.labels != "utility" else f"utility:{cfg.teacher_fr}",
+    teachers = "+".join([cfg.teacher_fr, *(name for name, _ in cfg.label_frs)])
+    meta = {"name": out.name, "teacher": cfg.labels if cfg.labels != "utility" else f"utility:{teachers}",
             "labels": cfg.labels, "label_mean": mu, "label_std": sd, "config": asdict(cfg),
             "training_photos": len(paths), "training_crops": int(is_train.sum()), "inputs": [str(i) for i in inputs]}
     train_idx = np.flatnonzero(is_train)
@@ -299,7 +335,7 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
     export_onnx(_QualityOnly(best_model), out / "student.onnx", output_names=("quality", "embedding"),
                 input_shape=(3, size, size))
     summary = {"out": str(out / "student.pt"), "onnx": str(out / "student.onnx"), "history": history,
-               "best_val_spearman": best}
+               "best_val_spearman": best, "teacher": meta["teacher"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -129,3 +129,39 @@ def test_an_unrecognisable_track_is_published_only_when_a_second_detector_sees_a
         c.display = blank
         sel.select("cam", 2 + f / 25, {2: c}, {2}, [], [])
     assert sel.select("cam", 3.0, {}, set(), [ended(2)], []) == [] and sel.rejected == {"unrecognisable": 1}
+
+
+def test_a_track_given_a_merged_track_s_earlier_faces_still_splits_by_time(group_photo):
+    """A merge hands a track faces older than its own (the twin began first); if the track then turns out to hold two
+    people, the split must fall between them in time (it once fell before every face and failed on an empty part)."""
+    a, b = real_candidates(group_photo)[:2]
+    sel = BestSelector(new_id=iter(range(100, 200)).__next__)
+    for f, c in enumerate(b):  # the track's own faces: person b from 1 s on
+        c.pts = 1.0 + f / 25
+        sel.select("cam", c.pts, {1: c}, {1}, [], [])
+    for f, c in enumerate(a):  # the merged twin's faces, person a, before any of them
+        c.pts = f / 25
+        sel._tracks[1].add(c, sel.pool, sel.how)
+    events = sel.select("cam", 2.0, {}, set(), [ended(1)], [])
+    assert len(events) == 2 and events[1].extra["split_from"] == 1
+    assert events[0].candidate.pts < 1.0 <= events[1].candidate.pts
+
+
+def test_eyes_less_open_than_usual_lose_a_little_and_shut_eyes_go_last():
+    from streamfiqa.quality.expression import by_eyes
+
+    cands = [cand(s, f) for f, s in enumerate((0.95, 0.94, 0.93, 0.90))]
+    for c in cands:
+        c.decided_by = "typicality"
+    eyes = np.array([[0.10, 0.0, 1.0], [0.22, 0.0, 1.0], [0.35, 0.0, 1.0], [np.nan, np.nan, np.nan]])
+    # shut eyes (0.10 < 0.2) go last whatever their key; wider eyes than the median (0.22) earn nothing
+    assert [c.frame_index for c in by_eyes(cands, eyes, 0.1, 0.2)] == [1, 2, 3, 0]
+    assert [c.frame_index for c in by_eyes(cands, eyes, 0.0, None)] == [0, 1, 2, 3]
+    wide = eyes.copy()
+    wide[[0, 2], 0] = 0.4  # median 0.4: frame 1 (0.21 short of it) loses 0.019 and falls behind 0.93
+    wide[1, 0] = 0.21
+    assert [c.frame_index for c in by_eyes(cands, wide, 0.1, 0.2)] == [0, 2, 1, 3]
+    for c in cands:  # on the fast score's scale the weight does not apply, the shut-eyes rule does
+        c.decided_by = "fiqa_fast"
+    assert [c.frame_index for c in by_eyes(cands, wide, 0.1, 0.2)] == [0, 1, 2, 3]
+    assert [c.frame_index for c in by_eyes(cands, eyes, 0.1, 0.2)] == [1, 2, 3, 0]

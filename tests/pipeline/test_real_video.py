@@ -1,5 +1,6 @@
 """Real clips of the development half (../shared/data/videos/talking; frames chosen by looking): tracks stop at
-real cuts, closed eyes are never published, and a newcomer between full-frame detections gets a track."""
+real cuts, closed eyes and a squeezed-eyes grimace are never published or enrolled, and a newcomer between
+full-frame detections gets a track."""
 import json
 
 import numpy as np
@@ -58,18 +59,54 @@ def test_closed_eyes_never_win(dev, tmp_path):
     (best,) = [e for e in events if e["event"] == "best"]
     picked = [best["frame_index"], *(c["frame_index"] for c in best["candidates"])]
     assert not set(picked) & set(CLOSED_EYES), picked
+    # the eyes and mouth of the leading faces are named components of the event (the face mesh's measures)
+    assert best["quality"]["components"]["eyes_open"] >= 0.2 and best["quality"]["components"]["face_presence"] > 0.9
+    assert all(c["eyes_open"] >= 0.2 and 0 <= c["mouth_open"] < 1 for c in best["candidates"])
 
 
-def test_a_newcomer_between_full_frames_gets_a_track(dev, tmp_path):
-    """A second person walks into the corner at 1 s, far from the tracked face: with full-frame detection every 5th
-    frame only, they must become a track within 5 frames of their first full frame, and be published."""
-    from streamfiqa.eval.videocases import make_paste
+def test_shut_eyes_never_lead_an_open_eyed_face(dev, tmp_path):
+    """andrew_clip_1's long blink alone, frames 19-34 (by looking: 21, 24-27 and 29-31 shut, the rest half or fully
+    open), as a clip of its own: half of its faces have their eyes shut."""
+    from streamfiqa.eval.videocases import _frames, _write
 
-    case = make_paste(dev("FuxiVirtualHuman__styletalk__andrew_clip_2"),
-                      dev("FuxiVirtualHuman__styletalk__feifeili_clip3"), tmp_path, seconds=4.0, enter_s=1.0)
-    enter = min(case.paste)
-    events = [e for e in run(case.path, tmp_path / "out", "detector.full_every=5") if e["event"] == "best"]
-    people = {case.person_of(e["frame_index"], np.asarray(e["box"])): e for e in events}
-    assert set(people) == {case.person, "feifeili"}
-    first_full = -(-enter // 5) * 5
-    assert people["feifeili"]["track"]["first_pts"] <= (first_full + 5) / case.fps + 1e-3
+    clip = dev("FuxiVirtualHuman__styletalk__andrew_clip_1")
+    path = tmp_path / "blink.mp4"
+    _write(path, _frames(clip, 19 / clip.fps, 16 / clip.fps), clip.fps)
+    shut = {21 - 19, *range(24 - 19, 28 - 19), *range(29 - 19, 32 - 19)}
+    for overrides, rule in ((["selection.eyes_closed=0", "selection.eyes_weight=0"], False), ([], True)):
+        out = tmp_path / ("on" if rule else "off")
+        (best,) = [e for e in run(path, out, *overrides) if e["event"] == "best"]
+        finalists = [c["frame_index"] for c in best["candidates"]]
+        if not rule:  # the clip is hard: typicality alone lets shut eyes into the finalists
+            assert set(finalists) & shut, finalists
+        else:  # the best has its eyes open, and no shut-eyes finalist comes before an open one
+            assert best["frame_index"] not in shut and best["quality"]["components"]["eyes_open"] >= 0.2
+            flags = [f in shut for f in finalists]
+            assert flags == sorted(flags), finalists
+
+
+def test_a_grimace_with_squeezed_eyes_is_never_published(dev, tmp_path):
+    """M003 disgusted: frames 102-106 (by looking) are a grimace, the eyes squeezed shut and the teeth bared; the
+    clip has neutral open-eyed frames (0, 20-24, 32-35, 60-72). Neither the best nor a finalist is the grimace."""
+    events = run(dev("filby89__spectre__M003_level_1_disgusted_015").path, tmp_path)
+    (best,) = [e for e in events if e["event"] == "best"]
+    picked = [best["frame_index"], *(c["frame_index"] for c in best["candidates"])]
+    assert not set(picked) & set(range(102, 107)), picked
+    assert min(c["eyes_open"] for c in best["candidates"]) >= 0.2
+
+
+def test_enrolment_refuses_shut_eyes(dev, tmp_path):
+    """The same blink as a cooperative subject's first seconds: the crop enrolled has its eyes open, and the shut
+    ones it passed over are counted."""
+    from streamfiqa.eval.videocases import _frames, _write
+    from pipelines import enroll
+
+    clip = dev("FuxiVirtualHuman__styletalk__andrew_clip_1")
+    path = tmp_path / "blink.mp4"
+    _write(path, _frames(clip, 19 / clip.fps, 16 / clip.fps), clip.fps)
+    cfg = load_config(overrides=[f"output.dir={tmp_path / 'out'}", "stats_interval_s=0", "enroll.count=1",
+                                 "enroll.threshold=0.2", "enroll.timeout_s=5"], base=enroll.DEFAULTS)
+    assert enroll.run([str(path)], cfg) == 0
+    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    (got,) = [e for e in events if e["event"] == "enrolled"]
+    assert got["quality"]["components"]["eyes_open"] >= 0.2 and got["refused"]["eyes_shut"] >= 1

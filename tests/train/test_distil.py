@@ -11,8 +11,10 @@ def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path):
 
     pt = shared_path("models/mobilefacenet/mobilefacenet_ms1m_arcface.pt")
     cfg = DistilConfig(arch="mfn80", teacher_fr="mobilefacenet", teacher_fr_args={"weights": str(pt), "device": "cpu"},
+                       label_frs=[("facenet", {})],  # a second teacher's utility averaged into the labels
                        init=str(pt), epochs=3, variants=1, max_photos=48, batch_size=16, lr=1e-3, val_fraction=0.2)
     out = distil([str(celeba_ids_dir())], tmp_path / "st", cfg, progress=False)
+    assert out["teacher"] == "utility:mobilefacenet+facenet"
     losses = [h["train_loss"] for h in out["history"]]
     assert losses[-1] < losses[0]
     scorer = create_scorer("student", weights=out["out"])
@@ -21,3 +23,26 @@ def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path):
     # resumable: a second call with resume picks up after the last epoch and changes nothing
     again = distil([str(celeba_ids_dir())], tmp_path / "st", cfg, resume=True, progress=False)
     assert len(again["history"]) == 3
+
+
+def test_several_teachers_average_standardised_utilities_on_the_first_one_s_scale():
+    from streamfiqa.train.distil import several_teachers
+
+    a = np.array([0.2, 0.4, 0.6, np.nan])         # the teacher: mean 0.4
+    b = np.array([10.0, 30.0, 20.0, 40.0])        # another scale, another order
+    out = several_teachers([a, b])
+    za = (a - 0.4) / a[:3].std()
+    zb = (b - b.mean()) / b.std()
+    np.testing.assert_allclose(out[:3], ((za[:3] + zb[:3]) / 2) * a[:3].std() + 0.4, rtol=1e-5)
+    np.testing.assert_allclose(out[3], zb[3] * a[:3].std() + 0.4, rtol=1e-5)  # only b labelled it
+    np.testing.assert_allclose(several_teachers([a]), a, rtol=1e-5)
+
+
+def test_an_unknown_label_recogniser_is_refused_before_any_work():
+    import pytest
+    from streamfiqa.train.distil import DistilConfig
+
+    with pytest.raises(Exception, match="buffalo_s"):  # the error lists the valid names
+        DistilConfig(label_frs=[("nosuchnet", {})])
+    with pytest.raises(ValueError, match="--labels utility"):
+        DistilConfig(labels="consistency", label_frs=[("facenet", {})])
