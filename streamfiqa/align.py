@@ -59,12 +59,17 @@ class Aligner:
             display.append(self.display_crop(image, faces.boxes[k]))
         return Crops(aligned, display)
 
+    def display_square(self, box: np.ndarray) -> tuple[float, float, float]:
+        """``(left, top, side)`` in frame pixels of the square a display crop of ``box`` shows (before rounding to
+        whole pixels and resizing)."""
+        x1, y1, x2, y2 = (float(v) for v in box[:4])
+        side = max(x2 - x1, y2 - y1) * (1 + 2 * self.display_margin)
+        return (x1 + x2) / 2 - side / 2, (y1 + y2) / 2 - side / 2, side
+
     def display_crop(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         """Square crop around ``box`` with margin, zero-padded past the frame edges."""
-        x1, y1, x2, y2 = (float(v) for v in box)
-        side = max(x2 - x1, y2 - y1) * (1 + 2 * self.display_margin)
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+        x, y, side = self.display_square(box)
+        left, top = int(round(x)), int(round(y))
         n = max(int(round(side)), 1)
         h, w = image.shape[:2]
         out = np.zeros((n, n, 3), np.uint8)

@@ -22,6 +22,18 @@ CLI = [sys.executable, str(ROOT / "run_stream.py")]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+def _subscriber(endpoint, topic=b"face.", slow=False):
+    """A SUB socket connected to ``endpoint``; ``slow``: it buffers next to nothing (ZeroMQ would otherwise read
+    1,000 messages into the subscriber's memory), so a subscriber that does not read holds the publisher up."""
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    if slow:
+        sub.setsockopt(zmq.RCVHWM, 2)
+        sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.SUBSCRIBE, topic)
+    sub.connect(endpoint)
+    return sub
+
+
 def _event(i, big=False):
     from conftest import make_event as event
 
@@ -34,11 +46,7 @@ def _event(i, big=False):
 def test_pub_counts_every_event_a_slow_subscriber_did_not_get():
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(PublishConfig(endpoint=endpoint, hwm=2, queue_size=500, send_timeout_ms=20))
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, 2)
-    sub.setsockopt(zmq.RCVBUF, 4096)
-    sub.setsockopt(zmq.SUBSCRIBE, b"face.")
-    sub.connect(endpoint)
+    sub = _subscriber(endpoint, slow=True)
     time.sleep(0.5)
     n = 300
     for i in range(n):
@@ -59,11 +67,7 @@ def test_events_zeromq_still_holds_when_the_close_budget_runs_out_are_said(caplo
     """A subscriber that never reads: what ZeroMQ still queues at close cannot be counted, so the run says so."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(PublishConfig(endpoint=endpoint, hwm=50, queue_size=500, send_timeout_ms=20))
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, 2)  # ZeroMQ would otherwise read 1,000 messages into the subscriber's memory
-    sub.setsockopt(zmq.RCVBUF, 4096)
-    sub.setsockopt(zmq.SUBSCRIBE, b"face.")
-    sub.connect(endpoint)
+    sub = _subscriber(endpoint, slow=True)
     time.sleep(0.5)
     for i in range(60):
         pub.emit(_event(i, big=True))
@@ -78,9 +82,7 @@ def test_events_zeromq_still_holds_when_the_close_budget_runs_out_are_said(caplo
 def test_a_subscriber_that_reads_gets_everything_and_close_is_complete():
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(PublishConfig(endpoint=endpoint))
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"face.")
-    sub.connect(endpoint)
+    sub = _subscriber(endpoint)
     time.sleep(0.5)
     for i in range(20):
         pub.emit(_event(i))
@@ -372,9 +374,7 @@ def test_curve_keys_encrypt_and_authenticate_the_stream(tmp_path):
     listener = subprocess.Popen(CLI + ["listen", endpoint, "--curve-server-key", keys["public"], "--count", "2",
                                        "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=ENV)
-    plain = zmq.Context.instance().socket(zmq.SUB)
-    plain.setsockopt(zmq.SUBSCRIBE, b"")
-    plain.connect(endpoint)
+    plain = _subscriber(endpoint, topic=b"")
     time.sleep(2.0)
     for i in range(2):
         pub.emit(_event(i))

@@ -149,7 +149,7 @@ def _eval_videos(args) -> int:
 
 
 def cmd_distil(argv: list[str]) -> int:
-    from streamfiqa.eval.facedata import celeba_ids_dir, shared_mobilefacenet
+    from streamfiqa.eval.facedata import celeba_ids_dir
 
     p = argparse.ArgumentParser(
         prog="streamfiqa distil",
@@ -182,21 +182,15 @@ def cmd_distil(argv: list[str]) -> int:
     add_scorer_options(p, "")
     args = p.parse_args(argv)
     setup_logging(args.log_level if args.log_level != "warning" else "info")
+    from streamfiqa.config import parse_spec
+    from streamfiqa.eval.edc import with_shared_weights
     from streamfiqa.train.distil import DistilConfig, distil
 
-    fr_args = scorer_args(args.teacher_fr_arg)
-    if args.teacher_fr == "mobilefacenet" and "weights" not in fr_args:
-        fr_args["weights"] = str(shared_mobilefacenet())
+    fr_args = with_shared_weights(args.teacher_fr, scorer_args(args.teacher_fr_arg))
     init = args.init
     if init is None and args.arch.startswith("mfn") and args.teacher_fr == "mobilefacenet":
         init = fr_args["weights"]
-    label_frs = []
-    for spec in args.label_fr:
-        name, _, rest = spec.partition(":")
-        largs = scorer_args([kv for kv in rest.split(";") if kv])
-        if name == "mobilefacenet" and "weights" not in largs:
-            largs["weights"] = str(shared_mobilefacenet())
-        label_frs.append((name, largs))
+    label_frs = [(name, with_shared_weights(name, largs)) for _, name, largs in map(parse_spec, args.label_fr)]
     cfg = DistilConfig(arch=args.arch, labels=args.labels, teacher_fr=args.teacher_fr, teacher_fr_args=fr_args,
                        label_frs=label_frs, init=init, variants=args.variants, margin=args.margin, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr,

@@ -11,20 +11,17 @@ width, and gives 71 eye-contour points, the lids among them (the mesh's own lids
 Measures:
 
 * **eyes_open**: the eye aspect ratio of the iris network's lids — the mean of three lid-to-lid distances over the
-  corner-to-corner width, both eyes averaged (open ≈ 0.25–0.35; shut ≈ 0.09–0.14 on andrew_clip_1's blinks);
-* **mouth_open**: the inner-lip gap over the distance between the outer eye corners (closed ≈ 0, speaking ≈ 0.05–0.2,
-  a yawn or a shout ≈ 0.4+);
+  corner-to-corner width, both eyes averaged (open ≈ 0.25–0.4; shut 0.09–0.16 on andrew_clip_1's blinks);
+* **mouth_open**: the inner-lip gap over the distance between the outer eye corners (closed ≈ 0, speaking
+  ≈ 0.05–0.2, a yawn or a shout ≈ 0.4+);
 * **face_presence**: the network's own belief that a face is in the crop (sigmoid), a second opinion on non-faces.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "face_mesh.pt"
 IRIS_WEIGHTS = WEIGHTS.with_name("face_iris.pt")
@@ -42,6 +39,14 @@ _OUTER = (33, 263)
 MEASURES = ("eyes_open", "mouth_open", "face_presence")
 
 
+def _upright(image: np.ndarray, centre, angle: float, scale: float, size: int) -> np.ndarray:
+    """``size`` × ``size`` pixels of ``image`` around ``centre``, turned by ``angle`` degrees and scaled by ``scale``
+    (zero past its edges)."""
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle), float(scale))
+    m[:, 2] += size / 2 - np.asarray(centre, np.float64)
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
 def _net():
     """The torch module that runs a converted TFLite graph (built lazily: torch is a heavy import)."""
     import torch
@@ -55,20 +60,21 @@ def _net():
             if graph.get("format") != "streamfiqa-tflite-graph/1":
                 raise ValueError(f"face mesh: expected a streamfiqa-tflite-graph/1 file, found {graph.get('format')!r}")
             self.ops, self.inputs, self.outputs = graph["ops"], graph["inputs"], graph["outputs"]
-            self.w = {int(k): self._layout(int(k), v.float()) for k, v in graph["weights"].items()}
+            # the operator that takes each weight (the first, as the layout of a shared weight follows its first use)
+            used_by = {op["in"][1]: op["op"] for op in reversed(self.ops) if len(op["in"]) > 1}
+            self.w = {int(k): self._layout(used_by.get(int(k)), v.float()) for k, v in graph["weights"].items()}
 
-        def _layout(self, tid: int, w):
+        @staticmethod
+        def _layout(op: str | None, w):
             """TFLite keeps NHWC tensors and OHWI kernels; torch wants NCHW / OIHW."""
-            for op in self.ops:
-                if len(op["in"]) > 1 and op["in"][1] == tid:
-                    if op["op"] == "CONV_2D":
-                        return w.permute(0, 3, 1, 2).contiguous()
-                    if op["op"] == "DEPTHWISE_CONV_2D":  # (1, kh, kw, C) → (C, 1, kh, kw)
-                        return w.permute(3, 0, 1, 2).contiguous()
-                    if op["op"] == "PRELU":  # broadcast over NHWC → per channel
-                        return w.reshape(-1)
-                    if op["op"] == "PAD":
-                        return w.long()
+            if op == "CONV_2D":
+                return w.permute(0, 3, 1, 2).contiguous()
+            if op == "DEPTHWISE_CONV_2D":  # (1, kh, kw, C) → (C, 1, kh, kw)
+                return w.permute(3, 0, 1, 2).contiguous()
+            if op == "PRELU":  # broadcast over NHWC → per channel
+                return w.reshape(-1)
+            if op == "PAD":
+                return w.long()
             return w
 
         @staticmethod
@@ -122,8 +128,8 @@ class FaceMesh:
     """468 face landmarks on face crops, and the eye and mouth measures taken from them.
 
     Args:
-        weights: the converted graph (default: the embedded ``weights/face_mesh.pt``).
-        threads: torch threads (0: leave torch's setting).
+        weights: the converted mesh graph (default: the embedded ``weights/face_mesh.pt``).
+        iris_weights: the converted iris graph (default: the embedded ``weights/face_iris.pt``).
     """
 
     def __init__(self, weights: str | Path | None = None, iris_weights: str | Path | None = None) -> None:
@@ -160,9 +166,7 @@ class FaceMesh:
         if landmarks is not None:
             (lx, ly), (rx, ry) = landmarks[0][:2], landmarks[1][:2]
             angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
-        m = cv2.getRotationMatrix2D(((x1 + x2) / 2, (y1 + y2) / 2), angle, SIZE / side)
-        m[:, 2] += SIZE / 2 - np.array([(x1 + x2) / 2, (y1 + y2) / 2])
-        return cv2.warpAffine(image, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        return _upright(image, ((x1 + x2) / 2, (y1 + y2) / 2), angle, SIZE / side, SIZE)
 
     @staticmethod
     def eye_crops(crops: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -172,12 +176,9 @@ class FaceMesh:
         for n, (crop, p) in enumerate(zip(crops, points)):
             for k, (c1, c2) in enumerate(_EYES):
                 a, b = p[c1, :2].astype(np.float64), p[c2, :2].astype(np.float64)
-                centre, width = (a + b) / 2, max(float(np.linalg.norm(b - a)), 1.0)
-                m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])),
-                                            float(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0]))),
-                                            EYE_SIZE / (EYE_SCALE * width))
-                m[:, 2] += EYE_SIZE / 2 - centre
-                eye = cv2.warpAffine(crop, m, (EYE_SIZE, EYE_SIZE), flags=cv2.INTER_LINEAR)
+                width = max(float(np.linalg.norm(b - a)), 1.0)
+                eye = _upright(crop, (a + b) / 2, np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0])),
+                               EYE_SIZE / (EYE_SCALE * width), EYE_SIZE)
                 out[n, k] = eye[:, ::-1] if k == 1 else eye
         return out
 

@@ -22,7 +22,6 @@ import numpy as np
 
 from streamfiqa.config import RANKINGS
 from streamfiqa.events import Candidate, Event
-from streamfiqa.models.facemesh import MEASURES
 from streamfiqa.pipeline.track_pool import TrackPool, Typicality
 from streamfiqa.quality.expression import by_eyes
 from streamfiqa.quality.tier0 import Quality
@@ -78,8 +77,8 @@ class BestSelector:
     tracker's) to the track's mean embedding: the face most like the person's other appearances is the one a
     recogniser matches best to them. On 29 real clips of the development half it published a face at the 80th–85th
     percentile of its track by utility under three recognisers, where the fast quality score alone published at the
-    46th–48th (README, "The best crop on real video"). ``fast`` ranks by the fast quality score (and the heavy tier's when it scored
-    every finalist). Tracks with fewer than ``min_faces`` embedded faces, or without embeddings, rank by fast score.
+    46th–48th (README, "The best crop on real video"). ``fast`` ranks by the fast quality score (and the heavy tier's
+    when it scored every finalist). Tracks with fewer than ``min_faces`` embedded faces, or without embeddings, rank by fast score.
 
     Args:
         top_k: finalists listed in the ``best`` event (and re-scored by the heavy tier at the end).
@@ -242,10 +241,7 @@ class BestSelector:
         """The ``top_k`` leading candidates, measured (and eyes shut last) when face measures are on."""
         if self.measures is None or not ranked:
             return ranked[: self.top_k]
-        m = self.measures(ranked)
-        for c, row in zip(ranked, m):
-            c.components.update({name: round(float(v), 4) for name, v in zip(MEASURES, row) if np.isfinite(v)})
-        return by_eyes(ranked, m, self.eyes_weight, self.eyes_closed)[: self.top_k]
+        return by_eyes(ranked, self.measures(ranked), self.eyes_weight, self.eyes_closed)[: self.top_k]
 
     def _twin(self, part: TrackPool) -> int | None:
         """An open track that lived in ``part``'s time span and looks like the same person, or None."""

@@ -98,10 +98,7 @@ class EnrollSelector:
         """Measure ``cand`` (its eyes and mouth join its components) and say whether its eyes are shut."""
         if self.measures is None:
             return False
-        from streamfiqa.models.facemesh import MEASURES
-
         row = self.measures([cand])[0]
-        cand.components.update({n: round(float(v), 4) for n, v in zip(MEASURES, row) if np.isfinite(v)})
         return self.eyes_closed is not None and bool(np.isfinite(row[0]) and row[0] < self.eyes_closed)
 
     def timeout_event(self, source_id: str, waited_s: float) -> Event:

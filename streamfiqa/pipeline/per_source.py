@@ -63,18 +63,16 @@ class SourceRun:
                           pick(t.new_track_thresh, scale.new), t.match_iou, t.max_age,
                           1 if photos else t.min_hits, t.min_similarity, t.reid_similarity, t.reid_window_s,
                           first_id=first_track_id)
+        measures = FaceMeasures(cfg.align.display_margin) if cfg.quality.face_measures else None  # selector, enrolment
         run = cls(index, Source(spec, cfg.sources, wake).start(), tracker,
                   BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin, s.rank, s.pool,
                                Typicality(s.quality_band, s.sharpness, s.min_faces), tracker.new_id,
                                s.split_below if s.split_below > 0 else None, cfg.quality.min_face_score,
                                FaceCheck(cfg.quality.face_check) if cfg.quality.face_check else None,
                                s.same_person if s.same_person > 0 else None,
-                               FaceMeasures(cfg.align.display_margin) if cfg.quality.face_measures else None,
-                               s.eyes_weight, s.eyes_closed if s.eyes_closed > 0 else None))
+                               measures, s.eyes_weight, s.eyes_closed if s.eyes_closed > 0 else None))
         if cfg.pipeline == "enroll":
-            run.enroll = Enrolment(cfg.enroll, spec.id,
-                                   FaceMeasures(cfg.align.display_margin) if cfg.quality.face_measures else None,
-                                   s.eyes_closed if s.eyes_closed > 0 else None)
+            run.enroll = Enrolment(cfg.enroll, spec.id, measures, s.eyes_closed if s.eyes_closed > 0 else None)
         if progress and not spec.live:
             from tqdm import tqdm
 

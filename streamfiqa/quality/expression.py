@@ -7,19 +7,18 @@ Fit on the development half of the real clips (README, "The best crop on real vi
 typical of their track, ranking by ``typicality − 0.1 · max(0, median eyes_open − eyes_open)`` raised the published
 crop's simulated mean percentile from 82.5 to 84.1 (in-sample), as much as a plain bonus ``+ 0.1 · eyes_open`` (84.2);
 but blur smears the lids apart (blurred copies of three of the generated demo clip's four faces measure wider eyes
-than their sharp frame), so only a shortfall from the track's usual eyes costs. The mouth did not help (an open mouth of a speaker
-costs a recogniser little): it is measured and reported, not ranked on.
+than their sharp frame), so only a shortfall from the track's usual eyes costs. The mouth did not help (an open
+mouth of a speaker costs a recogniser little): it is measured and reported, not ranked on.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 
+from streamfiqa.align import Aligner
 from streamfiqa.events import Candidate
-
-log = logging.getLogger(__name__)
+from streamfiqa.models.facemesh import IRIS_WEIGHTS, MEASURES, WEIGHTS, FaceMesh
 
 
 class FaceMeasures:
@@ -32,28 +31,23 @@ class FaceMeasures:
     """
 
     def __init__(self, display_margin: float = 0.4) -> None:
-        from streamfiqa.models.facemesh import IRIS_WEIGHTS, WEIGHTS
-
         for path in (WEIGHTS, IRIS_WEIGHTS):  # a broken install fails at start, not at the first track's end
             if not path.is_file():
                 raise FileNotFoundError(f"face measures: expected the embedded {path.name} at {path}, found no file "
                                         "(reinstall streamfiqa, or set quality.face_measures=false)")
-        self.display_margin = float(display_margin)
+        self._display = Aligner(display_margin)  # where a display crop lies around its box
         self._mesh = None
         #: Faces measured.
         self.measured = 0
 
     def _load(self):
-        if self._mesh is None:
-            from streamfiqa.models.facemesh import FaceMesh
-
+        if self._mesh is None:  # torch and the two networks load at the first track's end
             self._mesh = FaceMesh()
         return self._mesh
 
     def __call__(self, cands: Sequence[Candidate]) -> np.ndarray:
-        """``(N, 3)`` measures of ``cands`` (NaN rows for a candidate without a display crop)."""
-        from streamfiqa.models.facemesh import MEASURES
-
+        """``(N, 3)`` measures of ``cands`` (NaN rows for a candidate without a display crop); each measured one gets
+        them as components too (rounded, as events show them)."""
         out = np.full((len(cands), len(MEASURES)), np.nan, np.float32)
         crops, rows = [], []
         for k, c in enumerate(cands):
@@ -64,18 +58,17 @@ class FaceMeasures:
         if crops:
             out[rows] = self._load().measure(np.stack(crops))
             self.measured += len(crops)
+        for c, row in zip(cands, out):
+            c.components.update({name: round(float(v), 4) for name, v in zip(MEASURES, row) if np.isfinite(v)})
         return out
 
     def _mesh_crop(self, c: Candidate) -> np.ndarray:
         """The face mesh's crop, cut from the display crop: the display crop is a square of ``1 + 2·margin`` × the
-        box's longer side centred on the box (align.Aligner.display_crop), resized to its stored side."""
-        from streamfiqa.models.facemesh import FaceMesh
-
-        x1, y1, x2, y2 = (float(v) for v in np.asarray(c.box)[:4])
-        side = max(x2 - x1, y2 - y1) * (1 + 2 * self.display_margin)
+        box's longer side centred on the box (align.Aligner.display_square), resized to its stored side."""
+        x, y, side = self._display.display_square(c.box)
         scale = c.display.shape[0] / max(round(side), 1)
-        origin = np.array([(x1 + x2) / 2 - side / 2, (y1 + y2) / 2 - side / 2])
-        box = np.concatenate([(np.array([x1, y1]) - origin) * scale, (np.array([x2, y2]) - origin) * scale])
+        origin = np.array([x, y])
+        box = (np.asarray(c.box, np.float64)[:4].reshape(2, 2) - origin).ravel() * scale
         lm = None if c.landmarks is None else (np.asarray(c.landmarks, np.float64)[:, :2] - origin) * scale
         return FaceMesh.crop(c.display, box, lm)
 

@@ -252,9 +252,9 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
             each = [ts.labels]
             for name, args in cfg.label_frs:
                 each.append(utility_labels(create_fr(name, **args).embed(ts.aligned), ts, cfg.margin))
+                both = np.isfinite(each[0]) & np.isfinite(each[-1])
                 log.info("labels: %s's utility agrees with the teacher's at Spearman %.3f", name,
-                         spearman(*(np.nan_to_num(v[np.isfinite(each[0]) & np.isfinite(each[-1])])
-                                    for v in (each[0], each[-1]))))
+                         spearman(each[0][both], each[-1][both]))
             ts.labels = several_teachers(each)
     elif cfg.labels == "consistency":
         ts.labels = consistency_labels(ts.teacher_emb, fr.embed(np.ascontiguousarray(ts.aligned[:, :, ::-1])), ts)

@@ -1,10 +1,11 @@
-"""Convert a small TensorFlow Lite convolutional network into the graph file :class:`streamfiqa.models.facemesh.TfliteNet`
+"""Convert a small TensorFlow Lite convolutional network into the graph file that :mod:`streamfiqa.models.facemesh`
 runs in torch (no TensorFlow or LiteRT at run time).
 
 Only the operators of MediaPipe's face-landmark and iris networks are supported (``CONV_2D``, ``DEPTHWISE_CONV_2D``,
-``PRELU``, ``ADD``, ``MAX_POOL_2D``, ``PAD``, ``RESHAPE`` and ``DEQUANTIZE`` of float16 weights); anything else is refused by name. The
-file written is a plain dict (loadable with ``torch.load(weights_only=True)``): the operators in order, each with its
-input and output tensor ids and options, the constant tensors by id (float16 as stored), and the source's SHA-256.
+``PRELU``, ``ADD``, ``MAX_POOL_2D``, ``PAD``, ``RESHAPE`` and ``DEQUANTIZE`` of float16 weights); anything else is
+refused by name. The file written is a plain dict (loadable with ``torch.load(weights_only=True)``): the operators
+in order, each with its input and output tensor ids and options, the constant tensors by id (float16 as stored), and
+the source's SHA-256.
 
 Usage (the ``tflite`` flatbuffer reader is needed only here: ``pip install tflite``)::
 
