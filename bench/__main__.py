@@ -3,6 +3,7 @@
     python -m bench            # full
     python -m bench --quick    # minutes on a 2-core CPU
     python -m bench --video    # the video protocol on the test half of ../shared's real clips
+    python -m bench --cameras  # how many live 1080p25 RTSP cameras this machine holds with configs/cctv.yaml
 
 Ratios compare our path with a faithful re-run of the official loop (``bench/official.py``) or the
 naive pipeline (``bench/naive.py``) on the same machine in the same run. Official-layout models
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bench import models, pipeline, tracking, video
+from bench import cameras, models, pipeline, tracking, video
 from bench.common import ROOT, emit, face_crops, machine, write_folder
 
 #: Every bench by name: (function, the result rows it writes). Those marked by ``*`` run only when named.
@@ -28,7 +29,8 @@ BENCHES = {
     "ediffiqa": ("ediffiqa_s",), "grafiqs": ("grafiqs",), "diffiqa": ("diffiqa",), "fast_tier": ("fast_tier",),
     "detector": ("detector",), "variability": ("variability",), "pipeline": ("pipeline", "pipeline_naive"),
     "tracking": ("tracking", "tracking_crowd"), "fleet": ("fleet", "fleet_ratio"), "soak*": ("soak", "soak_minute"),
-    "video*": ("video", "video_cuts"),
+    "video*": ("video", "video_cuts"), "cameras*": ("cameras", "cameras_step"),
+    "camera_recall*": ("camera_recall",),
 }
 DEFAULT = [n for n in BENCHES if not n.endswith("*")]
 NAMES = [n.rstrip("*") for n in BENCHES]
@@ -38,11 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (minutes on 2 CPU cores)")
     p.add_argument("--only", nargs="*", default=None, choices=NAMES, metavar="BENCH",
-                   help=f"subset of: {' '.join(NAMES)} (default: all but soak, which runs only when named)")
+                   help=f"subset of: {' '.join(NAMES)} (default: all but soak, video, cameras and camera_recall, which run only when named)")
     p.add_argument("--minutes", type=float, default=10.0, help="soak: how long (default 10)")
     p.add_argument("--tracking", action="store_true", help="only the MOT report (same as --only tracking)")
     p.add_argument("--video", action="store_true", help="only the video protocol on the test half of the real "
                    "clips (same as --only video; about an hour on 2 CPU cores)")
+    p.add_argument("--cameras", action="store_true", help="only the camera bench (same as --only cameras; about "
+                   "a minute per camera count on 2 CPU cores)")
+    p.add_argument("--max-cameras", type=int, default=16, help="cameras: stop adding cameras here (default 16)")
+    p.add_argument("--min-cameras", type=int, default=1, help="cameras: start with this many (default 1)")
+    p.add_argument("--camera-fps", type=int, default=25, help="cameras: the rate the cameras send (default 25)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="cameras: a cctv.yaml override (repeatable), e.g. sources.max_fps=5")
     p.add_argument("--gpu", action="store_true", help="the GPU benches (exits 3 without a CUDA device)")
     p.add_argument("--out", default=None, help="results file (default: bench-results/<machine>-<time>.json, a new file; "
                    "the committed bench/results/<machine>.json changes only with --update)")
@@ -54,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)  # the long benches say where they are
-    if args.tracking or args.video:
-        args.only = ["tracking"] * args.tracking + ["video"] * args.video
+    if args.tracking or args.video or args.cameras:
+        args.only = ["tracking"] * args.tracking + ["video"] * args.video + ["cameras"] * args.cameras
     if args.gpu and not torch.cuda.is_available():
         print(json.dumps({"bench": "gpu", "skipped": "no CUDA device here; run it where a GPU is lent"}))
         return 3
@@ -88,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             "pipeline": lambda: pipeline.bench_pipeline(results, args.quick),
             "fleet": lambda: pipeline.bench_fleet(results, args.quick),
             "soak": lambda: pipeline.bench_soak(results, args.minutes),
-            "video": lambda: video.bench_video(results, args.quick)}
+            "video": lambda: video.bench_video(results, args.quick),
+            "camera_recall": lambda: cameras.bench_camera_recall(results),
+            "cameras": lambda: cameras.bench_cameras(results, args.max_cameras, overrides=args.overrides,
+                                                           min_cameras=args.min_cameras, camera_fps=args.camera_fps)}
     for name in NAMES:
         if name in todo and name in runs:
             runs[name]()

@@ -52,7 +52,7 @@ class SourcesConfig:
     cut_threshold: float = bounded(0.45, 0, 1, above=True)  # colour-histogram distance of a certain cut
     cut_change: float = bounded(5.0, 0, above=True)  # structural change (× the clip's own) of a candidate cut
     realtime: bool = False  # files: deliver frames at the clip's own rate, as a camera would (with live=true: a replay)
-    decode_threads: int = bounded(0, 0)  # files: FFmpeg decoder threads (0 = FFmpeg's choice, frame threading)
+    decode_threads: int = bounded(0, 0)  # FFmpeg decoder threads (0 = FFmpeg's choice; 1 = in the decode thread)
 
 
 @dataclass

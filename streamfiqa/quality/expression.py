@@ -12,6 +12,7 @@ mouth of a speaker costs a recogniser little): it is measured and reported, not 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,7 +43,7 @@ class FaceMeasures:
 
     def _load(self):
         if self._mesh is None:  # torch and the two networks load at the first track's end
-            self._mesh = FaceMesh()
+            self._mesh = _embedded_mesh()
         return self._mesh
 
     def __call__(self, cands: Sequence[Candidate]) -> np.ndarray:
@@ -71,6 +72,12 @@ class FaceMeasures:
         box = (np.asarray(c.box, np.float64)[:4].reshape(2, 2) - origin).ravel() * scale
         lm = None if c.landmarks is None else (np.asarray(c.landmarks, np.float64)[:, :2] - origin) * scale
         return FaceMesh.crop(c.display, box, lm)
+
+
+@functools.lru_cache(maxsize=1)
+def _embedded_mesh() -> FaceMesh:
+    """The embedded networks, loaded once a process: every camera's measures share them (stateless at inference)."""
+    return FaceMesh()
 
 
 def by_eyes(cands: list[Candidate], measures: np.ndarray, weight: float = 0.0,

@@ -66,6 +66,9 @@ def test_stride_and_max_fps(synth_clip):
     assert [f.index for f in drain(Source(spec, SourcesConfig(stride=4)).start())] == list(range(0, 40, 4))
     frames = drain(Source(spec, SourcesConfig(max_fps=5)).start())
     assert len(frames) == 8 and np.all(np.diff([f.pts for f in frames]) >= 0.2 - 1e-6)
+    # 10 a second from 25: on a 0.1 s grid (0, .12, .2, .32 …), not 0.1 s after each kept frame (8.3 a second)
+    frames = drain(Source(spec, SourcesConfig(max_fps=10)).start())
+    assert len(frames) == 16 and np.all(np.diff([f.pts for f in frames]) <= 0.12 + 1e-6)
 
 
 def test_live_source_drops_the_oldest_frames_when_behind(synth_clip):
