@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import CROWD, ROOT, CountSink, emit, loop_clip, rss_mb
+from bench.common import CROWD, ROOT, SCRFD_2_5G, CountSink, emit, found_of, loop_clip, rss_mb
 
 log = logging.getLogger("bench")
 TALKING = CROWD.parent / "talking"
@@ -34,6 +34,8 @@ CLIPS = [CROWD, TALKING / "CMU-Perceptual-Computing-Lab__openpose__video.avi",
          TALKING / "filby89__spectre__W040_level_3_happy_029.mp4",
          TALKING / "polimi-ispl__icpr2020dfdc__ffpp_youtube_004.mp4"]
 SIZE, FPS = (1920, 1080), 25
+#: What a camera can lose beyond the max_fps policy (source counters).
+LOSSES = ("dropped", "lag_skipped", "decode_errors", "reconnects")
 
 
 def camera_clip(src: Path, out: Path, seconds: float, fps: int = FPS) -> Path:
@@ -71,28 +73,26 @@ def camera_clip(src: Path, out: Path, seconds: float, fps: int = FPS) -> Path:
     return out
 
 
+def _stat_cpu_s(stat: Path) -> float:
+    """User + system CPU seconds so far from a ``/proc/…/stat`` file (0 when it is gone)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_s(pid: int | None = None) -> float:
     """User + system CPU seconds of this process (or of ``pid``) so far."""
     if pid is None:
         t = os.times()
         return t.user + t.system
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
+    return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
 
 
 def _thread_cpu() -> dict[int, float]:
     """CPU seconds so far of each thread of this process, by native thread id."""
-    out = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
+    return {int(task.name): _stat_cpu_s(task / "stat") for task in Path("/proc/self/task").iterdir()}
 
 
 def _cpu_by_role(before: dict[int, float], after: dict[int, float], roles: dict[str, set[int]],
@@ -172,15 +172,13 @@ def _summary(before: dict, after: dict, lags: dict, elapsed: float, cpu: float, 
     cams = []
     for sid, a in after["sources"].items():
         b = before["sources"][sid]
-        d = {k: a[k] - b[k] for k in ("processed", "decoded", "faces", "dropped", "lag_skipped", "decode_errors",
-                                      "reconnects")}
-        lost = d["dropped"] + d["lag_skipped"] + d["decode_errors"] + d["reconnects"]
+        d = {k: a[k] - b[k] for k in ("processed", "decoded", "faces", *LOSSES)}
+        lost = sum(d[k] for k in LOSSES)
         rate = d["processed"] / elapsed
         held = rate >= 0.95 * min(max_fps or fps, fps) and lost == 0 and lags[sid] <= 1.0
         cams.append({"camera": sid, "fps": round(rate, 2), "decoded_fps": round(d["decoded"] / elapsed, 2),
                      "faces_per_s": round(d["faces"] / elapsed, 1), "lost": lost,
-                     **({"lost_by_kind": {k: d[k] for k in ("dropped", "lag_skipped", "decode_errors", "reconnects")
-                                          if d[k]}} if lost else {}),
+                     **({"lost_by_kind": {k: d[k] for k in LOSSES if d[k]}} if lost else {}),
                      "max_lag_s": round(lags[sid], 3),
                      "held": held})
     n = len(cams)
@@ -245,13 +243,11 @@ def bench_camera_recall(results: list, rates: tuple[int, ...] = (10, 5), full_ev
 
     from streamfiqa.detect import create_detector
     from streamfiqa.detect.regions import RegionDetector
-    from streamfiqa.track.matching import iou_matrix
 
-    scrfd = ROOT.parent / "shared" / "models" / "scrfd" / "scrfd_2.5g_kps.onnx"
-    if not scrfd.is_file() or not CROWD.is_file():
+    if not SCRFD_2_5G.is_file() or not CROWD.is_file():
         emit(results, {"bench": "camera_recall", "skipped": "needs ../shared (SCRFD-2.5G and the crowd clip)"})
         return
-    reference = create_detector("scrfd", model_path=str(scrfd), max_side=960, score_threshold=0.5, min_face=12)
+    reference = create_detector("scrfd", model_path=str(SCRFD_2_5G), max_side=960, score_threshold=0.5, min_face=12)
     with av.open(str(CROWD)) as c:
         every = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
     for rate in rates:
@@ -263,8 +259,7 @@ def bench_camera_recall(results: list, rates: tuple[int, ...] = (10, 5), full_ev
             found, truth = regions.detect_batch([frame], ["crowd"])[0], reference.detect(frame)
             full = "crowd" in regions.last_full
             total[full] += len(truth)
-            if len(truth) and len(found):
-                hit[full] += int((iou_matrix(truth.boxes, found.boxes).max(1) >= 0.4).sum())
+            hit[full] += found_of(truth, found)
         emit(results, {"bench": "camera_recall", "clip": CROWD.name, "rate": rate, "full_every": full_every,
                        "frames": len(frames), "recall_windowed": round(hit[False] / max(total[False], 1), 3),
                        "recall_full": round(hit[True] / max(total[True], 1), 3),

@@ -16,6 +16,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CROWD = ROOT.parent / "shared" / "data" / "videos" / "crowd_walk_1080p.mp4"
+SCRFD_2_5G = ROOT.parent / "shared" / "models" / "scrfd" / "scrfd_2.5g_kps.onnx"  # the reference detector
 log = logging.getLogger("bench")
 
 
@@ -49,6 +50,15 @@ def face_crops(n: int) -> np.ndarray:
         img = base[i % len(base)].astype(np.int16) + rng.integers(-3, 4, base.shape[1:])
         out.append(np.clip(img, 0, 255).astype(np.uint8))
     return np.stack(out)
+
+
+def found_of(truth, found, iou: float = 0.4) -> int:
+    """How many of ``truth``'s faces (a reference detector's) ``found`` has, by box overlap of at least ``iou``."""
+    from streamfiqa.track.matching import iou_matrix
+
+    if not len(truth) or not len(found):
+        return 0
+    return int((iou_matrix(truth.boxes, found.boxes).max(1) >= iou).sum())
 
 
 def write_folder(crops: np.ndarray, folder: Path) -> Path:

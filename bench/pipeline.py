@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 
-from bench.common import CROWD, ROOT, CountSink, emit, loop_clip, offline_config, peak_rss_mb, rss_mb, timed
+from bench.common import (CROWD, ROOT, SCRFD_2_5G, CountSink, emit, found_of, loop_clip, offline_config, peak_rss_mb,
+                          rss_mb, timed)
 
 
 def bench_pipeline(results: list, quick: bool) -> None:
@@ -78,10 +79,8 @@ def bench_detector(results: list, quick: bool) -> None:
     from streamfiqa.detect import create_detector
     from streamfiqa.detect.regions import RegionDetector
     from streamfiqa.eval.synth import make_clip
-    from streamfiqa.track.matching import iou_matrix
 
-    scrfd = ROOT.parent / "shared" / "models" / "scrfd" / "scrfd_2.5g_kps.onnx"
-    if not scrfd.is_file() or not CROWD.is_file():
+    if not SCRFD_2_5G.is_file() or not CROWD.is_file():
         emit(results, {"bench": "detector", "skipped": "needs ../shared (SCRFD-2.5G and the crowd clip)"})
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +92,7 @@ def bench_detector(results: list, quick: bool) -> None:
             # quick: every 5th frame from the 3rd, so that none is a full frame of the region detector's cycle
             frames = every_frame[2::every] if every > 1 else every_frame
             for side in (640, 960):
-                dets = {"scrfd_2.5g": create_detector("scrfd", model_path=str(scrfd), max_side=side,
+                dets = {"scrfd_2.5g": create_detector("scrfd", model_path=str(SCRFD_2_5G), max_side=side,
                                                       score_threshold=0.5, min_face=12),
                         "retinaface": create_detector("retinaface", max_side=side, score_threshold=0.7, min_face=12),
                         "mtcnn": create_detector("mtcnn", max_side=side, score_threshold=0.7, min_face=12)}
@@ -111,8 +110,7 @@ def bench_detector(results: list, quick: bool) -> None:
                            "frames": len(frames), "ms_per_frame": round(1000 * dt / len(frames), 1),
                            "faces": sum(len(x) for x in found[name])}
                     if name != "scrfd_2.5g":
-                        hit = sum(int((iou_matrix(r.boxes, x.boxes).max(1) >= 0.4).sum()) if len(r) and len(x) else 0
-                                  for r, x in zip(found["scrfd_2.5g"], found[name]))
+                        hit = sum(found_of(r, x) for r, x in zip(found["scrfd_2.5g"], found[name]))
                         row["recall_vs_scrfd_2.5g"] = round(hit / max(sum(len(r) for r in found["scrfd_2.5g"]), 1), 3)
                     emit(results, row)
 

@@ -277,14 +277,13 @@ class Source:
             # compete with them (slice threads cost a camera's 1080p decode 18 % more CPU): decode in this thread.
             stream.thread_type = "NONE"
             stream.codec_context.thread_count = 1
-        elif not self.spec.live:
-            # files: frame threading speeds a lone decoder up (live streams keep FFmpeg's slice threads: frame
-            # threads hold frames back, which is lag)
-            stream.thread_type = "AUTO"
+        else:
+            if not self.spec.live:
+                # files: frame threading speeds a lone decoder up (live streams keep FFmpeg's slice threads: frame
+                # threads hold frames back, which is lag)
+                stream.thread_type = "AUTO"
             if self.cfg.decode_threads:
                 stream.codec_context.thread_count = self.cfg.decode_threads
-        elif self.cfg.decode_threads:
-            stream.codec_context.thread_count = self.cfg.decode_threads
         if not self.spec.live:
             rate = float(stream.average_rate or 0)
             self.total_frames = stream.frames or int(float(stream.duration * stream.time_base) * rate

@@ -37,14 +37,12 @@ class FaceMeasures:
                 raise FileNotFoundError(f"face measures: expected the embedded {path.name} at {path}, found no file "
                                         "(reinstall streamfiqa, or set quality.face_measures=false)")
         self._display = Aligner(display_margin)  # where a display crop lies around its box
-        self._mesh = None
         #: Faces measured.
         self.measured = 0
 
-    def _load(self):
-        if self._mesh is None:  # torch and the two networks load at the first track's end
-            self._mesh = _embedded_mesh()
-        return self._mesh
+    @staticmethod
+    def _load() -> FaceMesh:
+        return _embedded_mesh()  # torch and the two networks load at the first track's end, once a process
 
     def __call__(self, cands: Sequence[Candidate]) -> np.ndarray:
         """``(N, 3)`` measures of ``cands`` (NaN rows for a candidate without a display crop); each measured one gets
