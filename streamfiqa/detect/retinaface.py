@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamfiqa.backends import create_backend
+from streamfiqa.backends import cache_dir, create_backend
 from streamfiqa.detect.base import DETECTORS, Detector, nms
 from streamfiqa.types import Faces
 
@@ -85,7 +85,7 @@ class RetinaFaceDetector(Detector):
         if model_path is not None and not Path(model_path).is_file():
             raise FileNotFoundError(f"retinaface: expected detector.model_path to name a RetinaFace .onnx file "
                                     f"(or null for the embedded one), found {model_path!r}")
-        onnx = str(model_path) if model_path else _embedded_path()
+        onnx = str(model_path) if model_path else str(_embedded_path())
         self.backend = create_backend(backend, onnx_path=onnx, providers=providers, threads=threads, max_batch=64,
                                       precision=precision)
         self.nms_threshold = float(nms_threshold)
@@ -149,20 +149,26 @@ class RetinaFaceDetector(Detector):
         return [self.finish(f.scaled(1.0 / s) if s != 1.0 else f) for f, s in zip(found, scales)]
 
 
-_CACHE: dict[str, str] = {}
+def _embedded_path() -> Path:
+    """The embedded model as a file in the engine cache, named by its content (ONNX Runtime and the TensorRT
+    builder take a path).
 
+    Written once per cache, whole or not at all, and kept: a per-process temporary file was left behind by every
+    process that did not exit through Python (killed workers, ``os._exit``), and its random name gave TensorRT's
+    engine cache a new key each start.
+    """
+    import hashlib
+    import os
 
-def _embedded_path() -> str:
-    """The embedded model written once per process to a private temporary file (ONNX Runtime and the
-    TensorRT builder take a path)."""
-    if "path" not in _CACHE:
-        import atexit
-        import os
-        import tempfile
-
-        fd, path = tempfile.mkstemp(prefix="streamfiqa-retinaface-", suffix=".onnx")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(embedded_model_bytes())
-        atexit.register(lambda: os.path.exists(path) and os.remove(path))
-        _CACHE["path"] = path
-    return _CACHE["path"]
+    blob = embedded_model_bytes()
+    path = cache_dir() / f"retinaface_mnet025-{hashlib.sha256(blob).hexdigest()[:12]}.onnx"
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(blob)
+            os.replace(tmp, path)  # processes sharing the cache never read half a model
+        except OSError as exc:
+            raise OSError(f"retinaface: expected a writable model cache for the embedded detector, found {exc}; "
+                          f"set STREAMFIQA_CACHE to a writable folder") from exc
+    return path

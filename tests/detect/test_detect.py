@@ -84,6 +84,29 @@ def test_retinaface_embedded_finds_the_six_faces_with_landmarks(group_photo):
     assert np.linalg.norm(c1[:, None] - c2[None], axis=2).min(axis=1).max() < 15
 
 
+def test_retinaface_embedded_model_is_one_file_in_the_cache_named_by_content(tmp_path, monkeypatch, group_photo):
+    """The embedded ONNX goes once into the model cache, under a name its content fixes (TensorRT's engine key reads
+    the name), and nothing is left in the temporary folder by a process that dies without cleaning up."""
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setenv("STREAMFIQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    # a process that builds the detector and dies without running exit handlers
+    code = ("import os; from streamfiqa.detect import create_detector; create_detector('retinaface'); os._exit(0)")
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(files) == 1 and files[0].startswith("retinaface_mnet025-") and files[0].endswith(".onnx"), files
+    left = [p.name for p in (tmp_path / "tmp").iterdir() if "streamfiqa" in p.name or p.suffix == ".onnx"]
+    assert left == [], "nothing of ours left in the temporary folder"  # (ONNX Runtime's import leaves its own)
+    tempfile.tempdir = None  # this process's own detector reads the same file
+    faces = create_detector("retinaface", score_threshold=0.9).detect(group_photo)
+    assert len(faces) == 6 and sorted(p.name for p in (tmp_path / "cache").iterdir()) == files
+
+
 def test_retinaface_batch_equals_one_by_one(group_photo):
     det = create_detector("retinaface", score_threshold=0.9)
     small = group_photo[::2, ::2].copy()
