@@ -28,6 +28,7 @@ from streamfiqa.events import Event
 from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.specs import SourceSpec, parse_sources
 from streamfiqa.pipeline.build import build_runner, build_sinks
+from streamfiqa.pipeline.per_source import selection_plugins
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class Fleet:
         if cfg.fleet.workers < 1:
             raise ValueError(f"fleet.workers: expected >= 1, found {cfg.fleet.workers}")
         self.cfg = cfg
+        selection_plugins(cfg)  # an unknown name among the selectors' parts fails here, before Ray starts
         specs = parse_sources(sources, cfg.sources.live, strict=False)
         if sinks is None:
             sinks = build_sinks(cfg)

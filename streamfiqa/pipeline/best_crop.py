@@ -7,10 +7,12 @@ scale they are ranked, and the ``best`` / ``update`` events that carry the winne
    TrackPool`), ranked by typicality (default) or by quality score: one scale per track, never a mix.
 3. At its end a track holding two people is split, a second track of a person already tracked in the same frames
    merges into that one, and a track with no recognisable face is rejected (both counted).
-4. With face measures, the track's leading candidates get ``eyes_open``, ``mouth_open`` and ``face_presence``
+4. A track ranked by typicality has its leading candidates re-ranked by a second recogniser's typicality
+   (:mod:`streamfiqa.quality.second_look`; FaceNet by default).
+5. With face measures, the track's leading candidates get ``eyes_open``, ``mouth_open`` and ``face_presence``
    components (:mod:`streamfiqa.quality.expression`); eyes less open than the leaders' median cost a little, and one
    with its eyes shut goes behind all equally eligible ones with them open.
-5. A track's ``best`` event carries its top candidate, or the best failed one (``gates_passed: false``) when none
+6. A track's ``best`` event carries its top candidate, or the best failed one (``gates_passed: false``) when none
    passed.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from streamfiqa.config import RANKINGS
 from streamfiqa.events import Candidate, Event
 from streamfiqa.pipeline.track_pool import TrackPool, Typicality
-from streamfiqa.quality.expression import by_eyes
+from streamfiqa.quality.expression import by_eyes, ineligible
 from streamfiqa.quality.tier0 import Quality
 from streamfiqa.track.tracker import Track
 from streamfiqa.types import Crops, Faces, Frame
@@ -111,14 +113,19 @@ class BestSelector:
             0.1 fit on the development half).
         eyes_closed: with measures, a leading candidate whose ``eyes_open`` is below this goes behind all others
             (None: no such rule; 0.2: shut eyes measured ≤ 0.16 and open ones ≥ 0.2 on a development clip's blinks).
-        look: leading candidates measured per track (at least ``top_k``).
+        look: leading candidates measured or re-ranked per track (at least ``top_k``).
+        second_look: re-ranks a typicality-ranked track's ``look`` leading candidates by a second FR model's
+            typicality when it ends (:class:`~streamfiqa.quality.second_look.SecondLook`; FaceNet re-ranking the 8
+            leaders raised the published crop's mean percentile by 2–4 points on the development half). None: the
+            tracker's embedding alone ranks.
     """
 
     def __init__(self, top_k: int = 3, emit_updates: bool = False, min_dwell_s: float = 1.0,
                  update_margin: float = 0.05, rank: str = "typical", pool: int = 24,
                  typical: Typicality | None = None, new_id=None, split_below: float | None = 0.5,
                  face_floor: float | None = None, face_check=None, same_person: float | None = 0.6,
-                 measures=None, eyes_weight: float = 0.1, eyes_closed: float | None = 0.2, look: int = 8) -> None:
+                 measures=None, eyes_weight: float = 0.1, eyes_closed: float | None = 0.2, look: int = 8,
+                 second_look=None) -> None:
         if top_k < 1 or pool < top_k:
             raise ValueError(f"selection: expected 1 <= top_k <= pool, found top_k {top_k}, pool {pool}")
         if rank not in RANKINGS:
@@ -129,7 +136,7 @@ class BestSelector:
         self.new_id, self.split_below, self.face_floor = new_id, split_below, face_floor
         self.face_check, self.same_person = face_check, same_person
         self.measures, self.eyes_weight, self.eyes_closed = measures, float(eyes_weight), eyes_closed
-        self.look = max(int(look), self.top_k)
+        self.look, self.second_look = max(int(look), self.top_k), second_look
         #: Tracks not published, by reason.
         self.rejected: dict[str, int] = {}
         self._tracks: dict[int, TrackPool] = {}
@@ -224,7 +231,8 @@ class BestSelector:
                          source_id, part_id, part.best_fast, self.face_floor,
                          f", and {self.face_check.name} found no face" if self.face_check is not None else "")
                 continue
-            ranked = self._measured(part.ranked(self.how, self.look if self.measures else self.top_k))
+            looks = self.measures is not None or self.second_look is not None
+            ranked = self._measured(part.ranked(self.how, self.look if looks else self.top_k))
             cand = ranked[0] if ranked else part.fallback
             if cand is None:
                 continue
@@ -238,10 +246,17 @@ class BestSelector:
         return events
 
     def _measured(self, ranked: list[Candidate]) -> list[Candidate]:
-        """The ``top_k`` leading candidates, measured (and eyes shut last) when face measures are on."""
-        if self.measures is None or not ranked:
+        """The ``top_k`` leading candidates: re-ranked by the second look (typicality ranking), then measured (and
+        eyes shut last) when face measures are on."""
+        if not ranked:
+            return ranked
+        out = {id(c): ineligible(c) for c in ranked}  # before the second look's keys replace the track's
+        if self.second_look is not None and ranked[0].decided_by == "typicality":
+            ranked = self.second_look(ranked, [out[id(c)] for c in ranked])
+        if self.measures is None:
             return ranked[: self.top_k]
-        return by_eyes(ranked, self.measures(ranked), self.eyes_weight, self.eyes_closed)[: self.top_k]
+        return by_eyes(ranked, self.measures(ranked), self.eyes_weight, self.eyes_closed,
+                       [out[id(c)] for c in ranked])[: self.top_k]
 
     def _twin(self, part: TrackPool) -> int | None:
         """An open track that lived in ``part``'s time span and looks like the same person, or None."""

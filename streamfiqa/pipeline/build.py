@@ -15,6 +15,7 @@ from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.sinks import ContactSheet, FileSink, LogSink, ZmqPublisher
 from streamfiqa.io.specs import SourceSpec, parse_sources, readable
 from streamfiqa.pipeline.embed import embedding_name, event_embedder, tracker_embedder
+from streamfiqa.pipeline.per_source import selection_plugins
 from streamfiqa.pipeline.persons import embedding_model, PersonMerger
 from streamfiqa.pipeline.rescore import HeavyTier
 from streamfiqa.pipeline.runner import Runner
@@ -81,6 +82,7 @@ def build_stages(cfg: Config) -> Stages:
     """
 
     d, q = cfg.detector, cfg.quality
+    selection_plugins(cfg)  # the per-source parts' names: checked here, before anything starts
     detector = detector_from_config(d)
     scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
     embedder = tracker_embedder(cfg, scorer)

@@ -13,7 +13,18 @@ from streamfiqa.pipeline.enroll import Enrolment
 from streamfiqa.pipeline.stats import RateWindow, SourceStatus
 from streamfiqa.quality.expression import FaceMeasures
 from streamfiqa.quality.faceness import FaceCheck
+from streamfiqa.quality.second_look import SecondLook
 from streamfiqa.track.tracker import Tracker
+
+
+def selection_plugins(cfg: Config) -> tuple[FaceCheck | None, SecondLook | None]:
+    """The face check and the second look ``cfg`` asks of each source's selector (no model loads before a track's
+    end). The pipeline's builder calls it once before any source opens: an unknown name fails there, as a user's
+    mistake, not in the runner's loop."""
+    s, q = cfg.selection, cfg.quality
+    check = FaceCheck(q.face_check) if q.face_check else None
+    look = SecondLook(s.second_look, s.second_look_args) if s.second_look and s.rank == "typical" else None
+    return check, look
 
 
 @dataclass
@@ -64,13 +75,15 @@ class SourceRun:
                           1 if photos else t.min_hits, t.min_similarity, t.reid_similarity, t.reid_window_s,
                           first_id=first_track_id)
         measures = FaceMeasures(cfg.align.display_margin) if cfg.quality.face_measures else None  # selector, enrolment
+        check, look = selection_plugins(cfg)
         run = cls(index, Source(spec, cfg.sources, wake).start(), tracker,
                   BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin, s.rank, s.pool,
                                Typicality(s.quality_band, s.sharpness, s.min_faces), tracker.new_id,
                                s.split_below if s.split_below > 0 else None, cfg.quality.min_face_score,
-                               FaceCheck(cfg.quality.face_check) if cfg.quality.face_check else None,
+                               check,
                                s.same_person if s.same_person > 0 else None,
-                               measures, s.eyes_weight, s.eyes_closed if s.eyes_closed > 0 else None))
+                               measures, s.eyes_weight, s.eyes_closed if s.eyes_closed > 0 else None,
+                               second_look=look))
         if cfg.pipeline == "enroll":
             run.enroll = Enrolment(cfg.enroll, spec.id, measures, s.eyes_closed if s.eyes_closed > 0 else None)
         if progress and not spec.live:

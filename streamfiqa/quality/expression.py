@@ -78,19 +78,26 @@ def _embedded_mesh() -> FaceMesh:
     return FaceMesh()
 
 
-def by_eyes(cands: list[Candidate], measures: np.ndarray, weight: float = 0.0,
-            closed: float | None = None) -> list[Candidate]:
+def ineligible(cand: Candidate) -> bool:
+    """Whether a candidate ranked by typicality is outside its track's quality band or too soft: its key was lowered
+    by 2 in :meth:`~streamfiqa.pipeline.track_pool.TrackPool.keys`."""
+    return cand.decided_by == "typicality" and cand.score < cand.typicality - 1.0
+
+
+def by_eyes(cands: list[Candidate], measures: np.ndarray, weight: float = 0.0, closed: float | None = None,
+            ineligible_: list[bool] | None = None) -> list[Candidate]:
     """``cands`` (best first on their track's scale) re-ranked by their eyes: one ranked by typicality whose eyes are
     less open than the median of the measured ``cands`` loses ``weight`` × the shortfall (eyes wider than usual earn
     nothing: blur smears the lids apart), and those whose eyes are shut (``eyes_open`` below ``closed``) go behind all
     others that are as eligible (an ineligible face — outside the quality band or too soft, whose typicality key is
     lowered by 2 in :meth:`~streamfiqa.pipeline.track_pool.TrackPool.keys` — stays behind every eligible one, eyes
-    or not). A candidate not measured keeps its key and counts as open."""
+    or not; ``ineligible_`` tells which when the keys are no longer the track's, else :func:`ineligible` does).
+    A candidate not measured keeps its key and counts as open."""
     eyes = measures[:, 0]
     ref = float(np.nanmedian(eyes)) if np.isfinite(eyes).any() else np.nan
     key = np.array([c.score - (weight * max(0.0, ref - e) if c.decided_by == "typicality" and np.isfinite(e) else 0.0)
                     for c, e in zip(cands, eyes)])
     shut = np.nan_to_num(eyes, nan=np.inf) < closed if closed is not None else np.zeros(len(cands), bool)
-    ineligible = [c.decided_by == "typicality" and c.score < c.typicality - 1.0 for c in cands]
-    order = sorted(range(len(cands)), key=lambda k: (ineligible[k], bool(shut[k]), -key[k], k))
+    out = [ineligible(c) for c in cands] if ineligible_ is None else list(ineligible_)
+    order = sorted(range(len(cands)), key=lambda k: (out[k], bool(shut[k]), -key[k], k))
     return [cands[k] for k in order]

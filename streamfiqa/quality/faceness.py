@@ -30,9 +30,11 @@ class FaceCheck:
     def __init__(self, detector: str = "mtcnn", size: int = 160, looks: int = 3) -> None:
         if size < 48 or looks < 1:
             raise ValueError(f"face check: expected size >= 48 and looks >= 1, found size {size}, looks {looks}")
-        from streamfiqa.detect import DETECTORS
+        from streamfiqa.detect import detector_names
 
-        DETECTORS.get(detector)  # an unknown name fails here, listing the valid ones, not at the first track's end
+        if detector not in detector_names():  # fails here, listing the valid ones, not at the first track's end
+            raise ValueError(f"quality.face_check: expected a detector name ({', '.join(detector_names())}) or "
+                             f"null, found {detector!r}")
         self.name, self.size, self.looks = detector, int(size), int(looks)
         self._detector = None
         #: Calls answered, by answer.

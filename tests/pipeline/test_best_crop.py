@@ -165,3 +165,19 @@ def test_eyes_less_open_than_usual_lose_a_little_and_shut_eyes_go_last():
         c.decided_by = "fiqa_fast"
     assert [c.frame_index for c in by_eyes(cands, wide, 0.1, 0.2)] == [0, 1, 2, 3]
     assert [c.frame_index for c in by_eyes(cands, eyes, 0.1, 0.2)] == [1, 2, 3, 0]
+
+
+def test_a_second_look_re_ranks_a_typical_track_s_leaders_and_leaves_a_fast_ranked_one(group_photo):
+    from streamfiqa.quality.second_look import SecondLook
+
+    for rank, looked in (("typical", True), ("fast", False)):
+        (a, *_) = real_candidates(group_photo)
+        sel = BestSelector(rank=rank, second_look=SecondLook())
+        for f, c in enumerate(a):
+            sel.select("cam", f / 25, {1: c}, {1}, [], [])
+        (ev,) = sel.select("cam", 1.0, {}, set(), [ended(1)], [])
+        assert ("typicality_facenet" in ev.candidate.scores) is looked
+        if looked:  # the event's score is the second recogniser's typicality, its finalists in that order
+            assert abs(ev.candidate.score - ev.candidate.scores["typicality_facenet"]) < 1e-5
+            scores = [c["score"] for c in ev.extra["candidates"]]
+            assert scores == sorted(scores, reverse=True) and ev.metadata()["quality"]["decided_by"] == "typicality"
