@@ -29,7 +29,7 @@ def bench_ediffiqa(results: list, crops: np.ndarray, folder: Path, device: str) 
         onnx = export_onnx(model, Path(tmp) / "s.onnx")
         kinds.append(("onnxruntime", {"onnx_path": str(onnx)}))
         if device == "cuda":
-            kinds.append(("tensorrt", {"onnx_path": str(onnx), "precision": "fp16", "max_batch": 512}))
+            kinds.append(("tensorrt", {"onnx_path": str(onnx), "precision": "fp16"}))
         for kind, kw in kinds:
             try:
                 be = create_backend(kind, module=model, max_batch=256, **kw)

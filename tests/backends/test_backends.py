@@ -1,4 +1,5 @@
 """Backends: ONNX Runtime vs torch parity, batch-size invariance, order, engine-cache keys, TensorRT (gpu)."""
+import copy
 import importlib.util
 
 import numpy as np
@@ -123,3 +124,15 @@ def test_tensorrt_fp16_matches_torch(model_and_onnx, batch, tmp_path):
     assert np.abs(trt.run(batch)[0].reshape(-1) - ref.reshape(-1)).max() <= 1e-2
     again = create_backend("tensorrt", onnx_path=str(onnx), precision="fp16", max_batch=64, cache_dir=tmp_path)
     assert again.engine_file == trt.engine_file and len(list(tmp_path.glob("*.engine"))) == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (not on CI)")
+def test_torch_cuda_fp16_matches_cpu(model_and_onnx, batch):
+    model, _ = model_and_onnx
+    ref = create_backend("torch", module=model, device="cpu").run(batch)[0]
+    cuda = create_backend("torch", module=copy.deepcopy(model), device="cuda", half=True, max_batch=16)  # it moves the module
+    assert cuda.dtype == torch.float16
+    got = cuda.run(batch)[0]  # 37 faces in batches of 16: the short last batch too
+    assert got.shape == ref.shape and np.abs(got.reshape(-1) - ref.reshape(-1)).max() <= 1e-2
+

@@ -107,3 +107,23 @@ def test_seeded_and_batch_invariant(tiny):
     batch = tiny.score(crops)
     np.testing.assert_allclose([tiny.score(crops[i:i + 1])[0] for i in range(3)], batch, atol=1e-5)
     np.testing.assert_array_equal(tiny.score(crops), batch)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (not on CI)")
+def test_same_seed_same_scores_on_cuda():
+    """The noise bank is drawn on the CPU and moved, so a seed means the same perturbations on every device. Exact
+    up to float32 rounding with cuDNN's TF32 convolutions off; with them on (PyTorch's default on Ampere and later)
+    the scores move by a few 1e-4."""
+    crops = np.random.default_rng(3).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    torch.manual_seed(1)
+    unet = Unet(dim=8).eval()
+    cpu = DifFIQA(unet, FR(), t=3, repeats=2, seed=7, batch_size=2, device="cpu").score(crops)
+    gpu = DifFIQA(unet, FR(), t=3, repeats=2, seed=7, batch_size=2, device="cuda")
+    np.testing.assert_allclose(gpu.score(crops), cpu, atol=1e-3)
+    tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = False
+        np.testing.assert_allclose(gpu.score(crops), cpu, atol=1e-5)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32

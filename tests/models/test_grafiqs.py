@@ -1,4 +1,6 @@
 """GraFIQs: the per-image BN loss, batched gradients, gradient points, direction on real faces."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -61,6 +63,15 @@ def test_score_is_the_same_alone_or_in_a_batch_of_32(net):
     batch = crops(32, seed=1)
     full = g.raw(batch)
     np.testing.assert_allclose(full[[0, 13, 31]], [g.raw(batch[i:i + 1])[0] for i in (0, 13, 31)], rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (not on CI)")
+def test_cuda_gradients_equal_the_cpu_ones(net):
+    batch = crops(12, seed=2)
+    cpu = GraFIQs(net, "block2", device="cpu", batch_size=8).raw(batch)
+    gpu = GraFIQs(copy.deepcopy(net), "block2", device="cuda", batch_size=8).raw(batch)  # it moves the network
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3)
 
 
 def test_rejects_networks_without_batchnorm_statistics_and_unknown_points(net):
