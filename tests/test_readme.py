@@ -48,3 +48,13 @@ def test_readme_command_runs(command, synth_clip, tmp_path):
     p = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, f"{command}\n{p.stderr[-2000:]}"
     assert "Traceback" not in p.stderr
+
+
+def test_ci_runs_the_readme_s_set_up_and_test_commands_as_written():
+    """`.ci/run` is what CI runs: the README's first two lines that set up and test, word for word (they are
+    written twice; this keeps them one)."""
+    every = commands()
+    setup = next(c for c in every if "pip install" in c)
+    tests = next(c for c in every if "pytest" in c)
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert setup in ci and tests in ci
