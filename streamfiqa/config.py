@@ -51,6 +51,8 @@ class SourcesConfig:
     shot_cuts: str = choice("auto", "auto", "true", "false")  # detect hard cuts (auto: files, not live)
     cut_threshold: float = bounded(0.45, 0, 1, above=True)  # colour-histogram distance of a certain cut
     cut_change: float = bounded(5.0, 0, above=True)  # structural change (× the clip's own) of a candidate cut
+    cut_step: float = bounded(3.5, 0)  # ... or of a one-frame step, the frames around it changing ≤ cut_step_ratio of it (0: off)
+    cut_step_ratio: float = bounded(0.35, 0, 1, above=True)
     realtime: bool = False  # files: deliver frames at the clip's own rate, as a camera would (with live=true: a replay)
     decode_threads: int = bounded(0, 0)  # FFmpeg decoder threads (0 = FFmpeg's choice; 1 = in the decode thread)
 

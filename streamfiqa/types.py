@@ -76,6 +76,7 @@ class Frame:
         cut: True when this frame surely starts a new shot (its colours changed; :mod:`streamfiqa.io.shots`).
         change: its structural change from the previous frame relative to the clip's own (a cut candidate past
             ``sources.cut_change``; 0 when cuts are not detected).
+        step: its change is a one-frame step (a cut candidate whatever ``change`` is; :mod:`streamfiqa.io.shots`).
         capture: estimated wall time the frame was captured (live sources: anchored on the earliest
             arrival; files: the decode time).
     """
@@ -87,6 +88,7 @@ class Frame:
     wallclock: float = 0.0
     cut: bool = False
     change: float = 0.0
+    step: bool = False
     capture: float = 0.0
 
     def __post_init__(self) -> None:

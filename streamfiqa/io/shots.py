@@ -15,6 +15,11 @@ faces tracked on the previous frame continues on it unchanged (:meth:`streamfiqa
 a picture-in-picture insert that changes beside a presenter, or a graphic, is no cut for the faces. Same-set cuts to
 another person (colour distance 0.2–0.3) are found this way; jump cuts within one scene are found when their jump
 stands out of the clip's motion (README, "The best crop on real video").
+
+A frame is also a candidate when it is a **step**: its ``change`` reaches ``step`` while the three frames before it
+and the one after it changed by at most ``step_ratio`` of that. A cut changes the picture once and then the new shot
+runs on; motion, a camera move or a flash changes it over several frames or changes it back. Knowing a step takes
+the next frame, so a source that detects cuts hands on each frame one frame late (:meth:`ShotCutDetector.was_step`).
 """
 from __future__ import annotations
 
@@ -34,14 +39,21 @@ class ShotCutDetector:
         min_history: changes known before a frame can be a candidate (before, its change reads 0: with no reference
             of the clip's own motion, the first frames of 3 development clips, an encoder's settling, read 5.5–16.5);
             the colour rule holds from the second frame on.
+        step: the smallest ``change`` of a step (0: steps are not looked for).
+        step_ratio: how much, at most, of a step's change the frames around it may change.
     """
 
-    def __init__(self, threshold: float = 0.45, history: int = 25, floor: float = 0.02, min_history: int = 5) -> None:
+    def __init__(self, threshold: float = 0.45, history: int = 25, floor: float = 0.02, min_history: int = 5,
+                 step: float = 3.5, step_ratio: float = 0.35) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"shot cuts: expected 0 < threshold < 1, found {threshold}")
+        if step < 0 or not 0 < step_ratio <= 1:
+            raise ValueError(f"shot cuts: expected step >= 0 and 0 < step_ratio <= 1, found {step} and {step_ratio}")
         self.threshold, self.floor, self.min_history = float(threshold), float(floor), int(min_history)
+        self.step, self.step_ratio = float(step), float(step_ratio)
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
         self._recent: collections.deque = collections.deque(maxlen=history)
+        self._changes: collections.deque = collections.deque(maxlen=5)  # three before, the frame, the one after
         self.cuts = 0
 
     @staticmethod
@@ -67,6 +79,7 @@ class ShotCutDetector:
         sig, st = self.signature(image), self.structure(image)
         prev, self._prev = self._prev, (sig, st)
         if prev is None:
+            self._changes.append(0.0)
             return False, 0.0
         n = len(sig) - 16
         distance = 0.5 * (cv2.compareHist(prev[0][:n], sig[:n], cv2.HISTCMP_BHATTACHARYYA)
@@ -77,7 +90,16 @@ class ShotCutDetector:
         self._recent.append(diff)
         certain = distance >= self.threshold
         self.cuts += int(certain)
-        return bool(certain), diff / ref if known else 0.0
+        change = diff / ref if known else 0.0
+        self._changes.append(change)
+        return bool(certain), change
+
+    def was_step(self) -> bool:
+        """Whether the frame before the one last observed is a step (a cut candidate; see the module's notes)."""
+        if self.step <= 0 or len(self._changes) < 2:
+            return False
+        *before, change, after = self._changes
+        return change >= self.step and max(after, *before) <= self.step_ratio * change
 
     def is_cut(self, image: np.ndarray) -> bool:
         """Whether ``image`` surely starts a new shot (the colour rule alone; candidates need the faces)."""

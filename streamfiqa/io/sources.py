@@ -65,8 +65,9 @@ class Source:
         self.frames_lost = 0      # files: frames short of the container's count at the end (a corrupt stretch)
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
+        self._held: Frame | None = None  # with cuts detected, the frame whose step the next frame decides
         if cuts:
-            self._shots = ShotCutDetector(cfg.cut_threshold)
+            self._shots = ShotCutDetector(cfg.cut_threshold, step=cfg.cut_step, step_ratio=cfg.cut_step_ratio)
 
     def start(self) -> "Source":
         """Start decoding."""
@@ -114,6 +115,20 @@ class Source:
     def _put(self, frame: Frame) -> None:
         if self._shots is not None and self.spec.kind != "folder":
             frame.cut, frame.change = self._shots.observe(frame.image)
+            if self._shots.step > 0:  # whether a frame is a step is known from the next one: each goes on one late
+                frame, self._held = self._held, frame
+                if frame is None:
+                    return
+                frame.step = self._shots.was_step()
+        self._enqueue(frame)
+
+    def _release(self) -> None:
+        """The frame held for its step goes on (the stream ended or broke: no next frame will come)."""
+        frame, self._held = self._held, None
+        if frame is not None:
+            self._enqueue(frame)
+
+    def _enqueue(self, frame: Frame) -> None:
         with self._cond:
             if self.spec.live and not self._finite:  # a recording (HLS VOD) waits for the pipeline, as a file does
                 if len(self._queue) >= self.cfg.queue_size:
@@ -157,6 +172,7 @@ class Source:
                         if self._stop.is_set():
                             return
                         self._put(frame)
+                    self._release()
                     if not self.spec.live:
                         self._count_tail()
                         return
@@ -165,6 +181,7 @@ class Source:
                         return
                     log.warning("%s: stream ended; reconnecting", self.spec.id)
                 except Exception as exc:  # noqa: BLE001 - any decode error ends or retries this source only
+                    self._release()
                     if not self.spec.live:
                         self.error = f"{type(exc).__name__}: {exc}"
                         log.error("%s: cannot read %s: %s", self.spec.id, self.spec.uri, self.error)

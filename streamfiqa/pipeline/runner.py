@@ -167,7 +167,7 @@ class Runner:
         if self.s.regions is None:
             return self.s.detector.detect_batch(images)
         for st, frame in ready:
-            if frame.cut or frame.change >= self.cfg.sources.cut_change or st.detected_pts is None \
+            if frame.cut or frame.step or frame.change >= self.cfg.sources.cut_change or st.detected_pts is None \
                     or abs(frame.pts - st.detected_pts) > REGION_GAP_S:
                 self.s.regions.forget(st.index)
             st.detected_pts = frame.pts
@@ -187,7 +187,7 @@ class Runner:
         decided_by = s.scorer.name if s.scorer is not None else "tier0"
         st.observe_lag(frame.capture)
         # a candidate cut is one unless a face of the previous frame continues unchanged (an insert changed beside it)
-        sf.cut = frame.cut or (frame.change >= self.cfg.sources.cut_change
+        sf.cut = frame.cut or ((frame.step or frame.change >= self.cfg.sources.cut_change)
                                and not st.tracker.continues(sf.faces, sf.embeddings))
         st.cuts += int(sf.cut)
         if sf.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track

@@ -20,3 +20,30 @@ def test_a_clip_s_first_frames_are_no_cut_candidates(name, frame):
             if i == frame:
                 assert not cut and change == 0.0 and raw >= 5.0, raw
                 break
+
+
+def steps_of(path, **kwargs):
+    """The frames of ``path`` that are steps (``was_step`` after the next frame), and each frame's change."""
+    det, changes, steps = ShotCutDetector(**kwargs), [], []
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            changes.append(det.observe(f.to_ndarray(format="bgr24"))[1])
+            if i and det.was_step():
+                steps.append(i - 1)
+    return steps, changes
+
+
+def test_a_same_scene_jump_cut_under_cut_change_is_a_step_and_head_motion_is_not(tmp_path):
+    """feifeili_clip1 with its middle cut out (frame 120 on, by construction): same set, person and light; the jump
+    changes the picture 4.6 times the clip's own motion, under ``sources.cut_change`` (5), and the clip runs on
+    quietly after it. Nothing else in either the joined clip or the whole clip is a step."""
+    from streamfiqa.eval.videocases import make_jump
+    from streamfiqa.eval.videoset import read_video_set
+
+    shared_path("data/videos/talking/MANIFEST.tsv")
+    (clip,) = [c for c in read_video_set() if c.name == "FuxiVirtualHuman__styletalk__feifeili_clip1.mp4"]
+    case = make_jump(clip, tmp_path)
+    steps, changes = steps_of(case.path)
+    assert case.cuts == (120,) and steps == [120] and changes[120] < 5.0
+    assert steps_of(clip.path)[0] == []
+    assert steps_of(case.path, step=0)[0] == []  # 0: steps are not looked for

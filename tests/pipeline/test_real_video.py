@@ -42,6 +42,18 @@ def test_no_track_crosses_a_real_jump_cut(dev, tmp_path):
     assert len(found) >= 2 and not [s for s in found if s[0] < at - 0.5 / clip.fps < s[1]]
 
 
+def test_no_track_crosses_a_same_scene_jump_cut_found_as_a_step(dev, tmp_path):
+    """feifeili_clip1 with its middle cut out: under ``sources.cut_change`` but a one-frame step (the source hands
+    each frame on one late to know it); with steps off, one track runs across the jump."""
+    from streamfiqa.eval.videocases import make_jump
+
+    case = make_jump(dev("FuxiVirtualHuman__styletalk__feifeili_clip1"), tmp_path)
+    at = case.cuts[0] / case.fps
+    found = spans(run(case.path, tmp_path / "out"))
+    assert len(found) == 2 and not [s for s in found if s[0] < at - 0.5 / case.fps < s[1]]
+    assert [s for s in spans(run(case.path, tmp_path / "off", "sources.cut_step=0")) if s[0] < at < s[1]]
+
+
 def test_no_track_crosses_the_join_of_two_real_clips_of_one_set(dev, tmp_path):
     """Two people filmed in the same studio, one clip after the other: the second must not inherit the first's
     track (its published crop would be the first person's)."""
