@@ -167,11 +167,15 @@ class Runner:
         if self.s.regions is None:
             return self.s.detector.detect_batch(images)
         for st, frame in ready:
-            if frame.cut or frame.step or frame.change >= self.cfg.sources.cut_change or st.detected_pts is None \
+            if frame.cut or self._candidate(frame) or st.detected_pts is None \
                     or abs(frame.pts - st.detected_pts) > REGION_GAP_S:
                 self.s.regions.forget(st.index)
             st.detected_pts = frame.pts
         return self.s.regions.detect_batch(images, [st.index for st, _ in ready])
+
+    def _candidate(self, frame: Frame) -> bool:
+        """Whether ``frame`` may start a new shot: a change past ``sources.cut_change`` or a one-frame step."""
+        return frame.step or frame.change >= self.cfg.sources.cut_change
 
     def _score_and_select(self, prepared: list) -> None:
         """The fast tier over the faces of every prepared frame in one batch, then tracking and selection per
@@ -187,8 +191,7 @@ class Runner:
         decided_by = s.scorer.name if s.scorer is not None else "tier0"
         st.observe_lag(frame.capture)
         # a candidate cut is one unless a face of the previous frame continues unchanged (an insert changed beside it)
-        sf.cut = frame.cut or ((frame.step or frame.change >= self.cfg.sources.cut_change)
-                               and not st.tracker.continues(sf.faces, sf.embeddings))
+        sf.cut = frame.cut or (self._candidate(frame) and not st.tracker.continues(sf.faces, sf.embeddings))
         st.cuts += int(sf.cut)
         if sf.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track
             self._emit(st, st.selector.select(sid, frame.pts, {}, set(), self._defer(st, st.tracker.flush("cut")), []))
