@@ -135,4 +135,3 @@ def test_torch_cuda_fp16_matches_cpu(model_and_onnx, batch):
     assert cuda.dtype == torch.float16
     got = cuda.run(batch)[0]  # 37 faces in batches of 16: the short last batch too
     assert got.shape == ref.shape and np.abs(got.reshape(-1) - ref.reshape(-1)).max() <= 1e-2
-
