@@ -29,7 +29,7 @@ BENCHES = {
     "ediffiqa": ("ediffiqa_s",), "grafiqs": ("grafiqs",), "diffiqa": ("diffiqa",), "fast_tier": ("fast_tier",),
     "detector": ("detector",), "variability": ("variability",), "pipeline": ("pipeline", "pipeline_naive"),
     "tracking": ("tracking", "tracking_crowd"), "fleet": ("fleet", "fleet_ratio"), "soak*": ("soak", "soak_minute"),
-    "video*": ("video", "video_cuts"), "cameras*": ("cameras", "cameras_step"),
+    "video*": ("video", "video_cuts", "video_edc"), "cameras*": ("cameras", "cameras_step"),
     "camera_recall*": ("camera_recall",),
 }
 DEFAULT = [n for n in BENCHES if not n.endswith("*")]

@@ -14,8 +14,9 @@ RANKINGS = {"typical": [], "fast": ["selection.rank=fast"]}
 
 
 def bench_video(results: list, quick: bool = False, half: str = "test", seed: int = 0) -> None:
-    """Rows ``video`` (per recogniser and ranking) and ``video_cuts`` (per ranking) on ``half`` of the talking clips
-    (skipped with a reason without ../shared). ``quick``: 2 cases per kind instead of 6."""
+    """Rows ``video`` and ``video_edc`` (per recogniser and ranking; the EDC per gallery) and ``video_cuts`` (per
+    ranking) on ``half`` of the talking clips (skipped with a reason without ../shared). ``quick``: 2 cases per kind
+    instead of 6."""
     from pipelines.offline import DEFAULTS
     from streamfiqa.eval.video import evaluate_videos, recognisers
     from streamfiqa.eval.videocases import make_cases
@@ -33,5 +34,8 @@ def bench_video(results: list, quick: bool = False, half: str = "test", seed: in
                                      progress=lambda name: log.info("video bench (%s): %s done", rank, name))
             for fr, summary in result["summary"].items():
                 emit(results, {"bench": "video", "half": half, "rank": rank, "recogniser": fr, **summary})
+                for gallery, edc in result["gallery_edc"][fr].items():
+                    emit(results, {"bench": "video_edc", "half": half, "rank": rank, "recogniser": fr,
+                                   "gallery": gallery, **edc})
             emit(results, {"bench": "video_cuts", "half": half, "rank": rank, "clips": len(clips),
                            "cases": len(cases), **result["cuts"]})

@@ -143,7 +143,7 @@ def _eval_videos(args) -> int:
                       "pipeline": args.pipeline, "overrides": args.overrides}
     (out / "video.json").write_text(json.dumps(result, indent=1))
     for name, summary in result["summary"].items():
-        print(json.dumps({"recogniser": name, **summary}))
+        print(json.dumps({"recogniser": name, **summary, "gallery_edc": result["gallery_edc"][name]}))
     print(json.dumps({"cuts": result["cuts"], "json": str(out / "video.json"), "plots": str(out / "plots")}))
     return 0
 

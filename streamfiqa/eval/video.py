@@ -71,6 +71,7 @@ class ClipRun:
     fps: float = 25.0
     person: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
     fr: dict = field(default_factory=dict)  # recogniser name → (N, D) embeddings
+    kind: str = "natural"  # or the constructed case's kind (``videocases.KINDS``)
 
     def __len__(self) -> int:
         return len(self.track)
@@ -92,7 +93,9 @@ class ClipRun:
             for m in e.get("merged", []):
                 members |= self._span(int(m["track_id"]), m["first_pts"], m["last_pts"])
             members[i] = True
-            out.append(Published(int(e["track_id"]), i, np.flatnonzero(members)))
+            score = (e.get("quality") or {}).get("score")
+            out.append(Published(int(e["track_id"]), i, np.flatnonzero(members),
+                                 float(score) if score is not None else float("nan")))
         return out
 
     def _face_of(self, event: dict) -> int | None:
@@ -112,11 +115,13 @@ class ClipRun:
 
 @dataclass
 class Published:
-    """A published track as the protocol scores it: the event's id, the face it carries, the faces it covers."""
+    """A published track as the protocol scores it: the event's id, the face it carries, the faces it covers, and
+    the quality score the event carries (what a user would threshold on; NaN when it carries none)."""
 
     track_id: int
     index: int
     members: np.ndarray
+    score: float = float("nan")
 
 
 def run_clip(path: str | Path, overrides: list[str] | None = None, base: dict | None = None,
@@ -244,7 +249,8 @@ def people_without_crop(run: ClipRun, min_s: float = 1.0) -> list[str]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Mean percentile, share beating the median, mean regret and top-5 share over the scored tracks."""
+    """Mean percentile, share beating the median, mean regret and top-5 share over the scored tracks; the tracks
+    holding more than one person, counted and named (``clip#track: persons``)."""
     scored = [r for r in rows if "percentile" in r]
     if not scored:
         return {"tracks": 0}
@@ -252,7 +258,79 @@ def summarise(rows: list[dict]) -> dict:
             "beats_median": round(float(np.mean([r["beats_median"] for r in scored])), 3),
             "mean_regret": round(float(np.mean([r["regret"] for r in scored])), 4),
             "top5": round(float(np.mean([r["top5"] for r in scored])), 3),
-            "mixed_tracks": int(sum(r["mixed"] for r in rows))}
+            "mixed_tracks": int(sum(r["mixed"] for r in rows)),
+            "mixed_at": [f"{r['clip']}#{r['track']}: {'+'.join(r['persons'])}" for r in rows if r["mixed"]]}
+
+
+def gallery_edc(runs: list[ClipRun], recogniser: str, gap_s: float = GAP_S, fmr: float = 1e-3,
+                seed: int = 0) -> dict:
+    """EDC of the published crops against a gallery, discarding the lowest **published quality score** first.
+
+    Each published crop is a probe, compared (cosine under ``recogniser``) with one template per person: the mean of
+    the person's faces, as an enrolment would hold. Two galleries:
+
+    * ``other_clips``: where the person is in another natural clip (the manifest's same person), the template is
+      their faces there; the probes are the published crops of natural clips whose person has such a clip.
+    * ``same_clip``: every published crop; its person's template is their faces in its own clip at least ``gap_s``
+      away (the utility's reference): a gallery for everyone, but from the same session.
+
+    Non-mated comparisons: each probe with every other person's template (all their faces, every clip and case). The
+    decision threshold sits at FMR ``fmr`` of those; the curve is :func:`streamfiqa.eval.edc.edc`'s, with ``random``
+    and ``oracle`` (probes ordered by their own mated similarity) beside it.
+
+    Returns:
+        Per gallery: ``probes``, ``persons``, ``non_mated``, ``threshold``, ``fnmr_at_0`` and per ordering
+        (``published score``, ``random``, ``oracle``) its ``pauc_0.2``/``pauc_0.3`` and normalised ``norm_0.2``/
+        ``norm_0.3`` (1 = random; None where nothing fails at zero discard).
+    """
+    from streamfiqa.eval.edc import edc_table
+
+    sums: dict = {}
+    for run in runs:
+        for p in set(run.person.tolist()):
+            e = run.fr[recogniser][run.person == p]
+            s = sums.setdefault(p, [np.zeros(e.shape[1]), 0])
+            s[0], s[1] = s[0] + e.sum(0), s[1] + len(e)
+    persons = sorted(sums)
+    templates = np.stack([_unit(sums[p][0]) for p in persons]) if persons else np.zeros((0, 1))
+    out = {}
+    for gallery in ("other_clips", "same_clip"):
+        sim, gen, probe, score, who = [], [], [], [], set()
+        for r, run in enumerate(runs):
+            for pub in run.published():
+                i, p = pub.index, run.person[pub.index]
+                if not np.isfinite(pub.score):
+                    continue
+                if gallery == "other_clips":
+                    if run.kind != "natural":
+                        continue
+                    mine = [o.fr[recogniser][o.person == p] for k, o in enumerate(runs)
+                            if k != r and o.kind == "natural"]
+                else:
+                    mine = [run.fr[recogniser][(run.person == p) & (np.abs(run.pts - run.pts[i]) >= gap_s)]]
+                mine = [m for m in mine if len(m)]
+                if not mine:
+                    continue
+                e = run.fr[recogniser][i]
+                others = templates[[q != p for q in persons]]
+                sim += [float(e @ _unit(np.concatenate(mine).mean(0))), *(others @ e).tolist()]
+                gen += [True] + [False] * len(others)
+                probe += [len(score)] * (1 + len(others))
+                score.append(pub.score)
+                who.add(p)
+        if not score or all(gen):
+            out[gallery] = {"probes": len(score)}
+            continue
+        probe = np.asarray(probe)
+        table = edc_table(np.asarray(sim), np.asarray(gen), probe, probe, {"published score": np.asarray(score)},
+                          fmr, seed)
+        tidy = lambda v: round(float(v), 4) if np.isfinite(v) else None  # noqa: E731
+        out[gallery] = {"probes": len(score), "persons": len(who), "non_mated": int(len(gen) - sum(gen)),
+                        "threshold": tidy(table["oracle"]["threshold"]),
+                        "fnmr_at_0": tidy(table["oracle"]["fnmr"][0]),
+                        **{name: {k: tidy(c[k]) for k in ("pauc_0.2", "pauc_0.3", "norm_0.2", "norm_0.3")}
+                           for name, c in table.items()}}
+    return out
 
 
 def label_case(run: ClipRun, case) -> None:
@@ -313,7 +391,8 @@ def evaluate_videos(clips: list, cases: list, recognisers: dict, overrides: list
         progress: called with each clip's name as it is done.
 
     Returns:
-        ``{"summary": {recogniser: {...}}, "tracks": [...], "clips": [...], "cuts": {...}}``.
+        ``{"summary": {recogniser: {...}}, "gallery_edc": {recogniser: {...}}, "tracks": [...], "clips": [...],
+        "cuts": {...}}`` (:func:`gallery_edc`).
     """
     if len(recognisers) < 2:
         raise ValueError(f"video protocol: expected at least two recognisers, found {list(recognisers)}")
@@ -323,7 +402,7 @@ def evaluate_videos(clips: list, cases: list, recognisers: dict, overrides: list
         is_case = hasattr(item, "person_of")
         clip = item.as_clip() if is_case else item
         run = run_clip(clip.path, overrides, base, clip.name)
-        run.fps = clip.fps
+        run.fps, run.kind = clip.fps, item.kind if is_case else "natural"
         embed(run, recognisers)
         (label_case(run, item) if is_case else label_persons(run, clip, first))
         run.aligned = run.aligned[:0]  # crops are not needed past here
@@ -346,6 +425,7 @@ def evaluate_videos(clips: list, cases: list, recognisers: dict, overrides: list
                 plot_tracks(run, u, Path(out) / "plots" / f"{Path(run.name).stem}.png", name)
         result["tracks"] += rows
         result["summary"][name] = summarise(rows)
+        result.setdefault("gallery_edc", {})[name] = gallery_edc(runs, name)
     natural = [i for i in infos if i["kind"] == "natural"]
     minutes_free = sum(i["seconds"] for i in infos if not i["cuts"]) / 60
     minutes = sum(i["seconds"] for i in infos) / 60

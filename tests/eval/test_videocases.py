@@ -1,0 +1,26 @@
+"""Cases made from real clips of the development half keep their truth inside the frame."""
+import av
+import numpy as np
+
+from conftest import shared_path
+from streamfiqa.eval.videocases import make_paste
+
+
+def test_a_wide_clip_pasted_into_a_tall_one_fits_inside_the_frame(tmp_path):
+    shared_path("data/videos/talking/MANIFEST.tsv")
+    from streamfiqa.eval.videoset import read_video_set
+
+    clips = {c.name: c for c in read_video_set().half("dev")}
+    tall = clips["KwaiVGI__LivePortrait__s20.mp4"]  # 480 × 908
+    wide = clips["KwaiVGI__LivePortrait__s32.mp4"]  # 1280 × 720
+    case = make_paste(tall, wide, tmp_path, seconds=1.0)
+    with av.open(str(case.path)) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    h, w = frames[0].shape[:2]
+    assert (w, h) == (480, 908) and len(frames) == len(case.paste) >= 25
+    x1, y1, x2, y2, who = case.paste[10]
+    assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and who == wide.person
+    assert x2 - x1 == w // 2  # the inset's width capped at half the frame, its aspect kept
+    assert abs((y2 - y1) / (x2 - x1) - 720 / 1280) < 0.01
+    assert case.person_of(10, np.array([x1 + 5, y1 + 5, x2 - 5, y2 - 5])) == wide.person
+    assert case.person_of(10, np.array([0, 0, 40, 40])) == tall.person
