@@ -159,6 +159,8 @@ class SelectionConfig:
     split_below: float = bounded(0.5, 0, 1)  # a track whose faces' means before and after a change point agree less
                                              # than this cosine holds two people and is split (0 = never split)
     same_person: float = bounded(0.6, 0, 1)  # a track that lived beside an open one this alike merges into it (0: never)
+    nested_share: float = bounded(0.8, 0, 1)  # a track inside a bigger face's box in this share of its frames is a
+                                              # part of that face, not published (0: never)
     eyes_weight: float = bounded(0.1, 0)     # with face measures: a leading face whose eyes_open is short of the
                                              # leaders' median loses this × the shortfall (typicality ranking)
     eyes_closed: float = bounded(0.2, 0, 1)  # with face measures: a leading face whose eyes_open is below this goes

@@ -27,6 +27,7 @@ from streamfiqa.events import Candidate, Event
 from streamfiqa.pipeline.track_pool import TrackPool, Typicality
 from streamfiqa.quality.expression import by_eyes, ineligible
 from streamfiqa.quality.tier0 import Quality
+from streamfiqa.track.matching import nested
 from streamfiqa.track.tracker import Track
 from streamfiqa.types import Crops, Faces, Frame
 
@@ -114,6 +115,11 @@ class BestSelector:
         eyes_closed: with measures, a leading candidate whose ``eyes_open`` is below this goes behind all others
             (None: no such rule; 0.2: shut eyes measured ≤ 0.16 and open ones ≥ 0.2 on a development clip's blinks).
         look: leading candidates measured or re-ranked per track (at least ``top_k``).
+        nested_share: a track whose box lay inside a bigger face's box of the same frame
+            (:func:`~streamfiqa.track.matching.nested`) in at least this share of its frames is a part of that face (a
+            nose and mouth found at a smaller scale): not published and counted in :attr:`rejected` as ``face_part``.
+            On the development half such a track was nested in all its frames, a newcomer pasted over a face in at
+            most 0.26 of them and every other track in none (None: never).
         second_look: re-ranks a typicality-ranked track's ``look`` leading candidates by a second FR model's
             typicality when it ends (:class:`~streamfiqa.quality.second_look.SecondLook`; FaceNet re-ranking the 8
             leaders raised the published crop's mean percentile by 2–4 points on the development half). None: the
@@ -125,7 +131,7 @@ class BestSelector:
                  typical: Typicality | None = None, new_id=None, split_below: float | None = 0.5,
                  face_floor: float | None = None, face_check=None, same_person: float | None = 0.6,
                  measures=None, eyes_weight: float = 0.1, eyes_closed: float | None = 0.2, look: int = 8,
-                 second_look=None) -> None:
+                 second_look=None, nested_share: float | None = 0.8) -> None:
         if top_k < 1 or pool < top_k:
             raise ValueError(f"selection: expected 1 <= top_k <= pool, found top_k {top_k}, pool {pool}")
         if rank not in RANKINGS:
@@ -137,6 +143,7 @@ class BestSelector:
         self.face_check, self.same_person = face_check, same_person
         self.measures, self.eyes_weight, self.eyes_closed = measures, float(eyes_weight), eyes_closed
         self.look, self.second_look = max(int(look), self.top_k), second_look
+        self.nested_share = nested_share
         #: Tracks not published, by reason.
         self.rejected: dict[str, int] = {}
         self._tracks: dict[int, TrackPool] = {}
@@ -175,6 +182,8 @@ class BestSelector:
             st = self._tracks.setdefault(tid, TrackPool(pts, pts, self.rank_by, self.top_k))
             st.last_pts, st.hits = pts, st.hits + 1
             st.add(cand, self.pool, self.how)
+            if self.nested_share is not None and nested(cand.box, [c.box for o, c in assigned.items() if o != tid]):
+                st.nested.append(pts)
             if self.emit_updates and tid in confirmed and pts - st.first_pts >= self.min_dwell_s:
                 events += self._update(source_id, tid, st)
         for tid in dropped:
@@ -214,6 +223,11 @@ class BestSelector:
         parts = self._split(st)
         events = []
         for k, (part, part_id) in enumerate(zip(parts, [tid] + [self.new_id() for _ in parts[1:]])):
+            if self.nested_share is not None and len(part.nested) >= self.nested_share * max(len(part.times), 1):
+                self.rejected["face_part"] = self.rejected.get("face_part", 0) + 1
+                log.info("%s: track %d lay inside a bigger face in %d of its %d frames (a part of that face): not "
+                         "published", source_id, part_id, len(part.nested), len(part.times))
+                continue
             twin = self._twin(part)
             if twin is not None:
                 for cand in part.pool:

@@ -83,7 +83,7 @@ class SourceRun:
                                check,
                                s.same_person if s.same_person > 0 else None,
                                measures, s.eyes_weight, s.eyes_closed if s.eyes_closed > 0 else None,
-                               second_look=look))
+                               second_look=look, nested_share=s.nested_share if s.nested_share > 0 else None))
         if cfg.pipeline == "enroll":
             run.enroll = Enrolment(cfg.enroll, spec.id, measures, s.eyes_closed if s.eyes_closed > 0 else None)
         if progress and not spec.live:

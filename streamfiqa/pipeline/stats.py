@@ -33,7 +33,7 @@ class SourceStatus:
         cuts: shot cuts detected.
         done: the source has ended.
         error: why it failed, if it did.
-        rejected: tracks not published, by reason (``unrecognisable``).
+        rejected: tracks not published, by reason (``unrecognisable``, ``duplicate``, ``face_part``).
         unconfirmed: tracks that ended before they were confirmed (too few detections; not published).
         frames_lost: files: frames that could not be decoded (short of the container's frame count).
     """

@@ -59,6 +59,7 @@ class TrackPool:
     passed: int = 0
     spread_stride: int = 1
     merged: list = field(default_factory=list)  # tracks merged into this one: {track_id, first_pts, last_pts}
+    nested: list = field(default_factory=list)  # stream time of each face whose box lay inside a bigger face's box
 
     def add(self, cand: Candidate, size: int, how: Typicality) -> None:
         self.times.append(cand.pts)
@@ -114,6 +115,7 @@ class TrackPool:
                              or [-np.inf]), times)
         new.spread = [(m, c) for m, c in self.spread if inside(c.pts)]
         new.merged = [m for m in self.merged if m["first_pts"] < end and m["last_pts"] >= start]
+        new.nested = [x for x in self.nested if inside(x)]
         if self.fallback is not None and inside(self.fallback.pts):
             new.fallback = self.fallback
         return new

@@ -17,6 +17,25 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
+#: A box with at least this share of its area inside a bigger box is nested in it (see :func:`nested`).
+INSIDE = 0.8
+
+
+def nested(box: np.ndarray, others: list, inside: float = INSIDE) -> bool:
+    """Whether ``inside`` or more of xyxy ``box``'s area lies within one of ``others`` that is bigger than it: on one
+    frame, a detection nested in a bigger face is a part of it found at another scale (a real face behind another
+    would be hidden by it)."""
+    a = np.asarray(box, np.float64)[:4]
+    area = max(float(np.prod(a[2:] - a[:2])), 1e-9)
+    for other in others:
+        b = np.asarray(other, np.float64)[:4]
+        if float(np.prod(b[2:] - b[:2])) > area:
+            overlap = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)
+            if float(np.prod(overlap)) >= inside * area:
+                return True
+    return False
+
+
 def match(cost: np.ndarray, max_cost: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     if cost.size == 0:
         return [], list(range(cost.shape[0])), list(range(cost.shape[1]))

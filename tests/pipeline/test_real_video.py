@@ -66,6 +66,20 @@ def test_no_track_crosses_the_join_of_two_real_clips_of_one_set(dev, tmp_path):
     assert len(found) == 2 and not [s for s in found if s[0] < at - 0.5 / case.fps < s[1]]
 
 
+def test_a_face_part_inside_a_bigger_face_is_not_published(dev, tmp_path):
+    """andrew_clip_1 pasted over feifeili_clip1's chin (256 px frames): RetinaFace also finds her nose and mouth as a
+    small face (0.82-0.95) inside her box, beside the pasted face; as a track of its own it would be published, and
+    the evaluation would count it as a track holding two people once the pasted face drifts under it."""
+    from streamfiqa.eval.videocases import make_paste
+
+    case = make_paste(dev("FuxiVirtualHuman__styletalk__feifeili_clip1"),
+                      dev("FuxiVirtualHuman__styletalk__andrew_clip_1"), tmp_path)
+    best = [e for e in run(case.path, tmp_path / "out") if e["event"] == "best"]
+    who = sorted(case.person_of(e["frame_index"], np.asarray(e["box"])) for e in best)
+    assert who == ["andrew", "feifeili"]
+    assert len([e for e in run(case.path, tmp_path / "off", "selection.nested_share=0") if e["event"] == "best"]) == 3
+
+
 def test_closed_eyes_never_win(dev, tmp_path):
     events = run(dev("FuxiVirtualHuman__styletalk__andrew_clip_1").path, tmp_path)
     (best,) = [e for e in events if e["event"] == "best"]

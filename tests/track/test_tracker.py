@@ -1,6 +1,6 @@
 import numpy as np
 
-from streamfiqa.track.matching import iou_matrix
+from streamfiqa.track.matching import iou_matrix, nested
 from streamfiqa.track.tracker import Tracker, TrackState
 from streamfiqa.types import Faces
 
@@ -14,6 +14,13 @@ def faces(boxes, scores=None):
 def test_iou():
     m = iou_matrix(np.array([[0, 0, 10, 10]], np.float32), np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32))
     np.testing.assert_allclose(m, [[1.0, 1 / 3]], rtol=1e-6)
+
+
+def test_a_box_is_nested_only_inside_a_bigger_one():
+    face, part = [60, 30, 210, 225], [125, 126, 200, 220]  # a face and its nose and mouth found as a face
+    assert nested(part, [face]) and not nested(face, [part])
+    assert not nested([185, 185, 230, 240], [face])  # a face half over its edge (a newcomer walking past)
+    assert not nested(part, []) and not nested(part, [part])  # itself, or one of the same size, is no container
 
 
 def test_two_moving_faces_keep_their_ids():
