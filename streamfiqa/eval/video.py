@@ -293,11 +293,12 @@ def gallery_edc(runs: list[ClipRun], recogniser: str, gap_s: float = GAP_S, fmr:
             s[0], s[1] = s[0] + e.sum(0), s[1] + len(e)
     persons = sorted(sums)
     templates = np.stack([_unit(sums[p][0]) for p in persons]) if persons else np.zeros((0, 1))
+    published = [run.published() for run in runs]
     out = {}
     for gallery in ("other_clips", "same_clip"):
         sim, gen, probe, score, who = [], [], [], [], set()
         for r, run in enumerate(runs):
-            for pub in run.published():
+            for pub in published[r]:
                 i, p = pub.index, run.person[pub.index]
                 if not np.isfinite(pub.score):
                     continue
