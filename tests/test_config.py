@@ -11,6 +11,15 @@ def test_defaults_and_overrides(tmp_path):
     assert cfg.publish.endpoint == "tcp://127.0.0.1:6000"
 
 
+def test_a_number_with_an_exponent_is_a_number():
+    # YAML 1.1 reads 1e9 (no dot) as a string; a float key takes it, and still refuses words and infinities
+    assert load_config(None, ["sources.cut_change=1e9"]).sources.cut_change == 1e9
+    with pytest.raises(ConfigError, match="expected float, found 'lots'"):
+        load_config(None, ["sources.cut_change=lots"])
+    with pytest.raises(ConfigError, match="finite"):
+        load_config(None, ["sources.cut_change=inf"])
+
+
 @pytest.mark.parametrize("override, message", [
     ("tracker.maxage=3", r"unknown config key 'tracker.maxage'; allowed keys here: .*max_age"),
     ("pipeline=batch", r"'pipeline': expected one of cctv, enroll, offline, found 'batch'"),
