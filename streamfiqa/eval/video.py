@@ -52,7 +52,6 @@ class ClipRun:
         cuts: frames the source flagged as the first of a new shot.
         frames: frames processed; ``size``: the frame's (width, height).
         person: per face, who it is (filled by :func:`label_persons` or a constructed case's truth).
-        landmarks: ``(N, 5, 2)`` the detector's five points (eyes first), or empty.
     """
 
     name: str
@@ -73,7 +72,6 @@ class ClipRun:
     person: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
     fr: dict = field(default_factory=dict)  # recogniser name → (N, D) embeddings
     kind: str = "natural"  # or the constructed case's kind (``videocases.KINDS``)
-    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
 
     def __len__(self) -> int:
         return len(self.track)
@@ -143,8 +141,7 @@ def run_clip(path: str | Path, overrides: list[str] | None = None, base: dict | 
         for tid, d in assignments:
             emb = sf.embeddings[d] if sf.embeddings is not None else np.zeros(0, np.float32)
             rows.append((tid, sf.frame.index, sf.frame.pts, sf.faces.boxes[d], float(sf.faces.scores[d]),
-                         float(fast[d]) if fast is not None else np.nan, sf.quality.components[d], emb,
-                         sf.faces.landmarks[d]))
+                         float(fast[d]) if fast is not None else np.nan, sf.quality.components[d], emb))
             crops.append(sf.crops.aligned[d])
 
     events = observe_clip(path, observe, overrides, base)
@@ -155,8 +152,7 @@ def run_clip(path: str | Path, overrides: list[str] | None = None, base: dict | 
     cols = list(zip(*rows))
     return ClipRun(name or Path(path).name, np.array(cols[0]), np.array(cols[1]), np.array(cols[2], np.float64),
                    np.stack(cols[3]), np.array(cols[4], np.float32), np.array(cols[5], np.float32), np.stack(cols[6]),
-                   np.stack(cols[7]).astype(np.float32), np.stack(crops), events, cuts, seen["frames"], seen["size"],
-                   landmarks=np.stack(cols[8]).astype(np.float32))
+                   np.stack(cols[7]).astype(np.float32), np.stack(crops), events, cuts, seen["frames"], seen["size"])
 
 
 def embed(run: ClipRun, recognisers: dict) -> None:
@@ -340,8 +336,7 @@ def gallery_edc(runs: list[ClipRun], recogniser: str, gap_s: float = GAP_S, fmr:
 
 def label_case(run: ClipRun, case) -> None:
     """Every face's person from a constructed case's truth (:class:`~streamfiqa.eval.videocases.VideoCase`)."""
-    marks = run.landmarks if len(run.landmarks) == len(run) else [None] * len(run)
-    run.person = np.array([case.person_of(f, b, m) for f, b, m in zip(run.frame, run.boxes, marks)], object)
+    run.person = np.array([case.person_of(f, b) for f, b in zip(run.frame, run.boxes)], object)
 
 
 def plot_tracks(run: ClipRun, utility: np.ndarray, path: str | Path, recogniser: str) -> None:

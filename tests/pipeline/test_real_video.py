@@ -75,7 +75,7 @@ def test_a_face_part_inside_a_bigger_face_is_not_published(dev, tmp_path):
     case = make_paste(dev("FuxiVirtualHuman__styletalk__feifeili_clip1"),
                       dev("FuxiVirtualHuman__styletalk__andrew_clip_1"), tmp_path)
     best = [e for e in run(case.path, tmp_path / "out") if e["event"] == "best"]
-    who = sorted(case.person_of(e["frame_index"], np.asarray(e["box"]), np.asarray(e["landmarks"])) for e in best)
+    who = sorted(case.person_of(e["frame_index"], np.asarray(e["box"])) for e in best)
     assert who == ["andrew", "feifeili"]
     assert len([e for e in run(case.path, tmp_path / "off", "selection.nested_share=0") if e["event"] == "best"]) == 3
 
@@ -160,5 +160,5 @@ def test_a_newcomer_between_full_frames_gets_a_track_within_full_every_frames(de
     assert set(first) == {host.person, "andrew"}
     assert 10 <= first["andrew"] <= 10 + 5, first  # found on the full frame 10, a track by frame 15 (here 12)
     best = [e for e in events if e["event"] == "best"]
-    assert sorted(case.person_of(e["frame_index"], np.asarray(e["box"]), np.asarray(e["landmarks"])) for e in best) \
+    assert sorted(case.person_of(e["frame_index"], np.asarray(e["box"])) for e in best) \
         == sorted(["andrew", host.person])
