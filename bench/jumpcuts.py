@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in frame_rows(path, DEFAULTS):
                 if r["frame"] in cuts:
                     print(json.dumps({"clip": name, **r}))
-                elif r["cos"] == r["cos"]:
+                elif not np.isnan(r["cos"]):  # both frames had a face
                     others["cos"].append(r["cos"])
                     others["iou"].append(r["iou"])
                     if r["change"] >= 2.0:
