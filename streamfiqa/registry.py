@@ -34,8 +34,9 @@ class Registry(Generic[T]):
             raise ValueError(
                 f"unknown {self.family} {name!r}; valid names: {', '.join(self.names())}") from None
 
-    def create(self, name: str, **kwargs) -> T:
-        """Build the plug-in ``name`` with ``kwargs``.
+    def check(self, name: str, **kwargs) -> Callable[..., T]:
+        """The factory of ``name`` when it takes ``kwargs``; nothing is built (a config is checked in full before
+        the first model loads).
 
         Raises:
             ValueError: an unknown name (the valid ones listed), an argument the plug-in does not take (those it takes
@@ -55,7 +56,15 @@ class Registry(Generic[T]):
             example = ";".join(f"{m}=…" for m in missing)
             raise ValueError(f"{self.family} {name!r}: expected the argument(s) {', '.join(missing)} (no default), "
                              f"found none; name them as {name}:{example}")
-        return factory(**kwargs)
+        return factory
+
+    def create(self, name: str, **kwargs) -> T:
+        """Build the plug-in ``name`` with ``kwargs``.
+
+        Raises:
+            ValueError: as :meth:`check`.
+        """
+        return self.check(name, **kwargs)(**kwargs)
 
 
 def missing_arguments(factory: Callable, kwargs: dict) -> list[str]:

@@ -23,20 +23,33 @@ def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def check_source(onnx_path: str | Path, weights: str | Path) -> None:
+def require(onnx_path: str | Path, weights: str | Path) -> None:
+    """Raise :class:`FileNotFoundError` naming the command that makes it when there is no INT8 model at
+    ``onnx_path`` for the checkpoint ``weights``."""
+    if not Path(onnx_path).is_file():
+        raise FileNotFoundError(f"precision int8: expected the quantised model at {onnx_path}, found none; "
+                                f"make it with: streamfiqa quantize --weights {weights}")
+
+
+def check_source(onnx_path: str | Path, weights: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Make sure an INT8 model was quantised from ``weights``.
+
+    Args:
+        onnx_path: the INT8 model.
+        weights: the float checkpoint it must come from.
+        metadata: the model's metadata when it is already loaded (an ONNX Runtime session's
+            ``get_modelmeta().custom_metadata_map``); else it is read from ``onnx_path``.
 
     Raises:
         FileNotFoundError: there is no INT8 model at ``onnx_path``.
         ValueError: it was made from other weights (or by something else).
     """
-    import onnx
+    require(onnx_path, weights)
+    meta = metadata
+    if meta is None:  # onnx costs 0.6 s to import: a loaded session's metadata is passed in instead
+        import onnx
 
-    onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f"precision int8: expected the quantised model at {onnx_path}, found none; "
-                                f"make it with: streamfiqa quantize --weights {weights}")
-    meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+        meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
     want = sha256(weights)
     if meta.get(SOURCE_KEY) != want:
         raise ValueError(f"precision int8: expected {onnx_path} to be quantised from {weights} (sha256 {want[:12]}), "

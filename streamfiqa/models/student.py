@@ -34,7 +34,7 @@ from streamfiqa.backends import create_backend
 from streamfiqa.backends.export import export_onnx
 from streamfiqa.models.common import InputConvention, batches, load_checkpoint, load_strict, pick_device
 from streamfiqa.models.ediffiqa import MLP
-from streamfiqa.models.int8 import check_source, int8_path
+from streamfiqa.models.int8 import check_source, int8_path, require
 from streamfiqa.models.iresnet import iresnet
 from streamfiqa.models.mobilefacenet import ArcMobileFaceNet
 
@@ -181,19 +181,20 @@ class StudentScorer:
         #: as an FR model: RGB in [-1, 1] at the student's input size (area-resampled from the 112 crop)
         self.convention = InputConvention(self.model.input_size)
         self.flip, self.jitter = bool(flip), int(jitter)
-        onnx_path = None
-        if precision == "int8":  # the quantised model beside the checkpoint (streamfiqa quantize)
-
+        onnx_path, int8 = None, precision == "int8"
+        if int8:  # the quantised model beside the checkpoint (streamfiqa quantize)
             if backend not in ("onnxruntime", "auto"):
                 raise ValueError(f"{self.name}: precision int8 runs on backend onnxruntime, found backend {backend!r}")
             backend, precision, onnx_path = "onnxruntime", None, str(int8_path(path))
-            check_source(onnx_path, path)
+            require(onnx_path, path)
         elif backend != "torch":
             onnx_path = str(self._onnx(path))
         size = self.model.input_size
         self.backend = create_backend(backend, module=_QualityOnly(self.model), onnx_path=onnx_path, device=device,
                                       max_batch=batch_size, threads=threads, input_shape=(3, size, size),
                                       precision=precision)
+        if int8:  # made from these weights? (the session holds its metadata)
+            check_source(onnx_path, path, self.backend.session.get_modelmeta().custom_metadata_map)
 
     def _onnx(self, path: Path) -> Path:
         import hashlib

@@ -22,7 +22,7 @@ from streamfiqa.pipeline.runner import Runner
 from streamfiqa.pipeline.stages import Stages
 from streamfiqa.quality import calibration
 from streamfiqa.quality.calibration import person_threshold
-from streamfiqa.quality.scorers import create_scorer
+from streamfiqa.quality.scorers import SCORERS, create_scorer
 from streamfiqa.quality.tier0 import QualityAssessor
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,10 @@ def build_stages(cfg: Config) -> Stages:
     """
 
     d, q = cfg.detector, cfg.quality
+    # names and arguments first: a mistyped scorer is refused in a second, not after the other models load
+    for name, args in ((q.scorer, q.scorer_args), (q.heavy, q.heavy_args)):
+        if name:
+            SCORERS.check(name, **args)
     selection_plugins(cfg)  # the per-source parts' names: checked here, before anything starts
     detector = detector_from_config(d)
     scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
