@@ -79,6 +79,9 @@ class Detector(abc.ABC):
 
     #: BGR colour of the border around a window that reaches past its frame (the network's "nothing").
     pad_bgr: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: Side of a network input every image is scaled to (a fixed-shape model), else ``None``. Then a window costs
+    #: what a whole frame costs, and region detection detects in full instead.
+    fixed_input: int | None = None
 
     def finish(self, faces: Faces) -> Faces:
         """Drop faces below the score or size floor and keep the ``max_faces`` best."""

@@ -116,7 +116,10 @@ class RegionDetector:
         return boxes[nms(boxes, age, 0.3)]
 
     def _cheaper_in_full(self, image: np.ndarray, n: int) -> bool:
-        """So many windows that the full frame (at ``max_side``) has fewer pixels than they do."""
+        """So many windows that the full frame (at ``max_side``) has fewer pixels than they do; with a detector of
+        fixed input (:attr:`Detector.fixed_input`) any window at all."""
+        if self.detector.fixed_input:
+            return n >= 1
         h, w = image.shape[:2]
         s = min(1.0, self.detector.max_side / max(h, w)) if self.detector.max_side else 1.0
         return n * self.window ** 2 >= h * w * s * s

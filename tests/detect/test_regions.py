@@ -85,3 +85,19 @@ def test_bad_settings_and_mismatched_keys_are_named(crowd):
         RegionDetector(det, full_every=0)
     with pytest.raises(ValueError, match="one stream key per image"):
         RegionDetector(det).detect_batch(frames[:2], ["a"])
+
+
+def test_a_fixed_input_detector_detects_in_full_where_windows_would_cost_a_frame_each(crowd):
+    """SCRFD scales every image to its 640 × 640 input: a window costs a whole frame, so frames with known faces
+    are detected in full (windows took 2x the time of full frames on every frame on the crowd clip)."""
+    from streamfiqa.detect import create_detector
+    from streamfiqa.detect.regions import RegionDetector
+
+    _, frames, _ = crowd
+    det = create_detector("scrfd", model_path=str(shared_path("models/scrfd/scrfd_500m_kps.onnx")), min_face=20,
+                          score_threshold=0.5, max_side=960)
+    assert det.fixed_input == 640
+    regions = RegionDetector(det, full_every=5)
+    got = [regions.detect_batch([f], ["crowd"])[0] for f in frames[:10]]
+    assert regions.counts == {"full": 10, "windowed": 0, "windows": 0}
+    assert all(np.array_equal(g.boxes, det.detect(f).boxes) for g, f in zip(got, frames))
