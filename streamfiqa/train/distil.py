@@ -22,7 +22,9 @@ applied to the whole photo before detection). Loss: MSE on the standardised labe
 ``--embed-weight × (1 − cos)`` between the student's embedding and the teacher FR's, which keeps the
 backbone a recogniser (the tracker uses its embedding). The validation split is by identity.
 Checkpoints after every epoch (``last.pt`` with the optimiser; ``--resume`` continues), the best by
-validation Spearman as ``student.pt``, and ``student.onnx``.
+validation Spearman as ``student.pt``, and ``student.onnx``. The labelled training set is kept as
+``training_set.npz``: ``--resume`` with the same inputs and labelling options reads it instead of detecting and
+labelling again.
 """
 from __future__ import annotations
 
@@ -223,6 +225,61 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic) if len(a) > 2 else float("nan")
 
 
+#: The labelled training set, kept beside the checkpoints so that ``--resume`` does not detect and label again.
+SET_FILE = "training_set.npz"
+#: The options the training set depends on (a resumed run with other values builds it again).
+_SET_OPTIONS = ("labels", "teacher_fr", "teacher_fr_args", "label_frs", "variants", "margin", "split", "seed",
+                "max_photos", "every")
+
+
+def _set_key(inputs: list[str], cfg: DistilConfig, scorer_args: dict | None) -> str:
+    opts = {k: v for k, v in asdict(cfg).items() if k in _SET_OPTIONS}
+    return json.dumps({"inputs": [str(Path(i).resolve()) for i in inputs], "scorer_args": scorer_args or {},
+                       **opts}, sort_keys=True, default=str)
+
+
+def save_training_set(ts: TrainingSet, path: Path, key: str) -> None:
+    """Write ``ts`` (crops, labels, teacher embeddings) with the ``key`` of the options it was built with."""
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, key=np.array(key), aligned=ts.aligned, photo=ts.photo, ids=ts.ids, kinds=np.array(ts.kinds, str),
+             strengths=ts.strengths, labels=ts.labels, teacher_emb=ts.teacher_emb)
+    tmp.replace(path)
+
+
+def load_training_set(path: Path, key: str) -> TrainingSet | None:
+    """The training set saved at ``path`` when it was built with the options ``key``; else ``None``."""
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["key"]) != key:
+            log.info("%s was built with other options or inputs: building the training set again", path)
+            return None
+        return TrainingSet(z["aligned"], z["photo"], z["ids"], z["kinds"].tolist(), z["strengths"], z["labels"],
+                           z["teacher_emb"])
+
+
+def label_set(ts: TrainingSet, cfg: DistilConfig, scorer_args: dict | None = None) -> TrainingSet:
+    """``ts`` with its labels (``cfg.labels``) and the teacher's embeddings."""
+    fr = create_fr(cfg.teacher_fr, **cfg.teacher_fr_args)
+    ts.teacher_emb = fr.embed(ts.aligned)
+    if cfg.labels == "utility":
+        ts.labels = utility_labels(ts.teacher_emb, ts, cfg.margin)
+        if cfg.label_frs:
+            each = [ts.labels]
+            for name, args in cfg.label_frs:
+                each.append(utility_labels(create_fr(name, **args).embed(ts.aligned), ts, cfg.margin))
+                both = np.isfinite(each[0]) & np.isfinite(each[-1])
+                log.info("labels: %s's utility agrees with the teacher's at Spearman %.3f", name,
+                         spearman(each[0][both], each[-1][both]))
+            ts.labels = several_teachers(each)
+    elif cfg.labels == "consistency":
+        ts.labels = consistency_labels(ts.teacher_emb, fr.embed(np.ascontiguousarray(ts.aligned[:, :, ::-1])), ts)
+    else:
+        ts.labels = np.asarray(create_scorer(cfg.labels.split(":", 1)[1], **(scorer_args or {})).score(ts.aligned),
+                               np.float32)
+    return ts
+
+
 def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool = False,
            progress: bool = True, scorer_args: dict | None = None) -> dict:
     """Train a student (see the module docstring); returns a summary (also written to ``out/summary.json``).
@@ -243,24 +300,13 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
     paths = idset.paths if idset is not None else items
     ids = idset.ids if idset is not None else -np.ones(len(items), np.int64)
     t0 = time.time()
-    ts = build_set(paths, ids, cfg.variants, cfg.seed, progress)
-    fr = create_fr(cfg.teacher_fr, **cfg.teacher_fr_args)
-    ts.teacher_emb = fr.embed(ts.aligned)
-    if cfg.labels == "utility":
-        ts.labels = utility_labels(ts.teacher_emb, ts, cfg.margin)
-        if cfg.label_frs:
-            each = [ts.labels]
-            for name, args in cfg.label_frs:
-                each.append(utility_labels(create_fr(name, **args).embed(ts.aligned), ts, cfg.margin))
-                both = np.isfinite(each[0]) & np.isfinite(each[-1])
-                log.info("labels: %s's utility agrees with the teacher's at Spearman %.3f", name,
-                         spearman(each[0][both], each[-1][both]))
-            ts.labels = several_teachers(each)
-    elif cfg.labels == "consistency":
-        ts.labels = consistency_labels(ts.teacher_emb, fr.embed(np.ascontiguousarray(ts.aligned[:, :, ::-1])), ts)
+    key = _set_key(inputs, cfg, scorer_args)
+    ts = load_training_set(out / SET_FILE, key) if resume else None
+    if ts is not None:
+        log.info("resumed: the labelled training set from %s", out / SET_FILE)
     else:
-        ts.labels = np.asarray(create_scorer(cfg.labels.split(":", 1)[1], **(scorer_args or {})).score(ts.aligned),
-                               np.float32)
+        ts = label_set(build_set(paths, ids, cfg.variants, cfg.seed, progress), cfg, scorer_args)
+        save_training_set(ts, out / SET_FILE, key)
     ok = np.isfinite(ts.labels)
     log.info("training set: %d crops of %d photos (%.0f s to build), %d without a label dropped",
              len(ts.labels), len(paths), time.time() - t0, int((~ok).sum()))

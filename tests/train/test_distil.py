@@ -1,10 +1,12 @@
 """Distillation of a quality student on real faces."""
+import logging
+
 import numpy as np
 
 from conftest import shared_path
 
 
-def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path):
+def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path, caplog):
     from streamfiqa.train.distil import DistilConfig, distil
     from streamfiqa.eval.facedata import celeba_ids_dir
     from streamfiqa.quality.scorers import create_scorer
@@ -21,8 +23,16 @@ def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path):
     assert scorer.score(np.zeros((2, 112, 112, 3), np.uint8)).shape == (2,)
     assert (tmp_path / "st" / "student.onnx").stat().st_size > 100_000
     # resumable: a second call with resume picks up after the last epoch and changes nothing
-    again = distil([str(celeba_ids_dir())], tmp_path / "st", cfg, resume=True, progress=False)
-    assert len(again["history"]) == 3
+    # (and reads the labelled training set back instead of detecting and labelling again)
+    assert (tmp_path / "st" / "training_set.npz").is_file()
+    with caplog.at_level(logging.INFO, logger="streamfiqa.train.distil"):
+        again = distil([str(celeba_ids_dir())], tmp_path / "st", cfg, resume=True, progress=False)
+    assert len(again["history"]) == 3 and "resumed: the labelled training set" in caplog.text
+    # other labelling options build the set again
+    from streamfiqa.train.distil import _set_key, load_training_set
+
+    other = DistilConfig(**{**vars(cfg), "margin": 0.2})
+    assert load_training_set(tmp_path / "st" / "training_set.npz", _set_key([str(celeba_ids_dir())], other, None)) is None
 
 
 def test_several_teachers_average_standardised_utilities_on_the_first_one_s_scale():
