@@ -1,11 +1,18 @@
 """Shared fixtures: real photos, synthetic clips made with PyAV, and ../shared data when present."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
 
-import cv2
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # parallel test processes (pytest -n N) share the cores: torch's OpenMP threads (and the CLI runs a test starts)
+    # keep to their share, else N processes of one spinning thread per core each fight over the same cores
+    _share = (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+
+import cv2  # noqa: E402
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]

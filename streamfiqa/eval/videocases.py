@@ -14,7 +14,7 @@ Only clips of one person are used.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -109,6 +109,16 @@ def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     big = cv2.resize(img, (max(w, round(img.shape[1] * s)), max(h, round(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
     y0, x0 = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
     return big[y0:y0 + h, x0:x0 + w]
+
+
+def excerpt(clip: VideoClip, folder: Path, first: int, count: int) -> VideoClip:
+    """``count`` frames of ``clip`` from frame ``first`` on, re-encoded: the moment around a cut without the rest of
+    the clip, with the cuts inside it renumbered (its ``not_cuts`` likewise)."""
+    frames = _frames(clip, (first - 0.5) / clip.fps, count / clip.fps)
+    name = f"{Path(clip.name).stem}__{first}-{first + len(frames)}.mp4"
+    _write(folder / name, frames, clip.fps)
+    inside = lambda frames_: tuple(f - first for f in frames_ if first <= f < first + len(frames))  # noqa: E731
+    return replace(clip, path=folder / name, name=name, cuts=inside(clip.cuts), not_cuts=inside(clip.not_cuts))
 
 
 def make_join(a: VideoClip, b: VideoClip, folder: Path, seconds: float = 4.0) -> VideoCase:

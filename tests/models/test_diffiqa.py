@@ -103,9 +103,9 @@ def test_score_matches_an_independent_loop(tiny):
 
 
 def test_seeded_and_batch_invariant(tiny):
-    crops = np.random.default_rng(1).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    crops = np.random.default_rng(1).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     batch = tiny.score(crops)
-    np.testing.assert_allclose([tiny.score(crops[i:i + 1])[0] for i in range(3)], batch, atol=1e-5)
+    np.testing.assert_allclose([tiny.score(crops[i:i + 1])[0] for i in range(2)], batch, atol=1e-5)
     np.testing.assert_array_equal(tiny.score(crops), batch)
 
 

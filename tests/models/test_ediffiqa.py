@@ -104,11 +104,11 @@ def test_scores_are_batch_invariant_and_deterministic(tmp_path, group_photo, mtc
 
     torch.manual_seed(3)
     torch.save(EDifFIQA("S").state_dict(), tmp_path / "s.pth")
-    scorer = EDifFIQAScorer(str(tmp_path / "s.pth"), device="cpu", batch_size=32)
+    scorer = EDifFIQAScorer(str(tmp_path / "s.pth"), device="cpu", batch_size=16)
     faces = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned
-    crops = np.concatenate([faces] * 6)[:32]
+    crops = np.concatenate([faces] * 6)[:16]
     batch = scorer.score(crops)
-    alone = np.array([scorer.score(crops[i:i + 1])[0] for i in range(0, 32, 5)])
+    alone = np.array([scorer.score(crops[i:i + 1])[0] for i in range(0, 16, 5)])
     np.testing.assert_allclose(batch[::5], alone, atol=1e-5)
     np.testing.assert_array_equal(scorer.score(crops), batch)
     assert scorer.name == "ediffiqa_s"

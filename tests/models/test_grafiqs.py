@@ -58,11 +58,11 @@ def test_batched_gradients_equal_the_official_batch_of_one(net, point):
     assert np.allclose(g.score(batch), -got)
 
 
-def test_score_is_the_same_alone_or_in_a_batch_of_32(net):
-    g = GraFIQs(net, "block1", device="cpu", batch_size=32)
-    batch = crops(32, seed=1)
+def test_score_is_the_same_alone_or_in_a_batch(net):
+    g = GraFIQs(net, "block1", device="cpu", batch_size=12)
+    batch = crops(12, seed=1)
     full = g.raw(batch)
-    np.testing.assert_allclose(full[[0, 13, 31]], [g.raw(batch[i:i + 1])[0] for i in (0, 13, 31)], rtol=1e-4)
+    np.testing.assert_allclose(full[[0, 7, 11]], [g.raw(batch[i:i + 1])[0] for i in (0, 7, 11)], rtol=1e-4)
 
 
 @pytest.mark.gpu

