@@ -224,9 +224,8 @@ def test_user_mistakes_exit_2_with_one_line(synth_clip, tmp_path):
     rand.write_bytes(np.random.default_rng(0).bytes(4096))
     empty = tmp_path / "empty.pth"
     empty.write_bytes(b"")
-    _one_line_exit_2(_cli(str(clip), "--set", "quality.scorer=student", "--set",
-                          f"quality.scorer_args={{weights: {rand}}}"), "model.pth", "torch checkpoint")
     p = _cli(str(clip), "--set", "quality.scorer=student", "--set", f"quality.scorer_args={{weights: {rand}}}")
+    _one_line_exit_2(p, "model.pth", "torch checkpoint")
     assert "weights_only=False" not in p.stderr
     _one_line_exit_2(_cli(str(clip), "--set", "quality.scorer=student", "--set",
                           f"quality.scorer_args={{weights: {empty}}}"), "empty")

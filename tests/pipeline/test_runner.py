@@ -68,16 +68,6 @@ def test_a_broken_source_does_not_take_the_others_down(synth_clip, tmp_path):
     assert all(e["quality"]["tier"] == "heavy" for e in events)
 
 
-def test_crowd_clip_gives_best_faces(tmp_path):
-    clip = shared_path("data/videos/crowd_walk_1080p.mp4")
-    code, events = run_offline([clip], tmp_path)
-    best = [e for e in events if e["event"] == "best"]
-    assert code == 0 and all(e["schema"] == 1 for e in best) and len(best) >= 8
-    assert sum(e["quality"]["gates_passed"] for e in best) >= 5
-    # a track none of whose faces passed (a profile passing by) is still reported, saying which gates failed
-    assert all(e["quality"]["gates_passed"] or e["quality"]["failed_gates"] for e in best)
-
-
 @pytest.mark.parametrize("name, weights", [("mtcnn", None), ("scrfd", "models/scrfd/scrfd_500m_kps.onnx"),
                                            ("yunet", "models/yunet/face_detection_yunet_2023mar.onnx")])
 def test_every_detector_publishes_the_crowd_clip_people(name, weights, tmp_path):
