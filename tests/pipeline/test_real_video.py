@@ -97,11 +97,9 @@ def test_closed_eyes_never_win(dev, tmp_path):
 def test_shut_eyes_never_lead_an_open_eyed_face(dev, tmp_path):
     """andrew_clip_1's long blink alone, frames 19-34 (by looking: 21, 24-27 and 29-31 shut, the rest half or fully
     open), as a clip of its own: half of its faces have their eyes shut."""
-    from streamfiqa.eval.videocases import _frames, _write
+    from streamfiqa.eval.videocases import excerpt
 
-    clip = dev("FuxiVirtualHuman__styletalk__andrew_clip_1")
-    path = tmp_path / "blink.mp4"
-    _write(path, _frames(clip, 19 / clip.fps, 16 / clip.fps), clip.fps)
+    path = excerpt(dev("FuxiVirtualHuman__styletalk__andrew_clip_1"), tmp_path, 19, 16).path
     shut = {21 - 19, *range(24 - 19, 28 - 19), *range(29 - 19, 32 - 19)}
     for overrides, rule in ((["selection.eyes_closed=0", "selection.eyes_weight=0"], False), ([], True)):
         out = tmp_path / ("on" if rule else "off")
@@ -128,12 +126,10 @@ def test_a_grimace_with_squeezed_eyes_is_never_published(dev, tmp_path):
 def test_enrolment_refuses_shut_eyes(dev, tmp_path):
     """The same blink as a cooperative subject's first seconds: the crop enrolled has its eyes open, and the shut
     ones it passed over are counted."""
-    from streamfiqa.eval.videocases import _frames, _write
+    from streamfiqa.eval.videocases import excerpt
     from pipelines import enroll
 
-    clip = dev("FuxiVirtualHuman__styletalk__andrew_clip_1")
-    path = tmp_path / "blink.mp4"
-    _write(path, _frames(clip, 19 / clip.fps, 16 / clip.fps), clip.fps)
+    path = excerpt(dev("FuxiVirtualHuman__styletalk__andrew_clip_1"), tmp_path, 19, 16).path
     cfg = load_config(overrides=[f"output.dir={tmp_path / 'out'}", "stats_interval_s=0", "enroll.count=1",
                                  "enroll.threshold=0.2", "enroll.timeout_s=5"], base=enroll.DEFAULTS)
     assert enroll.run([str(path)], cfg) == 0
