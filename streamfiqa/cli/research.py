@@ -178,7 +178,8 @@ def cmd_distil(argv: list[str]) -> int:
     p.add_argument("--max-photos", type=int, default=0)
     p.add_argument("--every", type=int, default=10, help="videos: one frame in this many")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (and OUT/training_set.npz, when built with the same inputs and labels)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (and OUT/training_set.npz, when "
+                   "built from the same inputs and labelling options)")
     add_scorer_options(p, "")
     args = p.parse_args(argv)
     setup_logging(args.log_level if args.log_level != "warning" else "info")

@@ -44,7 +44,7 @@ class SCRFDDetector(Detector):
         self.backend = create_backend(backend, onnx_path=str(model_path), providers=providers, max_batch=1)
         self.size, self.nms_threshold = int(input_size), float(nms_threshold)
         # each window would be blown up to the whole input (on the crowd clip, windows between full frames took
-        # 2x the time of full frames on every frame and published 10 tracks instead of 13)
+        # about 2x the time of full frames on every frame)
         self.fixed_input = self.size
         self._centers: dict[int, np.ndarray] = {}
 

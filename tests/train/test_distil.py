@@ -32,7 +32,8 @@ def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path, c
     from streamfiqa.train.distil import _set_key, load_training_set
 
     other = DistilConfig(**{**vars(cfg), "margin": 0.2})
-    assert load_training_set(tmp_path / "st" / "training_set.npz", _set_key([str(celeba_ids_dir())], other, None)) is None
+    saved = tmp_path / "st" / "training_set.npz"
+    assert load_training_set(saved, _set_key([str(celeba_ids_dir())], other, None)) is None
 
 
 def test_several_teachers_average_standardised_utilities_on_the_first_one_s_scale():
