@@ -82,10 +82,16 @@ def tiny():
     return DifFIQA(Unet(dim=8).eval(), FR(), t=3, repeats=2, seed=7, batch_size=4, device="cpu")
 
 
-@torch.no_grad()
-def test_score_matches_an_independent_loop(tiny):
+@pytest.fixture(scope="module")
+def scored(tiny):
+    """Two random crops and their scores as one batch (the score's slowest part: both tests below use it)."""
     crops = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
-    got = tiny.score(crops)
+    return crops, tiny.score(crops)
+
+
+@torch.no_grad()
+def test_score_matches_an_independent_loop(tiny, scored):
+    crops, got = scored
     d, fr, noise = tiny.diffusion, tiny.fr_net, tiny.noise
     ac = d.alphas_cumprod.double()
     for k in range(2):
@@ -102,9 +108,8 @@ def test_score_matches_an_independent_loop(tiny):
         assert got[k] == pytest.approx(want, abs=1e-5)
 
 
-def test_seeded_and_batch_invariant(tiny):
-    crops = np.random.default_rng(1).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
-    batch = tiny.score(crops)
+def test_seeded_and_batch_invariant(tiny, scored):
+    crops, batch = scored
     np.testing.assert_allclose([tiny.score(crops[i:i + 1])[0] for i in range(2)], batch, atol=1e-5)
     np.testing.assert_array_equal(tiny.score(crops), batch)
 

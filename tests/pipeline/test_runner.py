@@ -71,10 +71,13 @@ def test_a_broken_source_does_not_take_the_others_down(synth_clip, tmp_path):
 @pytest.mark.parametrize("name, weights", [("mtcnn", None), ("scrfd", "models/scrfd/scrfd_500m_kps.onnx"),
                                            ("yunet", "models/yunet/face_detection_yunet_2023mar.onnx")])
 def test_every_detector_publishes_the_crowd_clip_people(name, weights, tmp_path):
-    """Each detector's scores mean something else: its own score scale must still make tracks (once: 0 events)."""
+    """Each detector's scores mean something else: its own score scale must still make tracks (once: 0 events).
+    What happens at a track's end (the face mesh's measures, FaceNet's second look) is the same whatever the detector,
+    and is left out here (a third of each run; the same tracks published with or without it)."""
     clip = shared_path("data/videos/crowd_walk_1080p.mp4")
     extra = [f"detector.model_path={shared_path(weights)}"] if weights else []
-    code, events = run_offline([clip], tmp_path, f"detector.name={name}", *extra)
+    code, events = run_offline([clip], tmp_path, f"detector.name={name}", *extra, "quality.face_measures=false",
+                               "selection.second_look=null")
     assert code == 0 and len([e for e in events if e["event"] == "best"]) >= 8
 
 
