@@ -40,6 +40,21 @@ def test_shipped_configs_load():
         assert path.stem.split("_")[0] == cfg.pipeline
 
 
+@pytest.mark.parametrize("name", ["cctv", "enroll", "offline"])
+def test_a_journeys_shipped_file_is_its_pipelines_defaults(name):
+    """`--pipeline NAME` and `--config configs/NAME.yaml` run the same configuration: the file restates the
+    pipeline's DEFAULTS (what the benches measure), so neither can drift from the other unseen."""
+    import dataclasses
+    from pathlib import Path
+
+    from pipelines import PIPELINES
+
+    base = PIPELINES[name].DEFAULTS
+    alone = dataclasses.asdict(load_config(None, base=base))
+    with_file = dataclasses.asdict(load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml", base=base))
+    assert with_file == alone
+
+
 def test_a_scorer_spec_carries_its_arguments_and_naming_another_scorer_drops_them():
     from pipelines import offline
     from streamfiqa.config import ConfigError, load_config

@@ -20,7 +20,8 @@ class EnrollSelector:
     :attr:`other_person`. A candidate counts when its score is at least ``threshold`` and it passed the gates; it
     joins the set if its (yaw, pitch) is at least ``min_pose_delta`` degrees from every member, or replaces the worse
     member it is close to. With face measures, a crop about to join is measured first and refused when its eyes are
-    shut (``eyes_open`` below ``eyes_closed``; counted in :attr:`eyes_shut`): an enrolment photo wants open eyes. When
+    shut (``eyes_open`` below ``eyes_closed``; counted in :attr:`eyes_shut`): an enrolment photo wants open eyes. Crops
+    that scored enough but failed a tier-0 gate are counted per gate (:attr:`gates`). When
     the set holds ``count`` crops, ``enrolled`` events are sent (one per crop, each with its own track's id); they
     and ``enroll_timeout`` say how many crops were refused and why (``refused``).
 
@@ -46,6 +47,7 @@ class EnrollSelector:
         self.measures, self.eyes_closed = measures, eyes_closed
         self.other_person = 0
         self.eyes_shut = 0
+        self.gates: dict[str, int] = {}  # scored enough but failed a tier-0 gate: count per gate
         self.best_seen = 0.0
         self.done = False
 
@@ -62,7 +64,11 @@ class EnrollSelector:
         if self.done or cand is None:
             return []
         self.best_seen = max(self.best_seen, cand.score)
-        if not cand.passed or cand.score < self.threshold:
+        if cand.score < self.threshold:
+            return []
+        if not cand.passed:
+            for gate in cand.failed_gates:
+                self.gates[gate] = self.gates.get(gate, 0) + 1
             return []
         if not self._is_subject(track_id, cand):
             self.other_person += 1
@@ -91,8 +97,8 @@ class EnrollSelector:
 
     @property
     def refused(self) -> dict:
-        """Crops good enough to join that were refused, by reason."""
-        return {"other_person": self.other_person, "eyes_shut": self.eyes_shut}
+        """Crops that scored enough but were refused, by reason (``gates``: per tier-0 gate they failed)."""
+        return {"other_person": self.other_person, "eyes_shut": self.eyes_shut, "gates": dict(self.gates)}
 
     def _eyes_shut(self, cand: Candidate) -> bool:
         """Measure ``cand`` (its eyes and mouth join its components) and say whether its eyes are shut."""
@@ -105,10 +111,16 @@ class EnrollSelector:
         """The event sent when enrolment gave up."""
         msg = (f"enrollment timed out after {waited_s:.1f} s: {len(self.members)}/{self.count} pose-diverse "
                f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
-               f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut)")
+               f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut, "
+               f"{sum(self.gates.values())} failing a gate{self._gate_text()})")
         log.warning("%s: %s", source_id, msg)
         return Event("enroll_timeout", source_id, None, None, {},
                      {"message": msg, "collected": len(self.members), "count": self.count, "refused": self.refused})
+
+    def _gate_text(self) -> str:
+        if not self.gates:
+            return ""
+        return " (" + ", ".join(f"{g}: {n}" for g, n in sorted(self.gates.items(), key=lambda x: -x[1])) + ")"
 
     @staticmethod
     def _delta(m: Candidate, pose: tuple[float, float]) -> float:

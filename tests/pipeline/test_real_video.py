@@ -131,7 +131,8 @@ def test_enrolment_refuses_shut_eyes(dev, tmp_path):
 
     path = excerpt(dev("FuxiVirtualHuman__styletalk__andrew_clip_1"), tmp_path, 19, 16).path
     cfg = load_config(overrides=[f"output.dir={tmp_path / 'out'}", "stats_interval_s=0", "enroll.count=1",
-                                 "enroll.threshold=0.2", "enroll.timeout_s=5"], base=enroll.DEFAULTS)
+                                 "enroll.threshold=0.2", "enroll.timeout_s=5", "publish.endpoint=null"],
+                      base=enroll.DEFAULTS)
     assert enroll.run([str(path)], cfg) == 0
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     (got,) = [e for e in events if e["event"] == "enrolled"]

@@ -84,17 +84,30 @@ def test_every_detector_publishes_the_crowd_clip_people(name, weights, tmp_path)
 def run_enroll(clip, out, *overrides):
     from pipelines import enroll
 
-    cfg = load_config(overrides=[f"output.dir={out}", "stats_interval_s=0", *overrides], base=enroll.DEFAULTS)
+    # the enroll defaults publish on 5556: not here (two tests at once would fight over the port)
+    cfg = load_config(overrides=[f"output.dir={out}", "stats_interval_s=0", "publish.endpoint=null", *overrides],
+                      base=enroll.DEFAULTS)
     code = enroll.run([str(clip)], cfg)
     return code, [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
 
 
 def test_enrollment_stops_once_enough_good_crops(synth_clip, tmp_path):
     path, _ = synth_clip
-    code, events = run_enroll(path, tmp_path, "enroll.count=1", "enroll.threshold=0.3")
+    # the generated faces' eyes are closer than the enroll default's 30 px (see the next test)
+    code, events = run_enroll(path, tmp_path, "enroll.count=1", "enroll.threshold=0.3", "quality.min_inter_eye=12")
     enrolled = [e for e in events if e["event"] == "enrolled"]
     assert code == 0 and len(enrolled) == 1
     assert enrolled[0]["quality"]["score"] >= 0.3 and enrolled[0]["frame_index"] < 39
+
+
+def test_enrollment_timeout_names_the_gate_that_refused_the_crops(synth_clip, tmp_path):
+    """At the enroll defaults the generated faces score enough but their eyes are under 30 px apart: the timeout must
+    say so, not only that nothing scored enough."""
+    path, _ = synth_clip
+    code, events = run_enroll(path, tmp_path, "enroll.count=1", "enroll.threshold=0.3")
+    (timeout,) = [e for e in events if e["event"] == "enroll_timeout"]
+    assert code == 3 and timeout["refused"]["gates"]["min_inter_eye"] >= 1
+    assert "min_inter_eye" in timeout["message"]
 
 
 def test_enrollment_holds_one_subject_and_labels_each_crop_with_its_track(tmp_path):
