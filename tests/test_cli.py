@@ -42,6 +42,10 @@ def test_config_error_names_key_and_exits_2(synth_clip):
     assert p.returncode == 2 and "unknown config key 'tracker.maxage'" in p.stderr and "max_age" in p.stderr
     p = subprocess.run(CLI + [str(path), "--pipeline", "nope"], capture_output=True, text=True)
     assert p.returncode == 2 and "cctv" in p.stderr
+    # --pipeline against a file written for another journey: the command line wins, and says so
+    p = subprocess.run(CLI + ["missing.mp4", "--config", str(ROOT / "configs/cctv.yaml"), "--pipeline", "offline"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "--pipeline offline overrides" in p.stderr and "'pipeline: cctv'" in p.stderr
     # a plug-in name a source's selector uses is checked before any source opens: one line, no traceback
     for key, valid in (("selection.second_look", "facenet"), ("quality.face_check", "retinaface")):
         p = subprocess.run(CLI + [str(path), "--set", f"{key}=nope"], capture_output=True, text=True)

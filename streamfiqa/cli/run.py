@@ -44,8 +44,13 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
 
     name = args.pipeline
     try:
-        if name is None and args.config:
-            name = read_yaml(args.config).get("pipeline")
+        in_file = read_yaml(args.config).get("pipeline") if args.config else None
+        if name is None:
+            name = in_file
+        elif in_file is not None and in_file != name:
+            # the command line wins, but the file's other keys were chosen for its own journey: say so
+            log.warning("--pipeline %s overrides %s's 'pipeline: %s'; the file's other values still apply over the "
+                        "%s defaults", name, args.config, in_file, name)
         if name is None:
             live = any(s.live for s in parse_sources(args.sources, strict=False))
             name = "cctv" if live else "offline"
