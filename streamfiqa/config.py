@@ -55,6 +55,7 @@ class SourcesConfig:
     cut_step_ratio: float = bounded(0.35, 0, 1, above=True)
     realtime: bool = False  # files: deliver frames at the clip's own rate, as a camera would (with live=true: a replay)
     decode_threads: int = bounded(0, 0)  # FFmpeg decoder threads (0 = FFmpeg's choice; 1 = in the decode thread)
+    autorotate: bool = True  # turn frames upright as their display matrix says (phone video), as players do
 
 
 @dataclass

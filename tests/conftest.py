@@ -58,6 +58,27 @@ def synth_clip(tmp_path_factory):
     return path, truth
 
 
+@pytest.fixture(scope="session")
+def phone_clip(synth_clip, tmp_path_factory):
+    """The synthetic clip as a phone stores portrait video: every frame on its side, with a display matrix saying
+    "turn a quarter clockwise" (rotation −90). Returns ``(path, upright frames as decoded from the synthetic clip)``."""
+    import av
+    import cv2
+
+    path = tmp_path_factory.mktemp("phone") / "phone.mp4"
+    with av.open(str(synth_clip[0])) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt, s.options = h, w, "yuv420p", {"crf": "12"}
+        s.set_display_rotation(-90)  # degrees counter-clockwise
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE), format="bgr24")))
+        c.mux(s.encode())
+    return path, frames
+
+
 def make_event(i: int):
     """A small ``best`` event of source cam1, track ``i`` (publisher and listener tests)."""
     import time

@@ -73,6 +73,8 @@ class VideoCase:
 def _frames(clip: VideoClip, start_s: float = 0.0, seconds: float | None = None) -> list[np.ndarray]:
     import av
 
+    from streamfiqa.io.sources import turn_upright
+
     out = []
     with av.open(str(clip.path)) as c:
         for f in c.decode(video=0):
@@ -81,7 +83,7 @@ def _frames(clip: VideoClip, start_s: float = 0.0, seconds: float | None = None)
                 continue
             if seconds is not None and t >= start_s + seconds - 1e-6:
                 break
-            out.append(f.to_ndarray(format="bgr24"))
+            out.append(turn_upright(f.to_ndarray(format="bgr24"), f))
     return out
 
 

@@ -126,7 +126,8 @@ class SourceRun:
                             src.dropped, src.skipped, src.reconnects, round(self.lag, 3), round(self.max_lag, 3),
                             src.lag_skipped, src.decode_errors, src.depth,
                             round(1000 * src.decode_s / max(src.decoded, 1), 2), self.cuts, self.done, src.error,
-                            dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost)
+                            dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost,
+                            src.turned or 0)
 
     def summary(self, reason: str) -> str:
         """The line logged when the source finishes."""

@@ -36,6 +36,8 @@ class SourceStatus:
         rejected: tracks not published, by reason (``unrecognisable``, ``duplicate``, ``face_part``).
         unconfirmed: tracks that ended before they were confirmed (too few detections; not published).
         frames_lost: files: frames that could not be decoded (short of the container's frame count).
+        rotation: the display rotation its frames were turned by to upright (degrees counter-clockwise; 0: none or
+            ``sources.autorotate`` off).
     """
 
     id: str
@@ -59,6 +61,7 @@ class SourceStatus:
     rejected: dict = dataclasses.field(default_factory=dict)
     unconfirmed: int = 0
     frames_lost: int = 0
+    rotation: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -175,7 +178,8 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "rejected_tracks": rejected,
         "publish_close_complete": stats.get("publish_close_complete", True),
         "sources": {sid: {"processed": s["processed"], "faces": s["faces"], "events": s["events"],
-                          "error": s.get("error")} for sid, s in stats["sources"].items()},
+                          "error": s.get("error"), "rotation": s.get("rotation", 0)}
+                    for sid, s in stats["sources"].items()},
         "versions": versions()}
     if summary["faces"] and not tracks_started:
         log.warning("%d faces were found but no track started: their detector scores stayed below "

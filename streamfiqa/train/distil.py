@@ -124,10 +124,12 @@ def collect_photos(inputs: list[str], every: int = 10, max_photos: int = 0, spli
         elif inp.is_file():
             import av
 
+            from streamfiqa.io.sources import turn_upright
+
             with av.open(str(inp)) as c:
                 for k, frame in enumerate(c.decode(video=0)):
                     if k % every == 0:
-                        items.append(frame.to_ndarray(format="bgr24"))
+                        items.append(turn_upright(frame.to_ndarray(format="bgr24"), frame))
         else:
             raise FileNotFoundError(f"distil: expected an identity folder, image folders or videos, found nothing "
                                     f"at {inp}")

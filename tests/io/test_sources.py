@@ -48,6 +48,17 @@ def test_to_bgr_matches_libswscale_on_real_video(synth_clip):
     np.testing.assert_array_equal(to_bgr(rgb), rgb.to_ndarray(format="bgr24"))
 
 
+def test_a_phone_clip_on_its_side_is_turned_upright_as_its_display_matrix_says(phone_clip):
+    path, upright = phone_clip
+    (spec,) = parse_sources([str(path)])
+    src = Source(spec, SourcesConfig())
+    frames = drain(src.start())
+    assert len(frames) == len(upright) and src.turned == 270  # −90: a quarter turn clockwise
+    assert all(np.abs(f.image.astype(int) - u).mean() < 3 for f, u in zip(frames, upright))
+    stored = drain(Source(spec, SourcesConfig(autorotate=False)).start())  # as stored: on its side
+    assert stored[0].image.shape == (upright[0].shape[1], upright[0].shape[0], 3)
+
+
 def test_file_resumes_at_start_s_and_replays_in_real_time(synth_clip):
     import dataclasses
 

@@ -49,6 +49,16 @@ def test_detection_thread_gives_the_same_events(synth_clip, tmp_path):
     assert len(staged) == 2 * len(plain)
 
 
+def test_a_phone_clip_on_its_side_publishes_the_same_sharp_frames(phone_clip, synth_clip, tmp_path):
+    """Stored on its side with a display rotation, as phones store portrait video: the frames are turned upright
+    first (without that no face reaches the tracker's score: no event, exit 0), and the stats say so."""
+    _, truth = synth_clip
+    code, events = run_offline([phone_clip[0]], tmp_path)
+    assert code == 0 and sorted(e["frame_index"] for e in events) == sorted(truth.sharp_frame)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["sources"]["phone"]["rotation"] == 270, manifest["sources"]
+
+
 def test_last_tracks_of_a_file_are_flushed_at_eof(synth_clip, tmp_path):
     path, _ = synth_clip
     # All three faces are visible in the last frame: only the EOF flush can report them.
