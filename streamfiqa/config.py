@@ -56,6 +56,7 @@ class SourcesConfig:
     realtime: bool = False  # files: deliver frames at the clip's own rate, as a camera would (with live=true: a replay)
     decode_threads: int = bounded(0, 0)  # FFmpeg decoder threads (0 = FFmpeg's choice; 1 = in the decode thread)
     autorotate: bool = True  # turn frames upright as their display matrix says (phone video), as players do
+    square_pixels: bool = True  # stretch frames of non-square pixels (D1, HDV) to square ones, as players do
 
 
 @dataclass

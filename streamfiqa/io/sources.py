@@ -38,15 +38,21 @@ def display_turn(av_frame) -> int:
     return quarter % 360 if abs(angle - quarter) <= 2 else 0
 
 
-def to_bgr(av_frame, upright: bool = True) -> np.ndarray:
-    """A decoded frame as a BGR uint8 array, turned as its display matrix says when ``upright``. Limited-range 4:2:0
-    frames (nearly every camera and file) are converted by OpenCV from the raw planes: about 40 % less CPU than
+def to_bgr(av_frame) -> np.ndarray:
+    """A decoded frame as a BGR uint8 array, as stored (:meth:`Source._as_shown` turns and stretches it). Limited-range
+    4:2:0 frames (nearly every camera and file) are converted by OpenCV from the raw planes: about 40 % less CPU than
     libswscale's ``bgr24`` at 1080p on 2 cores, the same BT.601 matrix (mean |Δ| < 1 grey level)."""
     if av_frame.format.name == "yuv420p" and av_frame.width % 2 == 0 and av_frame.height % 2 == 0:
-        image = cv2.cvtColor(av_frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
-    else:
-        image = av_frame.to_ndarray(format="bgr24")
-    return turn_upright(image, av_frame) if upright else image
+        return cv2.cvtColor(av_frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+    return av_frame.to_ndarray(format="bgr24")
+
+
+def square_size(width: int, height: int, sample_aspect: float) -> tuple[int, int]:
+    """``(width, height)`` of a frame of non-square pixels (``sample_aspect`` = a pixel's width / height) shown with
+    square ones: the short side grows, so no pixel is lost (a D1 704×576 at 12:11 → 768×576)."""
+    if sample_aspect >= 1.0:
+        return int(round(width * sample_aspect)), height
+    return width, int(round(height / sample_aspect))
 
 
 def turn_upright(image: np.ndarray, av_frame) -> np.ndarray:
@@ -77,6 +83,7 @@ class Source:
         self.decoded = self.dropped = self.skipped = self.reconnects = 0
         self.decode_s = 0.0
         self.turned: int | None = None  # the display rotation applied (degrees counter-clockwise), once known
+        self.sample_aspect = 1.0  # the pixels' width / height, when frames are stretched to square pixels
         self._pts_offset = 0.0
         self._last_pts = -np.inf
         self._due = -np.inf       # max_fps: stream time from which the next frame is kept
@@ -284,13 +291,7 @@ class Source:
                 if not self._keep(pts):
                     t0 = time.perf_counter()
                     continue
-                image = to_bgr(av_frame, self.cfg.autorotate)
-                if self.cfg.autorotate and self.turned is None:
-                    self.turned = display_turn(av_frame)
-                    if self.turned:
-                        log.info("%s: its frames carry a display rotation: turned upright by %s, as a player shows "
-                                 "them (%dx%d; sources.autorotate=false keeps them as stored)", self.spec.id,
-                                 _TURN_WORDS[self.turned], image.shape[1], image.shape[0])
+                image = self._as_shown(av_frame, stream)
                 self.decode_s += time.perf_counter() - t0
                 yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(), capture=self._capture_time(pts))
                 t0 = time.perf_counter()
@@ -298,6 +299,33 @@ class Source:
                     return
         finally:
             container.close()
+
+    def _as_shown(self, av_frame, stream) -> np.ndarray:
+        """The frame as a player shows it: BGR, stretched to square pixels (``sources.square_pixels``: a DVR's D1
+        704×576 or HDV's 1440×1080 store wider pixels than they are tall) and turned upright (``sources.autorotate``:
+        phones store portrait video on its side). Both are read from the first frame kept and logged once."""
+        if self.turned is None:
+            self.turned = display_turn(av_frame) if self.cfg.autorotate else 0
+            sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
+            sar = float(sar) if sar and self.cfg.square_pixels else 1.0
+            if not 0.25 <= sar <= 4.0:  # a damaged header, not a shape anyone films in
+                log.warning("%s: its header gives pixels %.3g times as wide as tall: ignored, frames kept as stored",
+                            self.spec.id, sar)
+                sar = 1.0
+            self.sample_aspect = sar if abs(sar - 1.0) > 0.01 else 1.0
+            if self.sample_aspect != 1.0:
+                log.info("%s: its pixels are %.3f times as wide as tall: frames stretched from %dx%d to %dx%d, as a "
+                         "player shows them (sources.square_pixels=false keeps them as stored)", self.spec.id,
+                         self.sample_aspect, av_frame.width, av_frame.height,
+                         *square_size(av_frame.width, av_frame.height, self.sample_aspect))
+            if self.turned:
+                log.info("%s: its frames carry a display rotation: turned upright by %s, as a player shows them "
+                         "(sources.autorotate=false keeps them as stored)", self.spec.id, _TURN_WORDS[self.turned])
+        image = to_bgr(av_frame)
+        if self.sample_aspect != 1.0:
+            image = cv2.resize(image, square_size(image.shape[1], image.shape[0], self.sample_aspect),
+                               interpolation=cv2.INTER_LINEAR)
+        return cv2.rotate(image, _TURNS[self.turned]) if self.turned else image
 
     def _count_tail(self) -> None:
         """At a file's end: the frames its container promised that never came out of the decoder are lost. (Damaged

@@ -38,6 +38,8 @@ class SourceStatus:
         frames_lost: files: frames that could not be decoded (short of the container's frame count).
         rotation: the display rotation its frames were turned by to upright (degrees counter-clockwise; 0: none or
             ``sources.autorotate`` off).
+        sample_aspect: the width / height of its pixels, to which frames were stretched to square ones (1.0: square,
+            or ``sources.square_pixels`` off).
     """
 
     id: str
@@ -62,6 +64,7 @@ class SourceStatus:
     unconfirmed: int = 0
     frames_lost: int = 0
     rotation: int = 0
+    sample_aspect: float = 1.0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -178,7 +181,8 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "rejected_tracks": rejected,
         "publish_close_complete": stats.get("publish_close_complete", True),
         "sources": {sid: {"processed": s["processed"], "faces": s["faces"], "events": s["events"],
-                          "error": s.get("error"), "rotation": s.get("rotation", 0)}
+                          "error": s.get("error"), "rotation": s.get("rotation", 0),
+                          "sample_aspect": s.get("sample_aspect", 1.0)}
                     for sid, s in stats["sources"].items()},
         "versions": versions()}
     if summary["faces"] and not tracks_started:

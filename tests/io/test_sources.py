@@ -59,6 +59,31 @@ def test_a_phone_clip_on_its_side_is_turned_upright_as_its_display_matrix_says(p
     assert stored[0].image.shape == (upright[0].shape[1], upright[0].shape[0], 3)
 
 
+def test_frames_of_wide_pixels_are_stretched_to_square_ones(synth_clip, tmp_path):
+    """Stored at half width with pixels twice as wide as tall (a DVR's D1 or HDV does the same at 12:11 and 4:3)."""
+    from fractions import Fraction
+
+    with av.open(str(synth_clip[0])) as c:
+        upright = [f.to_ndarray(format="bgr24") for _, f in zip(range(8), c.decode(video=0))]
+    h, w = upright[0].shape[:2]
+    path = tmp_path / "wide.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt, s.options = w // 2, h, "yuv420p", {"crf": "12"}
+        s.codec_context.sample_aspect_ratio = Fraction(2, 1)
+        for f in upright:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(cv2.resize(f, (w // 2, h), interpolation=cv2.INTER_AREA),
+                                                        format="bgr24")))
+        c.mux(s.encode())
+    (spec,) = parse_sources([str(path)])
+    src = Source(spec, SourcesConfig())
+    frames = drain(src.start())
+    assert len(frames) == 8 and src.sample_aspect == 2.0 and frames[0].image.shape == (h, w, 3)
+    assert np.abs(frames[4].image.astype(int) - upright[4]).mean() < 4  # half the columns were lost, not the shape
+    stored = drain(Source(spec, SourcesConfig(square_pixels=False)).start())
+    assert stored[0].image.shape == (h, w // 2, 3)
+
+
 def test_file_resumes_at_start_s_and_replays_in_real_time(synth_clip):
     import dataclasses
 
