@@ -84,6 +84,7 @@ class Source:
         self.decode_s = 0.0
         self.turned: int | None = None  # the display rotation applied (degrees counter-clockwise), once known
         self.sample_aspect = 1.0  # the pixels' width / height, when frames are stretched to square pixels
+        self._streams_told = False  # a file of several video streams: said once which is read
         self._pts_offset = 0.0
         self._last_pts = -np.inf
         self._due = -np.inf       # max_fps: stream time from which the next frame is kept
@@ -338,14 +339,26 @@ class Source:
                         self.decode_errors)
 
     def _video_stream(self, container):
-        """The first video stream, its decoder threads set and (files) its frame count read.
+        """The video stream to read (the largest picture; cover pictures skipped), its decoder threads set and (files)
+        its frame count read.
 
         Raises:
             ValueError: the input has no video stream.
         """
-        if not container.streams.video:
-            raise ValueError(f"{self.spec.uri}: expected a video stream, found none")
-        stream = container.streams.video[0]
+        import av
+
+        # a cover picture or thumbnail stored as a one-frame video stream is no video
+        moving = [v for v in container.streams.video if not v.disposition & av.stream.Disposition.attached_pic]
+        if not moving:
+            found = "only a cover picture" if container.streams.video else "none"
+            raise ValueError(f"{self.spec.uri}: expected a video stream, found {found}")
+        # the largest picture, as the ffmpeg command line chooses (a one-frame cover track may come first)
+        stream = max(moving, key=lambda v: (v.width or 0) * (v.height or 0))
+        if len(moving) > 1 and not self._streams_told:
+            self._streams_told = True
+            log.warning("%s: %d video streams (%s); reading the largest, #%d", self.spec.id, len(moving),
+                        ", ".join(f"#{v.index} {v.codec_context.name} {v.width}x{v.height}" for v in moving),
+                        stream.index)
         if self.cfg.decode_threads == 1:
             # Beside busy detect/score stages on few cores, or beside many cameras, a decoder's extra threads only
             # compete with them (slice threads cost a camera's 1080p decode 18 % more CPU): decode in this thread.

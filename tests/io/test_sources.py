@@ -84,6 +84,29 @@ def test_frames_of_wide_pixels_are_stretched_to_square_ones(synth_clip, tmp_path
     assert stored[0].image.shape == (h, w // 2, 3)
 
 
+def test_a_cover_track_before_the_video_is_not_what_is_read(synth_clip, tmp_path, caplog):
+    """An MKV whose first video track is a one-frame 64-px MJPEG cover (as tagging tools write them): the clip is read,
+    not the cover, and the choice is logged."""
+    with av.open(str(synth_clip[0])) as c:
+        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(10), c.decode(video=0))]
+    path = tmp_path / "cover_first.mkv"
+    with av.open(str(path), "w") as c:
+        cover = c.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        video = c.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        c.mux(cover.encode(av.VideoFrame.from_ndarray(frames[0][:64, :64].copy(), format="bgr24")))
+        c.mux(cover.encode())
+        for f in frames:
+            c.mux(video.encode(av.VideoFrame.from_ndarray(f, format="bgr24")))
+        c.mux(video.encode())
+    (spec,) = parse_sources([str(path)])
+    with caplog.at_level("WARNING", logger="streamfiqa.io.sources"):
+        got = drain(Source(spec, SourcesConfig()).start())
+    assert len(got) == 10 and got[0].image.shape == frames[0].shape
+    assert "2 video streams" in caplog.text and "reading the largest, #1" in caplog.text
+
+
 def test_file_resumes_at_start_s_and_replays_in_real_time(synth_clip):
     import dataclasses
 
