@@ -8,7 +8,7 @@ DEFAULTS = {
     "quality.heavy": None,  # tracks rank by typicality (see pipelines/offline.py)
     "selection.emit_updates": True,
     "sources.max_fps": 10,  # process 10 frames a second per camera (README, "Cameras per box")
-    "sources.queue_size": 8,  # 0.8 s at max_fps: absorbs the stall of tracks ending together (README, "Cameras per box")
+    "sources.queue_size": 8,  # 0.8 s at max_fps: absorbs the stall of tracks ending together (README: cameras)
     "sources.decode_threads": 1,  # one decoder thread per camera: the least CPU when cameras share few cores
     "detector.min_face": 24,
     "detector.max_side": 960,

@@ -5,7 +5,7 @@ DEFAULTS = {
     "pipeline": "offline",
     "sources.live": "false",
     "sources.queue_size": 8,
-    "sources.decode_threads": 1,  # 2 cores: one decoder thread beside the runner; 0 (FFmpeg's choice) on bigger machines
+    "sources.decode_threads": 1,  # 2 cores: one decoder thread beside the runner; 0 (FFmpeg's choice) on more cores
     "output.contact_sheet": True,
     "detector.full_every": 5,  # windows around known faces between full frames: half the detector's work
     "quality.scorer": "fiqa_fast:precision=int8",  # the fast tier's INT8 model: same EDC, 1.5-2x faster on CPUs

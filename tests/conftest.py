@@ -61,7 +61,7 @@ def synth_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def phone_clip(synth_clip, tmp_path_factory):
     """The synthetic clip as a phone stores portrait video: every frame on its side, with a display matrix saying
-    "turn a quarter clockwise" (rotation −90). Returns ``(path, upright frames as decoded from the synthetic clip)``."""
+    "turn a quarter clockwise" (rotation −90). Returns ``(path, the synthetic clip's frames, upright)``."""
     import av
     import cv2
 

@@ -134,11 +134,15 @@ class Source:
     def depth(self) -> int:
         return len(self._queue)
 
-    def close(self) -> None:
-        """Stop decoding and wait for the thread."""
+    def stop(self) -> None:
+        """Decode no further frame (returns at once; :meth:`close` waits for the thread)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop decoding and wait for the thread."""
+        self.stop()
         if self._thread.is_alive():
             # A live source may sit in a network call until its own timeout; the thread is a daemon.
             self._thread.join(timeout=2 if self.spec.live else 10)
@@ -161,6 +165,8 @@ class Source:
 
     def _enqueue(self, frame: Frame) -> None:
         with self._cond:
+            if self._stop.is_set():
+                return  # decoded after the run was stopped: not processed, and no drop either
             if self.spec.live and not self._finite:  # a recording (HLS VOD) waits for the pipeline, as a file does
                 if len(self._queue) >= self.cfg.queue_size:
                     self._queue.popleft()

@@ -92,6 +92,11 @@ class Runner:
                     self.log_stats()
                     next_stats = time.monotonic() + self.cfg.stats_interval_s
         finally:
+            for st in self.states:
+                if not st.done:
+                    # decode no more while the open tracks are flushed (seconds with many tracks): a live camera's
+                    # frames of that time would only overflow its queue and read as drops
+                    st.source.stop()
             if stage is not None:
                 stage.close()
             for st in self.states:

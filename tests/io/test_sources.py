@@ -140,6 +140,20 @@ def test_live_source_drops_the_oldest_frames_when_behind(synth_clip):
     assert len(frames) <= 4 and frames[-1].pts > frames[0].pts
 
 
+def test_a_stopped_live_source_decodes_nothing_more_and_counts_no_drop(synth_clip):
+    """While a run's open tracks are flushed at shutdown nobody reads: frames decoded then would read as drops."""
+    path, _ = synth_clip
+    (spec,) = parse_sources([str(path)], live="true")
+    src = Source(spec, SourcesConfig(queue_size=2, realtime=True)).start()
+    while src.read() is None:
+        time.sleep(0.01)
+    src.stop()
+    decoded, dropped = src.decoded, src.dropped
+    time.sleep(0.5)  # 12 frames of the clip's time, unread
+    assert src.decoded <= decoded + 1 and src.dropped == dropped == 0
+    src.close()
+
+
 def test_folder_source_skips_unreadable_images(tmp_path, group_photo):
     cv2.imwrite(str(tmp_path / "a.jpg"), group_photo)
     (tmp_path / "b.jpg").write_bytes(b"not an image")
