@@ -84,6 +84,7 @@ class Source:
         self.decode_s = 0.0
         self.turned: int | None = None  # the display rotation applied (degrees counter-clockwise), once known
         self.sample_aspect = 1.0  # the pixels' width / height, when frames are stretched to square pixels
+        self.interlaced = False  # its first frame kept was interlaced (passed on as decoded)
         self._streams_told = False  # a file of several video streams: said once which is read
         self._pts_offset = 0.0
         self._last_pts = -np.inf
@@ -328,6 +329,12 @@ class Source:
             if self.turned:
                 log.info("%s: its frames carry a display rotation: turned upright by %s, as a player shows them "
                          "(sources.autorotate=false keeps them as stored)", self.spec.id, _TURN_WORDS[self.turned])
+            self.interlaced = bool(getattr(av_frame, "interlaced_frame", False))
+            if self.interlaced:
+                # not deinterlaced here (nothing measured says which way helps recognition): said, and in the stats
+                log.warning("%s: its frames are interlaced: a moving face shows combing, which lowers its quality "
+                            "score and its crop; a progressive stream (the camera's setting) or a deinterlaced copy "
+                            "(ffmpeg -vf bwdif) is better", self.spec.id)
         image = to_bgr(av_frame)
         if self.sample_aspect != 1.0:
             image = cv2.resize(image, square_size(image.shape[1], image.shape[0], self.sample_aspect),

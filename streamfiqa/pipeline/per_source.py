@@ -127,7 +127,8 @@ class SourceRun:
                             src.lag_skipped, src.decode_errors, src.depth,
                             round(1000 * src.decode_s / max(src.decoded, 1), 2), self.cuts, self.done, src.error,
                             dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost,
-                            src.turned or 0, round(src.sample_aspect, 4))
+                            src.turned or 0, round(src.sample_aspect, 4),
+                            src.interlaced)
 
     def summary(self, reason: str) -> str:
         """The line logged when the source finishes."""

@@ -40,6 +40,7 @@ class SourceStatus:
             ``sources.autorotate`` off).
         sample_aspect: the width / height of its pixels, to which frames were stretched to square ones (1.0: square,
             or ``sources.square_pixels`` off).
+        interlaced: its frames are interlaced (passed on as decoded, combing and all; a warning says so).
     """
 
     id: str
@@ -65,6 +66,7 @@ class SourceStatus:
     frames_lost: int = 0
     rotation: int = 0
     sample_aspect: float = 1.0
+    interlaced: bool = False
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -182,7 +184,7 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "publish_close_complete": stats.get("publish_close_complete", True),
         "sources": {sid: {"processed": s["processed"], "faces": s["faces"], "events": s["events"],
                           "error": s.get("error"), "rotation": s.get("rotation", 0),
-                          "sample_aspect": s.get("sample_aspect", 1.0)}
+                          "sample_aspect": s.get("sample_aspect", 1.0), "interlaced": s.get("interlaced", False)}
                     for sid, s in stats["sources"].items()},
         "versions": versions()}
     if summary["faces"] and not tracks_started:

@@ -84,6 +84,28 @@ def test_frames_of_wide_pixels_are_stretched_to_square_ones(synth_clip, tmp_path
     assert stored[0].image.shape == (h, w // 2, 3)
 
 
+def test_interlaced_frames_are_said_and_counted(synth_clip, tmp_path, caplog):
+    with av.open(str(synth_clip[0])) as c:
+        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(6), c.decode(video=0))]
+    path = tmp_path / "interlaced.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        s.options = {"x264-params": "interlaced=1:tff=1"}  # as an analogue camera's encoder or a TV recording
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")))
+        c.mux(s.encode())
+    (spec,) = parse_sources([str(path)])
+    src = Source(spec, SourcesConfig())
+    with caplog.at_level("WARNING", logger="streamfiqa.io.sources"):
+        assert len(drain(src.start())) == 6
+    assert src.interlaced and "interlaced" in caplog.text
+    (spec,) = parse_sources([str(synth_clip[0])])
+    src = Source(spec, SourcesConfig())
+    drain(src.start())
+    assert not src.interlaced
+
+
 def test_a_cover_track_before_the_video_is_not_what_is_read(synth_clip, tmp_path, caplog):
     """An MKV whose first video track is a one-frame 64-px MJPEG cover (as tagging tools write them): the clip is read,
     not the cover, and the choice is logged."""
