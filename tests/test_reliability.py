@@ -280,6 +280,19 @@ def test_a_missing_source_among_good_ones_fails_alone(synth_clip, tmp_path):
     assert "gone" in p.stderr
 
 
+def test_a_cameras_password_never_reaches_the_logs_or_the_manifest(tmp_path):
+    """FFmpeg's connection errors quote the URL, and a camera's URL holds its password (or a stream's token)."""
+    port = free_port()  # nothing listens: every connection is refused
+    p = _cli(f"door=rtsp://admin:s3cret@127.0.0.1:{port}/stream1", f"hall=http://127.0.0.1:{port}/live.m3u8?token=t0ken",
+             "--out", str(tmp_path), "--set", "sources.max_reconnects=1", "--set", "sources.reconnect_initial_s=0.05",
+             "--set", "stats_interval_s=0")
+    assert p.returncode == 1 and "Connection refused" in p.stderr, p.stderr[-2000:]
+    assert "admin:***@127.0.0.1" in p.stderr and "token=***" in p.stderr
+    manifest = (tmp_path / "manifest.json").read_text()
+    for secret in ("s3cret", "t0ken"):
+        assert secret not in p.stderr and secret not in manifest
+
+
 def test_a_corrupted_middle_is_skipped_and_the_clean_end_is_read(tmp_path):
     import av
 

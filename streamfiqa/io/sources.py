@@ -220,11 +220,13 @@ class Source:
                     log.warning("%s: stream ended; reconnecting", self.spec.id)
                 except Exception as exc:  # noqa: BLE001 - any decode error ends or retries this source only
                     self._release()
+                    # FFmpeg's errors quote the URL, a camera's password with it: never logged or kept as it is
+                    reason = self.spec.scrub(f"{type(exc).__name__}: {exc}")
                     if not self.spec.live:
-                        self.error = f"{type(exc).__name__}: {exc}"
-                        log.error("%s: cannot read %s: %s", self.spec.id, self.spec.uri, self.error)
+                        self.error = reason
+                        log.error("%s: cannot read %s: %s", self.spec.id, self.spec.shown, self.error)
                         return
-                    log.warning("%s: %s: %s; reconnecting", self.spec.id, type(exc).__name__, exc)
+                    log.warning("%s: %s; reconnecting", self.spec.id, reason)
                 if self.cfg.max_reconnects and self.reconnects >= self.cfg.max_reconnects:
                     self.error = f"gave up after {self.reconnects} reconnects"
                     log.error("%s: %s", self.spec.id, self.error)
@@ -364,7 +366,7 @@ class Source:
         moving = [v for v in container.streams.video if not v.disposition & av.stream.Disposition.attached_pic]
         if not moving:
             found = "only a cover picture" if container.streams.video else "none"
-            raise ValueError(f"{self.spec.uri}: expected a video stream, found {found}")
+            raise ValueError(f"{self.spec.shown}: expected a video stream, found {found}")
         # the largest picture, as the ffmpeg command line chooses (a one-frame cover track may come first)
         stream = max(moving, key=lambda v: (v.width or 0) * (v.height or 0))
         if len(moving) > 1 and not self._streams_told:
@@ -416,7 +418,8 @@ class Source:
             except av.error.FFmpegError as exc:
                 self.decode_errors += 1
                 if self.decode_errors <= 3 or self.decode_errors % 100 == 0:
-                    log.warning("%s: undecodable packet skipped (%d so far): %s", self.spec.id, self.decode_errors, exc)
+                    log.warning("%s: undecodable packet skipped (%d so far): %s", self.spec.id, self.decode_errors,
+                                self.spec.scrub(str(exc)))
                 continue
             yield from decoded
 

@@ -33,6 +33,42 @@ class SourceSpec:
     start_s: float = 0.0
     problem: str = ""
 
+    @property
+    def shown(self) -> str:
+        """The URI as logs, errors and the stats may show it: a camera's password and secret-looking query values
+        replaced by ``***`` (:func:`redact`)."""
+        return redact(self.uri)
+
+    def scrub(self, text: str) -> str:
+        """``text`` (an FFmpeg error quoting the URI, say) with the URI replaced by :attr:`shown`."""
+        return text.replace(self.uri, self.shown) if self.shown != self.uri else text
+
+
+#: Query keys whose values are credentials (a camera's ``password=``, a signed stream's ``token=``).
+_SECRET_QUERY = re.compile(r"(?i)(^|[&;])((?:pass(?:word)?|pwd|passwd|token|access_token|secret|key|api_?key|auth"
+                           r"|sig(?:nature)?)=)[^&;#]*")
+
+
+def redact(uri: str) -> str:
+    """``uri`` with the password of its user info and the values of credential query keys as ``***``.
+
+    ``rtsp://admin:s3cret@10.0.0.5/stream1`` → ``rtsp://admin:***@10.0.0.5/stream1``; paths and devices are returned
+    unchanged. A camera URL is a credential: it must not reach logs, ``manifest.json`` or a metrics scraper.
+    """
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)(.*)$", uri)
+    if not m:
+        return uri
+    scheme, netloc, rest = m.groups()
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    if "?" in rest:
+        path, _, query = rest.partition("?")
+        query, hash_, frag = query.partition("#")
+        rest = f"{path}?{_SECRET_QUERY.sub(lambda q: q.group(1) + q.group(2) + '***', query)}{hash_}{frag}"
+    return scheme + netloc + rest
+
 
 def _kind(uri: str) -> str:
     low = uri.lower()
