@@ -115,6 +115,11 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
     events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     best = [e for e in events if e["event"] == "best"]
     assert {e["track"]["end_reason"] for e in best} >= {"shutdown"}
+    # every decoded frame is accounted for: processed, skipped by max_fps, dropped, or waiting when the stop came
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    d = m["dropped"]
+    assert m["frames_decoded"] == (m["frames_processed"] + d["frames_skipped_by_rate"] + d["frames_queue_full"]
+                                   + d["frames_unprocessed_at_stop"]), m
     import re
 
     # frames after the reconnect were processed: a stats line after it shows frames going through (the

@@ -128,7 +128,13 @@ class SourceRun:
                             round(1000 * src.decode_s / max(src.decoded, 1), 2), self.cuts, self.done, src.error,
                             dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost,
                             src.turned or 0, round(src.sample_aspect, 4),
-                            src.interlaced)
+                            src.interlaced, self.unprocessed)
+
+    @property
+    def unprocessed(self) -> int:
+        """Frames decoded and kept (not skipped by the rate, not dropped) that were never processed."""
+        src = self.source
+        return max(0, src.decoded - src.skipped - src.dropped - self.processed) if self.done else 0
 
     def summary(self, reason: str) -> str:
         """The line logged when the source finishes."""

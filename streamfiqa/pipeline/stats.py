@@ -41,6 +41,8 @@ class SourceStatus:
         sample_aspect: the width / height of its pixels, to which frames were stretched to square ones (1.0: square,
             or ``sources.square_pixels`` off).
         interlaced: its frames are interlaced (passed on as decoded, combing and all; a warning says so).
+        unprocessed: frames decoded and kept that were never processed: they waited in a queue when the run was
+            stopped (0 for a source read to its end).
     """
 
     id: str
@@ -67,6 +69,7 @@ class SourceStatus:
     rotation: int = 0
     sample_aspect: float = 1.0
     interlaced: bool = False
+    unprocessed: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -177,6 +180,7 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
                     "packets_undecodable": sum(s["decode_errors"] for s in src),
                     "frames_undecodable": sum(s.get("frames_lost", 0) for s in src),
                     "frames_skipped_by_rate": sum(s["skipped"] for s in src),
+                    "frames_unprocessed_at_stop": sum(s.get("unprocessed", 0) for s in src),
                     "heavy_keyframes": heavy.get("skipped", 0), "events_unsent": stats["publish_dropped"],
                     **{f"faces_{k}": v for k, v in stats.get("faces_dropped", {}).items()},
                     "tracks_unconfirmed": sum(s.get("unconfirmed", 0) for s in src)},
