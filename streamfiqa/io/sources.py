@@ -313,7 +313,8 @@ class Source:
     def _as_shown(self, av_frame, stream) -> np.ndarray:
         """The frame as a player shows it: BGR, stretched to square pixels (``sources.square_pixels``: a DVR's D1
         704×576 or HDV's 1440×1080 store wider pixels than they are tall) and turned upright (``sources.autorotate``:
-        phones store portrait video on its side). Both are read from the first frame kept and logged once."""
+        phones store portrait video on its side). Rotation, pixel shape and interlacing are read from the first frame
+        kept and logged once."""
         if self.turned is None:
             self.turned = display_turn(av_frame) if self.cfg.autorotate else 0
             sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
