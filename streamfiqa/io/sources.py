@@ -55,10 +55,14 @@ def square_size(width: int, height: int, sample_aspect: float) -> tuple[int, int
     return width, int(round(height / sample_aspect))
 
 
+def _turned(image: np.ndarray, quarter: int) -> np.ndarray:
+    """``image`` turned ``quarter`` degrees counter-clockwise (0, 90, 180 or 270)."""
+    return cv2.rotate(image, _TURNS[quarter]) if quarter else image
+
+
 def turn_upright(image: np.ndarray, av_frame) -> np.ndarray:
     """``image`` (``av_frame`` converted) turned as ``av_frame``'s display matrix says (:func:`display_turn`)."""
-    turn = display_turn(av_frame)
-    return cv2.rotate(image, _TURNS[turn]) if turn else image
+    return _turned(image, display_turn(av_frame))
 
 
 class Source:
@@ -316,33 +320,38 @@ class Source:
         phones store portrait video on its side). Rotation, pixel shape and interlacing are read from the first frame
         kept and logged once."""
         if self.turned is None:
-            self.turned = display_turn(av_frame) if self.cfg.autorotate else 0
-            sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
-            sar = float(sar) if sar and self.cfg.square_pixels else 1.0
-            if not 0.25 <= sar <= 4.0:  # a damaged header, not a shape anyone films in
-                log.warning("%s: its header gives pixels %.3g times as wide as tall: ignored, frames kept as stored",
-                            self.spec.id, sar)
-                sar = 1.0
-            self.sample_aspect = sar if abs(sar - 1.0) > 0.01 else 1.0
-            if self.sample_aspect != 1.0:
-                log.info("%s: its pixels are %.3f times as wide as tall: frames stretched from %dx%d to %dx%d, as a "
-                         "player shows them (sources.square_pixels=false keeps them as stored)", self.spec.id,
-                         self.sample_aspect, av_frame.width, av_frame.height,
-                         *square_size(av_frame.width, av_frame.height, self.sample_aspect))
-            if self.turned:
-                log.info("%s: its frames carry a display rotation: turned upright by %s, as a player shows them "
-                         "(sources.autorotate=false keeps them as stored)", self.spec.id, _TURN_WORDS[self.turned])
-            self.interlaced = bool(getattr(av_frame, "interlaced_frame", False))
-            if self.interlaced:
-                # not deinterlaced here (nothing measured says which way helps recognition): said, and in the stats
-                log.warning("%s: its frames are interlaced: a moving face shows combing, which lowers its quality "
-                            "score and its crop; a progressive stream (the camera's setting) or a deinterlaced copy "
-                            "(ffmpeg -vf bwdif) is better", self.spec.id)
+            self._read_display(av_frame, stream)
         image = to_bgr(av_frame)
         if self.sample_aspect != 1.0:
             image = cv2.resize(image, square_size(image.shape[1], image.shape[0], self.sample_aspect),
                                interpolation=cv2.INTER_LINEAR)
-        return cv2.rotate(image, _TURNS[self.turned]) if self.turned else image
+        return _turned(image, self.turned)
+
+    def _read_display(self, av_frame, stream) -> None:
+        """From the first frame kept: its display rotation, its pixels' shape and whether it is interlaced; each
+        said once."""
+        self.turned = display_turn(av_frame) if self.cfg.autorotate else 0
+        sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
+        sar = float(sar) if sar and self.cfg.square_pixels else 1.0
+        if not 0.25 <= sar <= 4.0:  # a damaged header, not a shape anyone films in
+            log.warning("%s: its header gives pixels %.3g times as wide as tall: ignored, frames kept as stored",
+                        self.spec.id, sar)
+            sar = 1.0
+        self.sample_aspect = sar if abs(sar - 1.0) > 0.01 else 1.0
+        if self.sample_aspect != 1.0:
+            log.info("%s: its pixels are %.3f times as wide as tall: frames stretched from %dx%d to %dx%d, as a "
+                     "player shows them (sources.square_pixels=false keeps them as stored)", self.spec.id,
+                     self.sample_aspect, av_frame.width, av_frame.height,
+                     *square_size(av_frame.width, av_frame.height, self.sample_aspect))
+        if self.turned:
+            log.info("%s: its frames carry a display rotation: turned upright by %s, as a player shows them "
+                     "(sources.autorotate=false keeps them as stored)", self.spec.id, _TURN_WORDS[self.turned])
+        self.interlaced = bool(av_frame.interlaced_frame)
+        if self.interlaced:
+            # not deinterlaced here (nothing measured says which way helps recognition): said, and in the stats
+            log.warning("%s: its frames are interlaced: a moving face shows combing, which lowers its quality "
+                        "score and its crop; a progressive stream (the camera's setting) or a deinterlaced copy "
+                        "(ffmpeg -vf bwdif) is better", self.spec.id)
 
     def _count_tail(self) -> None:
         """At a file's end: the frames its container promised that never came out of the decoder are lost. (Damaged

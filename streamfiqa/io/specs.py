@@ -41,7 +41,7 @@ class SourceSpec:
 
     def scrub(self, text: str) -> str:
         """``text`` (an FFmpeg error quoting the URI, say) with the URI replaced by :attr:`shown`."""
-        return text.replace(self.uri, self.shown) if self.shown != self.uri else text
+        return text.replace(self.uri, self.shown)
 
 
 #: Query keys whose values are credentials (a camera's ``password=``, a signed stream's ``token=``).

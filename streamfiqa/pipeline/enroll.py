@@ -111,16 +111,17 @@ class EnrollSelector:
         """The event sent when enrolment gave up."""
         msg = (f"enrollment timed out after {waited_s:.1f} s: {len(self.members)}/{self.count} pose-diverse "
                f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
-               f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut, "
-               f"{sum(self.gates.values())} failing a gate{self._gate_text()})")
+               f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut{self._gate_text()})")
         log.warning("%s: %s", source_id, msg)
         return Event("enroll_timeout", source_id, None, None, {},
                      {"message": msg, "collected": len(self.members), "count": self.count, "refused": self.refused})
 
     def _gate_text(self) -> str:
+        """The gates good-scoring crops failed, most often first (a crop may fail several: counts per gate)."""
         if not self.gates:
             return ""
-        return " (" + ", ".join(f"{g}: {n}" for g, n in sorted(self.gates.items(), key=lambda x: -x[1])) + ")"
+        return "; gates they failed: " + ", ".join(f"{g} {n}x" for g, n in sorted(self.gates.items(),
+                                                                                 key=lambda x: -x[1]))
 
     @staticmethod
     def _delta(m: Candidate, pose: tuple[float, float]) -> float:
