@@ -58,24 +58,43 @@ def synth_clip(tmp_path_factory):
     return path, truth
 
 
+def clip_frames(path, n: int | None = None) -> list:
+    """The first ``n`` (None: all) frames of a clip, BGR as stored."""
+    import itertools
+
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in itertools.islice(c.decode(video=0), n)]
+
+
+def write_clip(path, frames, options: dict | None = None, rotation: float | None = None, sample_aspect=None):
+    """Encode BGR ``frames`` as H.264 at 25 fps into ``path``: x264 ``options``, a display ``rotation`` (degrees
+    counter-clockwise) and a pixel ``sample_aspect`` (a Fraction) as a phone's or a DVR's file carries them."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt, s.options = frames[0].shape[1], frames[0].shape[0], "yuv420p", options or {}
+        if rotation is not None:
+            s.set_display_rotation(rotation)
+        if sample_aspect is not None:
+            s.codec_context.sample_aspect_ratio = sample_aspect
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")))
+        c.mux(s.encode())
+    return path
+
+
 @pytest.fixture(scope="session")
 def phone_clip(synth_clip, tmp_path_factory):
     """The synthetic clip as a phone stores portrait video: every frame on its side, with a display matrix saying
     "turn a quarter clockwise" (rotation −90). Returns ``(path, the synthetic clip's frames, upright)``."""
-    import av
     import cv2
 
-    path = tmp_path_factory.mktemp("phone") / "phone.mp4"
-    with av.open(str(synth_clip[0])) as c:
-        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt, s.options = h, w, "yuv420p", {"crf": "12"}
-        s.set_display_rotation(-90)  # degrees counter-clockwise
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE), format="bgr24")))
-        c.mux(s.encode())
+    frames = clip_frames(synth_clip[0])
+    path = write_clip(tmp_path_factory.mktemp("phone") / "phone.mp4",
+                      [cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE) for f in frames], {"crf": "12"}, rotation=-90)
     return path, frames
 
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import clip_frames, write_clip
 from streamfiqa.config import SourcesConfig
 from streamfiqa.io.sources import Source, to_bgr
 from streamfiqa.io.specs import parse_sources
@@ -63,18 +64,10 @@ def test_frames_of_wide_pixels_are_stretched_to_square_ones(synth_clip, tmp_path
     """Stored at half width with pixels twice as wide as tall (a DVR's D1 or HDV does the same at 12:11 and 4:3)."""
     from fractions import Fraction
 
-    with av.open(str(synth_clip[0])) as c:
-        upright = [f.to_ndarray(format="bgr24") for _, f in zip(range(8), c.decode(video=0))]
+    upright = clip_frames(synth_clip[0], 8)
     h, w = upright[0].shape[:2]
-    path = tmp_path / "wide.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt, s.options = w // 2, h, "yuv420p", {"crf": "12"}
-        s.codec_context.sample_aspect_ratio = Fraction(2, 1)
-        for f in upright:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(cv2.resize(f, (w // 2, h), interpolation=cv2.INTER_AREA),
-                                                        format="bgr24")))
-        c.mux(s.encode())
+    squeezed = [cv2.resize(f, (w // 2, h), interpolation=cv2.INTER_AREA) for f in upright]
+    path = write_clip(tmp_path / "wide.mp4", squeezed, {"crf": "12"}, sample_aspect=Fraction(2, 1))
     (spec,) = parse_sources([str(path)])
     src = Source(spec, SourcesConfig())
     frames = drain(src.start())
@@ -85,16 +78,8 @@ def test_frames_of_wide_pixels_are_stretched_to_square_ones(synth_clip, tmp_path
 
 
 def test_interlaced_frames_are_said_and_counted(synth_clip, tmp_path, caplog):
-    with av.open(str(synth_clip[0])) as c:
-        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(6), c.decode(video=0))]
-    path = tmp_path / "interlaced.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        s.options = {"x264-params": "interlaced=1:tff=1"}  # as an analogue camera's encoder or a TV recording
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")))
-        c.mux(s.encode())
+    # as an analogue camera's encoder or a TV recording writes them
+    path = write_clip(tmp_path / "interlaced.mp4", clip_frames(synth_clip[0], 6), {"x264-params": "interlaced=1:tff=1"})
     (spec,) = parse_sources([str(path)])
     src = Source(spec, SourcesConfig())
     with caplog.at_level("WARNING", logger="streamfiqa.io.sources"):
@@ -109,8 +94,7 @@ def test_interlaced_frames_are_said_and_counted(synth_clip, tmp_path, caplog):
 def test_a_cover_track_before_the_video_is_not_what_is_read(synth_clip, tmp_path, caplog):
     """An MKV whose first video track is a one-frame 64-px MJPEG cover (as tagging tools write them): the clip is read,
     not the cover, and the choice is logged."""
-    with av.open(str(synth_clip[0])) as c:
-        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(10), c.decode(video=0))]
+    frames = clip_frames(synth_clip[0], 10)
     path = tmp_path / "cover_first.mkv"
     with av.open(str(path), "w") as c:
         cover = c.add_stream("mjpeg", rate=1)
