@@ -68,12 +68,14 @@ def clip_frames(path, n: int | None = None) -> list:
         return [f.to_ndarray(format="bgr24") for f in itertools.islice(c.decode(video=0), n)]
 
 
-def write_clip(path, frames, options: dict | None = None, rotation: float | None = None, sample_aspect=None):
+def write_clip(path, frames, options: dict | None = None, rotation: float | None = None, sample_aspect=None,
+               container: str | None = None):
     """Encode BGR ``frames`` as H.264 at 25 fps into ``path``: x264 ``options``, a display ``rotation`` (degrees
-    counter-clockwise) and a pixel ``sample_aspect`` (a Fraction) as a phone's or a DVR's file carries them."""
+    counter-clockwise) and a pixel ``sample_aspect`` (a Fraction) as a phone's or a DVR's file carries them, in
+    the ``container`` format FFmpeg names (None: by the file's extension)."""
     import av
 
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", format=container) as c:
         s = c.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt, s.options = frames[0].shape[1], frames[0].shape[0], "yuv420p", options or {}
         if rotation is not None:

@@ -99,6 +99,7 @@ class Source:
         self.lag_skipped = 0      # live packets dropped unseen to catch up (to the next keyframe)
         self.decode_errors = 0    # packets that failed to decode (skipped)
         self.frames_lost = 0      # files: frames short of the container's count at the end (a corrupt stretch)
+        self.timestamps_repaired = 0  # frames whose own time went back or repeated, timed after the last instead
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
         self._held: Frame | None = None  # with cuts detected, the frame whose step the next frame decides
@@ -285,7 +286,9 @@ class Source:
         try:
             stream = self._video_stream(container)
             self._finite = self.spec.kind == "http" and container.duration is not None
-            rate = float(stream.average_rate or 25)
+            # the frame rate timing frames without a usable timestamp: FFmpeg's guess first (an average over a
+            # damaged file's duration can read 2,700 fps; a raw .h264 stream's average is a default 25)
+            rate = next((float(r) for r in (stream.guessed_rate, stream.average_rate) if r and 1 <= r <= 300), 25.0)
             start, self._resume_s = self._resume_s, 0.0
             # A new session re-anchors the stream clock: after an outage the wall clock jumped but the
             # (offset) stream time did not, and every frame would look late by the outage's length.
@@ -435,10 +438,19 @@ class Source:
 
     def _timed(self, frames, rate: float):
         """``(frame, pts)``: the frame's own time (else its index at ``rate``), before the session offset. A
-        reconnect that restarts the stream clock moves the offset so our timestamps stay monotonic."""
+        reconnect that restarts the stream clock moves the offset so our timestamps stay monotonic; so does a frame
+        of one session whose time does not come after the last one's (a damaged or concatenated file: every frame at
+        0, a clock reset mid-file), which is then timed one frame period after it, counted in ``timestamps_repaired``
+        and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything."""
         for n, av_frame in enumerate(frames):
             pts = av_frame.time if av_frame.time is not None else n / rate
-            if n == 0 and pts + self._pts_offset <= self._last_pts:
+            if pts + self._pts_offset <= self._last_pts:
+                if n:  # not a new session's first frame: the stream's own clock went back or stood still
+                    self.timestamps_repaired += 1
+                    if self.timestamps_repaired == 1:
+                        log.warning("%s: frame timestamps go back or repeat (a frame at %.3f s follows one at %.3f s): such "
+                                    "frames are timed one frame (1/%.3g s) after the last; counted in the stats as "
+                                    "timestamps_repaired", self.spec.id, pts + self._pts_offset, self._last_pts, rate)
                 self._pts_offset = self._last_pts + 1.0 / rate - pts
             yield av_frame, pts
 

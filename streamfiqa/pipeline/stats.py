@@ -43,6 +43,8 @@ class SourceStatus:
         interlaced: its frames are interlaced (passed on as decoded, combing and all; a warning says so).
         unprocessed: frames decoded and kept that were never processed: they waited in a queue when the run was
             stopped (0 for a source read to its end).
+        timestamps_repaired: frames whose own timestamp went back or repeated (a damaged or concatenated file),
+            timed one frame period after the frame before instead.
     """
 
     id: str
@@ -70,6 +72,7 @@ class SourceStatus:
     sample_aspect: float = 1.0
     interlaced: bool = False
     unprocessed: int = 0
+    timestamps_repaired: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -188,7 +191,8 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "publish_close_complete": stats.get("publish_close_complete", True),
         "sources": {sid: {"processed": s["processed"], "faces": s["faces"], "events": s["events"],
                           "error": s.get("error"), "rotation": s.get("rotation", 0),
-                          "sample_aspect": s.get("sample_aspect", 1.0), "interlaced": s.get("interlaced", False)}
+                          "sample_aspect": s.get("sample_aspect", 1.0), "interlaced": s.get("interlaced", False),
+                          "timestamps_repaired": s.get("timestamps_repaired", 0)}
                     for sid, s in stats["sources"].items()},
         "versions": versions()}
     if summary["faces"] and not tracks_started:

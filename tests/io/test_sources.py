@@ -91,6 +91,25 @@ def test_interlaced_frames_are_said_and_counted(synth_clip, tmp_path, caplog):
     assert not src.interlaced
 
 
+def test_a_clock_that_goes_back_mid_file_is_timed_on_and_counted(synth_clip, tmp_path, caplog):
+    """Two MPEG-TS recordings joined end to end (``cat a.ts b.ts``, as DVR exports are): the second one's clock starts
+    again. Its frames follow the first one's at the frame rate instead of going back in time, and that is said."""
+    frames = clip_frames(synth_clip[0], 12)
+    a = write_clip(tmp_path / "a.ts", frames[:6], container="mpegts")
+    b = write_clip(tmp_path / "b.ts", frames[6:], container="mpegts")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    (spec,) = parse_sources([str(joined)])
+    src = Source(spec, SourcesConfig())
+    with caplog.at_level("WARNING", logger="streamfiqa.io.sources"):
+        pts = [f.pts for f in drain(src.start())]
+    assert len(pts) == 12 and src.timestamps_repaired == 1 and "go back or repeat" in caplog.text
+    np.testing.assert_allclose(np.diff(pts), 1 / 25, atol=1e-3)  # one clock, one frame apart throughout
+    src = Source(parse_sources([str(synth_clip[0])])[0], SourcesConfig())
+    drain(src.start())
+    assert src.timestamps_repaired == 0
+
+
 def test_a_cover_track_before_the_video_is_not_what_is_read(synth_clip, tmp_path, caplog):
     """An MKV whose first video track is a one-frame 64-px MJPEG cover (as tagging tools write them): the clip is read,
     not the cover, and the choice is logged."""
