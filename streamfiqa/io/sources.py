@@ -484,8 +484,9 @@ class Source:
             t0 = time.perf_counter()
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             self.decode_s += time.perf_counter() - t0
-            if image is None:
-                self.decode_errors += 1
+            if image is None:  # a frame that could not be decoded, not one waiting unprocessed when the run ended
+                self.decoded -= 1  # counted by _keep before it was read
+                self.frames_lost += 1
                 log.warning("%s: skipping %s: not a readable image", self.spec.id, path.name)
                 continue
             # unrelated photos: each is a shot of its own (faces are tracked across them only when asked)

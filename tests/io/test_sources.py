@@ -185,8 +185,11 @@ def test_folder_source_skips_unreadable_images(tmp_path, group_photo):
     cv2.imwrite(str(tmp_path / "c.png"), group_photo[:200, :200])
     (spec,) = parse_sources([f"stills={tmp_path}"])
     assert spec.kind == "folder" and spec.id == "stills"
-    frames = drain(Source(spec, SourcesConfig()).start())
+    src = Source(spec, SourcesConfig())
+    frames = drain(src.start())
     assert [f.index for f in frames] == [0, 2]
+    # counted as a frame that could not be decoded, not as one decoded and left unprocessed when the run ended
+    assert src.frames_lost == 1 and src.decoded == 2
 
 
 def test_parse_sources_ids_and_errors(tmp_path):
