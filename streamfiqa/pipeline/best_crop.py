@@ -17,7 +17,11 @@ scale they are ranked, and the ``best`` / ``update`` events that carry the winne
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
+import functools
 import logging
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +128,13 @@ class BestSelector:
             typicality when it ends (:class:`~streamfiqa.quality.second_look.SecondLook`; FaceNet re-ranking the 8
             leaders raised the published crop's mean percentile by 2–4 points on the development half). None: the
             tracker's embedding alone ranks.
+        finisher: runs the end of each published track — the second look and the face measures of its leading
+            candidates, a few hundred milliseconds — off the caller's thread (an executor of one worker, shared by
+            every source's selector); its ``best`` event comes out of :meth:`finished` once made, the events of ended
+            tracks always in the order the tracks ended. None: :meth:`select` returns it as the track
+            ends. What is decided at the end (split, merge, face part, face-ness) is decided at once either way.
+        max_finishing: with a finisher, ended tracks that may wait for it; one more waits for the oldest (the
+            caller stalls instead of memory growing).
     """
 
     def __init__(self, top_k: int = 3, emit_updates: bool = False, min_dwell_s: float = 1.0,
@@ -131,7 +142,8 @@ class BestSelector:
                  typical: Typicality | None = None, new_id=None, split_below: float | None = 0.5,
                  face_floor: float | None = None, face_check=None, same_person: float | None = 0.6,
                  measures=None, eyes_weight: float = 0.1, eyes_closed: float | None = 0.2, look: int = 8,
-                 second_look=None, nested_share: float | None = 0.8) -> None:
+                 second_look=None, nested_share: float | None = 0.8, finisher: Executor | None = None,
+                 max_finishing: int = 32) -> None:
         if top_k < 1 or pool < top_k:
             raise ValueError(f"selection: expected 1 <= top_k <= pool, found top_k {top_k}, pool {pool}")
         if rank not in RANKINGS:
@@ -144,9 +156,20 @@ class BestSelector:
         self.measures, self.eyes_weight, self.eyes_closed = measures, float(eyes_weight), eyes_closed
         self.look, self.second_look = max(int(look), self.top_k), second_look
         self.nested_share = nested_share
+        if max_finishing < 1:
+            raise ValueError(f"selection: expected max_finishing >= 1, found {max_finishing}")
+        self.finisher, self.max_finishing = finisher, int(max_finishing)
         #: Tracks not published, by reason.
         self.rejected: dict[str, int] = {}
         self._tracks: dict[int, TrackPool] = {}
+        # ended tracks with the finisher, oldest first: (its best event to come, the event it would be without the
+        # second look and the measures: what a snapshot shows for it meanwhile)
+        self._finishing: collections.deque[tuple[Future, Event]] = collections.deque()
+
+    @property
+    def finishing(self) -> int:
+        """Ended tracks whose ``best`` event the finisher is still making."""
+        return len(self._finishing)
 
     def rank(self, tid: int, cand: Candidate) -> int | None:
         """Position of ``cand`` among its track's finalists (0 = best), None when it is not one."""
@@ -192,6 +215,14 @@ class BestSelector:
             events.extend(self._end(source_id, track.track_id, track.end_reason))
         return events
 
+    def finished(self, wait: bool = False) -> list[Event]:
+        """The ``best`` events the finisher has made, in the order their tracks ended (``wait``: every ended track's,
+        once made: at a source's end nothing may stay behind)."""
+        out = []
+        while self._finishing and (wait or self._finishing[0][0].done()):
+            out.append(self._finishing.popleft()[0].result())
+        return out
+
     def _update(self, source_id: str, tid: int, st: TrackPool) -> list[Event]:
         """An ``update`` when the track's best is a new face whose key beats the last one sent by the margin."""
         ranked = st.ranked(self.how, self.top_k)
@@ -214,6 +245,8 @@ class BestSelector:
             if st is not None and cand is not None:
                 events.append(Event("best", source_id, tid, cand, self._facts(st, reason),
                                     {"candidates": [c.summary() for c in st.ranked(self.how, self.top_k)]}))
+        # ended tracks the finisher has not given back yet: as they would be without the second look and measures
+        events += [pre for job, pre in list(self._finishing) if not job.done()]
         return events
 
     def _end(self, source_id: str, tid: int, reason: str | None) -> list[Event]:
@@ -246,18 +279,34 @@ class BestSelector:
                          f", and {self.face_check.name} found no face" if self.face_check is not None else "")
                 continue
             looks = self.measures is not None or self.second_look is not None
-            ranked = self._measured(part.ranked(self.how, self.look if looks else self.top_k))
-            cand = ranked[0] if ranked else part.fallback
-            if cand is None:
+            leaders = part.ranked(self.how, self.look if looks else self.top_k)
+            if not leaders and part.fallback is None:
                 continue
             facts = self._facts(part, reason if k == len(parts) - 1 else "split")
-            extra = {"candidates": [c.summary() for c in ranked]}
-            if len(parts) > 1:
-                extra["split_from"] = tid
+            extra = {"split_from": tid} if len(parts) > 1 else {}
             if part.merged:
                 extra["merged"] = part.merged
-            events.append(Event("best", source_id, part_id, cand, facts, extra))
+            best = functools.partial(self._best, source_id, part_id, leaders, part.fallback, facts, extra)
+            if self.finisher is None:
+                events.append(best())
+                continue
+            if len(self._finishing) >= self.max_finishing:  # the finisher is behind: wait for the oldest
+                events.append(self._finishing.popleft()[0].result())
+            # the snapshot's stand-in holds copies: the finisher changes the leaders' scores while it works
+            first = leaders[0] if leaders else part.fallback
+            pre = Event("best", source_id, part_id,
+                        dataclasses.replace(first, scores=dict(first.scores), components=dict(first.components)),
+                        facts, {"candidates": [c.summary() for c in leaders[: self.top_k]], **extra})
+            self._finishing.append((self.finisher.submit(best), pre))
         return events
+
+    def _best(self, source_id: str, part_id: int, leaders: list[Candidate], fallback: Candidate | None,
+              facts: dict, extra: dict) -> Event:
+        """A track's ``best`` event from its leading candidates (measured and re-ranked first) or, with none, the
+        best candidate that failed a gate."""
+        ranked = self._measured(leaders)
+        return Event("best", source_id, part_id, ranked[0] if ranked else fallback, facts,
+                     {"candidates": [c.summary() for c in ranked], **extra})
 
     def _measured(self, ranked: list[Candidate]) -> list[Candidate]:
         """The ``top_k`` leading candidates: re-ranked by the second look (typicality ranking), then measured (and

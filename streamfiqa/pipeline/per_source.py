@@ -64,9 +64,10 @@ class SourceRun:
 
     @classmethod
     def open(cls, spec: SourceSpec, index: int, cfg: Config, wake, first_track_id: int = 1,
-             progress: bool = False, scale: ScoreScale | None = None) -> "SourceRun":
+             progress: bool = False, scale: ScoreScale | None = None, finisher=None) -> "SourceRun":
         """Start decoding ``spec`` and give it a tracker and a selector configured by ``cfg`` (tracker thresholds left
-        null take the detector's ``scale``)."""
+        null take the detector's ``scale``; ``finisher``: the executor ending its tracks, see
+        :class:`~streamfiqa.pipeline.best_crop.BestSelector`)."""
         t, s, scale = cfg.tracker, cfg.selection, scale or ScoreScale()
         photos = spec.kind == "folder" and not cfg.sources.folder_tracking  # each photo its own shot: one hit suffices
         pick = lambda value, own: own if value is None else value  # noqa: E731
@@ -83,7 +84,8 @@ class SourceRun:
                                check,
                                s.same_person if s.same_person > 0 else None,
                                measures, s.eyes_weight, s.eyes_closed if s.eyes_closed > 0 else None,
-                               second_look=look, nested_share=s.nested_share if s.nested_share > 0 else None))
+                               second_look=look, nested_share=s.nested_share if s.nested_share > 0 else None,
+                               finisher=finisher))
         if cfg.pipeline == "enroll":
             run.enroll = Enrolment(cfg.enroll, spec.id, measures, s.eyes_closed if s.eyes_closed > 0 else None)
         if progress and not spec.live:

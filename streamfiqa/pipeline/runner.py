@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from streamfiqa.config import Config
 from streamfiqa.events import Event
@@ -67,8 +68,11 @@ class Runner:
         started = time.monotonic()
         self.clock.metrics = self.metrics
         show = self.cfg.progress == "true" or (self.cfg.progress == "auto" and sys.stderr.isatty())
+        # one worker ends the tracks of every source (second look, face measures): a track's end no longer stalls
+        # the frame loop, and the models it runs serve one track at a time
+        finisher = ThreadPoolExecutor(1, "finish") if self.cfg.selection.finish_thread else None
         self.states = [SourceRun.open(spec, i, self.cfg, self.wake, self.first_track_ids.get(i, 1), show,
-                                      self.s.detector.score_scale) for i, spec in enumerate(self.specs)]
+                                      self.s.detector.score_scale, finisher) for i, spec in enumerate(self.specs)]
         next_stats = time.monotonic() + self.cfg.stats_interval_s
         stage = DetectStage(self, stop) if self.cfg.detector.thread else None
         try:
@@ -86,6 +90,7 @@ class Runner:
                         self._score_and_select(self.prepare(ready))
                     elif not busy:
                         self.wake.wait(0.05)
+                self._publish_finished()
                 for tick in self.tickers:
                     tick(self)
                 if self.cfg.stats_interval_s > 0 and time.monotonic() >= next_stats:
@@ -102,6 +107,8 @@ class Runner:
             for st in self.states:
                 if not st.done:
                     self._finish(st, "shutdown")
+            if finisher is not None:
+                finisher.shutdown()
             # Publishers close first (what ZeroMQ could not get out counts in the summary), then the sinks that keep
             # the summary (manifest.json).
             for sink in self.sinks:
@@ -246,6 +253,7 @@ class Runner:
         if heavy is not None:
             ended += heavy.abandon(st.index)  # end keyframes not scored in time: the fast scale ranks
         events += st.selector.select(st.source.spec.id, 0.0, {}, set(), ended, [])
+        events += st.selector.finished(wait=True)  # tracks that ended earlier and are still being finished
         self._emit(st, events)
         st.source.close()
         if st.source.error:
@@ -267,6 +275,13 @@ class Runner:
             st = self.states[source]
             self._emit(st, st.selector.select(st.source.spec.id, 0.0, {}, set(), [track], []))
         return bool(done)
+
+    def _publish_finished(self) -> None:
+        """Emit the ``best`` events the finisher has made since the last turn (a camera's track that ended before an
+        outage is published now, not at its next frame)."""
+        for st in self.states:
+            if not st.done and st.selector.finishing:
+                self._emit(st, st.selector.finished())
 
     def _embed(self, events: list[Event]) -> None:
         if self.s.event_embedder is not None:
