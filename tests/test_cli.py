@@ -133,7 +133,7 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
 
 
 def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_path):
-    """25 fps 1080p pushed in real time to the shipped configs/cctv.yaml (one decoder thread, a detection thread, 10
+    """25 fps 1080p pushed in real time to the shipped configs/cctv.yaml (one decoder thread, a detection thread, 5
     frames a second): the reported lag stays ≤ 1 s on this machine (the decoder drops to the next keyframe when
     behind), and a killed sender is noticed within read_timeout_s."""
     import re
@@ -163,11 +163,12 @@ def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_pat
         if pipeline.poll() is None:
             pipeline.kill()
     assert pipeline.returncode == 0, err[-3000:]
+    assert "go back or repeat" not in err  # an RTSP session's first milliseconds of clock jitter are no damage
     lags = [float(x) for x in re.findall(r"lag (\d+\.\d+) s,", err)]
     assert lags and max(lags) <= 1.0, lags
-    # max_fps 10 of 25: 10 a second, not 8.3 (each 1-s stats window: a catch-up after the outage bursts above)
+    # max_fps 5 of 25: 5 a second (each 1-s stats window: a catch-up after the outage bursts above)
     rates = [float(x) for x in re.findall(r"hd: (\d+\.\d) fps", err)]
-    assert 9.0 <= float(np.median([r for r in rates if r > 0])) <= 11.0, rates
+    assert 4.5 <= float(np.median([r for r in rates if r > 0])) <= 5.5, rates
     noticed = [ln for ln in err.splitlines() if "reconnecting" in ln]
     assert noticed, err[-3000:]
     stamp = datetime.strptime(noticed[0][:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()

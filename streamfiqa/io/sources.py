@@ -441,9 +441,15 @@ class Source:
         reconnect that restarts the stream clock moves the offset so our timestamps stay monotonic; so does a frame
         of one session whose time does not come after the last one's (a damaged or concatenated file: every frame at
         0, a clock reset mid-file), which is then timed one frame period after it, counted in ``timestamps_repaired``
-        and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything."""
+        and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything.
+        A live frame less than a frame period behind the last (a camera's clock wavering by milliseconds as an RTSP
+        session starts) is timed just after it, uncounted."""
         for n, av_frame in enumerate(frames):
             pts = av_frame.time if av_frame.time is not None else n / rate
+            if n and self.spec.live and self._last_pts - 1.0 / rate < pts + self._pts_offset <= self._last_pts:
+                # a camera's clock wavers by a few milliseconds as an RTSP session starts (RTCP): just after the last
+                yield av_frame, self._last_pts + 1e-3 - self._pts_offset
+                continue
             if pts + self._pts_offset <= self._last_pts:
                 if n:  # not a new session's first frame: the stream's own clock went back or stood still
                     self.timestamps_repaired += 1
