@@ -454,9 +454,10 @@ class Source:
                 if n:  # not a new session's first frame: the stream's own clock went back or stood still
                     self.timestamps_repaired += 1
                     if self.timestamps_repaired == 1:
-                        log.warning("%s: frame timestamps go back or repeat (a frame at %.3f s follows one at %.3f s): such "
-                                    "frames are timed one frame (1/%.3g s) after the last; counted in the stats as "
-                                    "timestamps_repaired", self.spec.id, pts + self._pts_offset, self._last_pts, rate)
+                        log.warning("%s: frame timestamps go back or repeat (a frame at %.3f s follows one at "
+                                    "%.3f s): such frames are timed one frame (1/%.3g s) after the last; counted in "
+                                    "the stats as timestamps_repaired", self.spec.id, pts + self._pts_offset,
+                                    self._last_pts, rate)
                 self._pts_offset = self._last_pts + 1.0 / rate - pts
             yield av_frame, pts
 

@@ -184,7 +184,8 @@ def test_a_second_look_re_ranks_a_typical_track_s_leaders_and_leaves_a_fast_rank
 
 
 def test_a_finisher_ends_tracks_off_the_callers_thread_with_the_same_events_in_the_order_they_ended(group_photo):
-    """The second look of ended tracks runs in the finisher's thread: ``select`` returns before it is done, ``finished`` gives the same ``best`` events as ending them in place, in the order the tracks ended,
+    """The second look of ended tracks runs in the finisher's thread: ``select`` returns before it is done,
+    ``finished`` gives the same ``best`` events as ending them in place, in the order the tracks ended,
     and meanwhile a snapshot shows each as it stands without it."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
