@@ -94,7 +94,8 @@ def cmd_score(argv: list[str]) -> int:
 
 def cmd_models(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="streamfiqa models",
-                                description="List scorers and FR models and whether their weights are present.")
+                                description="List scorers, FR models and detectors: whether their weights are "
+                                            "present, their licence and what they derive from.")
     p.add_argument("--config", metavar="FILE", help="YAML config whose quality.scorer/heavy args name weights")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = p.parse_args(argv)
@@ -114,5 +115,6 @@ def cmd_models(argv: list[str]) -> int:
         if args.json:
             print(json.dumps(r))
         else:
-            print(f"{r['kind']:7} {r['name']:18} {'yes' if r['available'] else 'no ':3}  {r['weights']}")
+            print(f"{r['kind']:8} {r['name']:18} {'yes' if r['available'] else 'no ':3}  {r['weights']}\n"
+                  f"{'':32}licence: {r['licence']}; from: {r['derives_from']}")
     return 0

