@@ -6,12 +6,11 @@ distances and keypoint offsets for 2 anchors per grid cell (all in stride units)
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-import logging
 
 from streamfiqa.backends import create_backend
 from streamfiqa.detect.base import DETECTORS, Detector, ScoreScale, nms

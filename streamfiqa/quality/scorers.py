@@ -261,8 +261,8 @@ def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path
         rows.append({"kind": "fr", "name": name, "available": ok, "weights": why})
     for name in detector_names():
         if name in DETECTOR_PACKAGES:
-            ok = importlib.util.find_spec(DETECTOR_PACKAGES[name]) is not None
             package = DETECTOR_PACKAGES[name]
+            ok = importlib.util.find_spec(package) is not None
             why = f"embedded weights present ({package})" if ok else f"needs detector.model_path=PATH or {package}"
         else:
             ok, why = False, "needs detector.model_path=PATH (none is embedded)"
