@@ -99,6 +99,7 @@ class Source:
         self.lag_skipped = 0      # live packets dropped unseen to catch up (to the next keyframe)
         self.decode_errors = 0    # packets that failed to decode (skipped)
         self.frames_lost = 0      # files: frames short of the container's count at the end (a corrupt stretch)
+        self.unread = 0           # files and folders: frames not reached because the run was stopped
         self.timestamps_repaired = 0  # frames whose own time went back or repeated, timed after the last instead
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
@@ -213,8 +214,11 @@ class Source:
                     for frame in self._frames():
                         attempt = 0
                         if self._stop.is_set():
-                            return
+                            break
                         self._put(frame)
+                    if self._stop.is_set():  # stopped, not ended: what was not reached is unread, not lost
+                        self._count_unread()
+                        return
                     self._release()
                     if not self.spec.live:
                         self._count_tail()
@@ -355,6 +359,11 @@ class Source:
             log.warning("%s: its frames are interlaced: a moving face shows combing, which lowers its quality "
                         "score and its crop; a progressive stream (the camera's setting) or a deinterlaced copy "
                         "(ffmpeg -vf bwdif) is better", self.spec.id)
+
+    def _count_unread(self) -> None:
+        """Stopped before its end: the frames a file or folder still held (a file resumed mid-way: not counted)."""
+        if not self.spec.live and not self.spec.start_s:
+            self.unread = max(0, self.total_frames - self.decoded - self.frames_lost)  # a folder's broken images: lost
 
     def _count_tail(self) -> None:
         """At a file's end: the frames its container promised that never came out of the decoder are lost. (Damaged

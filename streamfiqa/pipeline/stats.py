@@ -43,6 +43,7 @@ class SourceStatus:
         interlaced: its frames are interlaced (passed on as decoded, combing and all; a warning says so).
         unprocessed: frames decoded and kept that were never processed: they waited in a queue when the run was
             stopped (0 for a source read to its end).
+        unread: files and folders: frames never decoded because the run was stopped before their end.
         timestamps_repaired: frames whose own timestamp went back or repeated (a damaged or concatenated file),
             timed one frame period after the frame before instead.
     """
@@ -73,6 +74,7 @@ class SourceStatus:
     interlaced: bool = False
     unprocessed: int = 0
     timestamps_repaired: int = 0
+    unread: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -184,6 +186,7 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
                     "frames_undecodable": sum(s.get("frames_lost", 0) for s in src),
                     "frames_skipped_by_rate": sum(s["skipped"] for s in src),
                     "frames_unprocessed_at_stop": sum(s.get("unprocessed", 0) for s in src),
+                    "frames_unread_at_stop": sum(s.get("unread", 0) for s in src),
                     "heavy_keyframes": heavy.get("skipped", 0), "events_unsent": stats["publish_dropped"],
                     **{f"faces_{k}": v for k, v in stats.get("faces_dropped", {}).items()},
                     "tracks_unconfirmed": sum(s.get("unconfirmed", 0) for s in src)},

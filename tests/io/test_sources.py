@@ -179,6 +179,19 @@ def test_a_stopped_live_source_decodes_nothing_more_and_counts_no_drop(synth_cli
     src.close()
 
 
+def test_a_file_stopped_before_its_end_counts_the_rest_as_unread_not_lost(synth_clip):
+    """A run stopped mid-file (Ctrl-C, SIGTERM): the frames not reached were never tried, so they are not "could not
+    be decoded"; they are counted as unread."""
+    path, _ = synth_clip
+    (spec,) = parse_sources([str(path)])
+    src = Source(spec, SourcesConfig(queue_size=2, realtime=True)).start()
+    while src.read() is None:
+        time.sleep(0.01)
+    src.stop()
+    src.close()
+    assert src.frames_lost == 0 and 0 < src.unread == 40 - src.decoded
+
+
 def test_folder_source_skips_unreadable_images(tmp_path, group_photo):
     cv2.imwrite(str(tmp_path / "a.jpg"), group_photo)
     (tmp_path / "b.jpg").write_bytes(b"not an image")
