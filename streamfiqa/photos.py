@@ -39,15 +39,21 @@ class FaceSet:
 def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = False,
                detector: str = "mtcnn", min_face: int = 20) -> FaceSet:
     """Read images; detect and align their faces, or (``aligned``) take them as aligned crops
-    resized to 112×112. Unreadable images and images without faces are logged and skipped."""
+    resized to 112×112. Unreadable images and images without faces are logged and skipped.
+
+    Raises:
+        ValueError: there were files and none of them was a readable image.
+    """
 
     crops, where, idx, t0 = [], [], [], []
     det = None if aligned else _detector(detector, min_face)
     aligner, assessor = Aligner(), QualityAssessor()
-    for path in image_files(paths):
+    files, unreadable = image_files(paths), 0
+    for path in files:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             log.warning("%s: not a readable image, skipped", path)
+            unreadable += 1
             continue
         if aligned:
             crops.append(resize_antialiased(img, 112) if img.shape[:2] != (112, 112) else img)
@@ -67,6 +73,9 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
         where += [str(path)] * len(faces)
         idx += list(range(len(faces)))
         t0 += list(q.score)
+    if files and unreadable == len(files):
+        raise ValueError(f"expected readable images, found none: {len(files)} file(s) such as {files[0]} could not "
+                         "be read as images")
     arr = np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)
     return FaceSet(arr, where, idx, np.asarray(t0, np.float32))
 

@@ -46,6 +46,14 @@ def test_score_reports_a_missing_checkpoint_clearly(tmp_path):
     assert out.returncode == 2 and "expected a checkpoint file" in out.stderr
 
 
+def test_score_of_nothing_readable_is_an_error_not_an_empty_success(tmp_path):
+    """A file named like a photo that is not one: one line, exit 2 (an empty stdout with exit 0 reads as "no face")."""
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    out = cli("score", str(tmp_path / "notes.jpg"))
+    assert out.returncode == 2 and "expected readable images, found none" in out.stderr
+    assert out.stdout == "" and "Traceback" not in out.stderr
+
+
 def test_models_lists_every_scorer_with_its_weights():
     out = cli("models", "--json")
     rows = {r["name"]: r for r in map(json.loads, out.stdout.splitlines())}
