@@ -180,6 +180,7 @@ class EnrollConfig:
     count: int = bounded(3, 1)
     threshold: float = 0.45  # fiqa_fast: about the lower quartile of clean photos (README)
     min_pose_delta: float = bounded(8.0, 0)
+    window_s: float = bounded(5.0, 0)  # collect this long after the first good crop, then enrol the most typical
     timeout_s: float = bounded(30.0, 0, above=True)
 
 

@@ -7,23 +7,28 @@ import numpy as np
 
 from streamfiqa.config import EnrollConfig
 from streamfiqa.events import Candidate, Event
+from streamfiqa.pipeline.track_pool import TrackPool, Typicality
 
 log = logging.getLogger(__name__)
 
 
 class EnrollSelector:
-    """Collects K good, pose-diverse crops of one cooperative subject.
+    """Collects K good, pose-diverse crops of one cooperative subject and enrols the most typical of them.
 
     The largest face of each frame is offered. The first crop accepted fixes the subject: a later one counts only when
     it is of the same track, or (another track: the subject left and came back, or the tracker lost them) when its FR
     embedding agrees with the subject's mean by ``same_person``; crops of anyone else are refused and counted in
-    :attr:`other_person`. A candidate counts when its score is at least ``threshold`` and it passed the gates; it
-    joins the set if its (yaw, pitch) is at least ``min_pose_delta`` degrees from every member, or replaces the worse
-    member it is close to. With face measures, a crop about to join is measured first and refused when its eyes are
-    shut (``eyes_open`` below ``eyes_closed``; counted in :attr:`eyes_shut`): an enrolment photo wants open eyes. Crops
-    that scored enough but failed a tier-0 gate are counted per gate (:attr:`gates`). When
-    the set holds ``count`` crops, ``enrolled`` events are sent (one per crop, each with its own track's id); they
-    and ``enroll_timeout`` say how many crops were refused and why (``refused``).
+    :attr:`other_person`. A candidate counts when its score is at least ``threshold`` and it passed the gates (crops
+    that scored enough but failed a tier-0 gate are counted per gate, :attr:`gates`); it joins a pool ranked as a
+    track's faces are ranked for its best crop (:class:`~streamfiqa.pipeline.track_pool.TrackPool`, ``typical``:
+    among the good-enough, sharp-enough faces the one most like the subject's other appearances first). Within one
+    track the fast score ranks faces no better than chance (README, "The best crop on real video"), so the first
+    crops above the threshold are not the ones to keep: for ``window_s`` of stream time after the first accepted crop
+    the pool fills, then the ``count`` crops are taken in rank order, each at least ``min_pose_delta`` degrees of yaw
+    or pitch from those taken before. With face measures a crop about to be taken is measured first and passed over
+    when its eyes are shut (``eyes_open`` below ``eyes_closed``; counted in :attr:`eyes_shut`). Without ``count``
+    pose-diverse crops by then, it goes on collecting. ``enrolled`` events are sent one per crop, each with its own
+    track's id; they and ``enroll_timeout`` say how many crops were refused and why (``refused``).
 
     Args:
         count: crops to collect.
@@ -32,24 +37,36 @@ class EnrollSelector:
         same_person: cosine (the tracker's embedding) a crop of another track needs to the subject's.
         measures: :class:`~streamfiqa.quality.expression.FaceMeasures` (None: crops are not measured).
         eyes_closed: with measures, the ``eyes_open`` below which a crop is refused (None: never).
+        window_s: stream seconds to collect after the first accepted crop before choosing (0: choose as soon as
+            ``count`` pose-diverse crops exist).
+        typical: how typicality ranks the pool (:class:`~streamfiqa.pipeline.track_pool.Typicality`).
+        pool: candidates kept (the best on the pool's scale, and a sample over time).
+        rank: ``typical`` or ``fast`` (by the fast score alone), as ``selection.rank`` ranks a track's faces.
     """
 
     def __init__(self, count: int = 3, threshold: float = 0.6, min_pose_delta: float = 8.0,
-                 same_person: float = 0.5, measures=None, eyes_closed: float | None = None) -> None:
+                 same_person: float = 0.5, measures=None, eyes_closed: float | None = None, window_s: float = 0.0,
+                 typical: Typicality | None = None, pool: int = 48, rank: str = "typical") -> None:
         if count < 1:
             raise ValueError(f"enroll.count: expected >= 1, found {count}")
         self.count, self.threshold, self.min_pose_delta = int(count), float(threshold), float(min_pose_delta)
-        self.same_person = float(same_person)
-        self.members: list[Candidate] = []
-        self.tracks: dict[int, int | None] = {}  # id(member) → its track
+        self.same_person, self.window_s = float(same_person), float(window_s)
+        self.how, self.size, self.rank = typical or Typicality(), int(pool), rank
+        self.pool: TrackPool | None = None  # the subject's accepted crops (from the first one on)
+        self.tracks: dict[int, int | None] = {}  # id(candidate) → its track
         self.subject_tracks: set = set()
         self.subject: np.ndarray | None = None  # sum of the accepted crops' embeddings
         self.measures, self.eyes_closed = measures, eyes_closed
+        self._shut: dict[int, tuple[Candidate, bool]] = {}  # id → (candidate, eyes shut): measured once, held
         self.other_person = 0
-        self.eyes_shut = 0
         self.gates: dict[str, int] = {}  # scored enough but failed a tier-0 gate: count per gate
         self.best_seen = 0.0
         self.done = False
+
+    @property
+    def eyes_shut(self) -> int:
+        """Crops passed over because their eyes were shut."""
+        return sum(shut for _, shut in self._shut.values())
 
     def _is_subject(self, track_id: int | None, cand: Candidate) -> bool:
         if self.subject is None or track_id in self.subject_tracks:
@@ -73,23 +90,42 @@ class EnrollSelector:
         if not self._is_subject(track_id, cand):
             self.other_person += 1
             return []
-        pose = (cand.components["yaw"], cand.components["pitch"])
-        near = [m for m in self.members if self._delta(m, pose) < self.min_pose_delta]
-        if (not near or (len(near) == 1 and cand.score > near[0].score)) and self._eyes_shut(cand):
-            self.eyes_shut += 1
-            return []
         self.subject_tracks.add(track_id)
         if cand.embedding is not None:
             self.subject = cand.embedding.astype(np.float64) if self.subject is None else self.subject + cand.embedding
-        if not near:
-            self.members.append(cand)
-        elif len(near) == 1 and cand.score > near[0].score:
-            self.members[self.members.index(near[0])] = cand
+        if self.pool is None:
+            self.pool = TrackPool(cand.pts, cand.pts, self.rank)
+        self.pool.last_pts, self.pool.hits = cand.pts, self.pool.hits + 1
+        self.pool.add(cand, self.size, self.how)
         self.tracks[id(cand)] = track_id
-        if len(self.members) < self.count:
+        if cand.pts - self.pool.first_pts < self.window_s:
+            return []
+        return self.conclude(source_id)
+
+    def chosen(self) -> list[Candidate]:
+        """``count`` pose-diverse crops of the pool, best first: the best-ranked crop that leads a full set, the rest
+        filled in rank order (those with shut eyes passed over); the longest set found when none is full."""
+        ranked = self.pool.ranked(self.how) if self.pool is not None else []
+        best: list[Candidate] = []
+        for lead in ranked:
+            if self._eyes_shut(lead):
+                continue
+            out = [lead]
+            for cand in ranked:
+                pose = (cand.components["yaw"], cand.components["pitch"])
+                if all(self._delta(m, pose) >= self.min_pose_delta for m in out) and not self._eyes_shut(cand):
+                    out.append(cand)
+                    if len(out) == self.count:
+                        return out
+            best = max(best, out, key=len)
+        return best
+
+    def conclude(self, source_id: str) -> list[Event]:
+        """The ``enrolled`` events when the pool holds ``count`` pose-diverse crops (then done), else none."""
+        chosen = self.chosen()
+        if len(chosen) < self.count:
             return []
         self.done = True
-        chosen = sorted(self.members, key=lambda c: -c.score)[: self.count]
         summary = [c.summary() for c in chosen]
         return [Event("enrolled", source_id, self.tracks[id(c)], c, {},
                       {"index": i, "count": self.count, "candidates": summary, "refused": self.refused})
@@ -101,20 +137,24 @@ class EnrollSelector:
         return {"other_person": self.other_person, "eyes_shut": self.eyes_shut, "gates": dict(self.gates)}
 
     def _eyes_shut(self, cand: Candidate) -> bool:
-        """Measure ``cand`` (its eyes and mouth join its components) and say whether its eyes are shut."""
+        """Whether ``cand``'s eyes are shut (measured once; its eyes and mouth join its components)."""
         if self.measures is None:
             return False
-        row = self.measures([cand])[0]
-        return self.eyes_closed is not None and bool(np.isfinite(row[0]) and row[0] < self.eyes_closed)
+        if id(cand) not in self._shut:  # the candidate is held with it: its id is not reused meanwhile
+            row = self.measures([cand])[0]
+            shut = self.eyes_closed is not None and bool(np.isfinite(row[0]) and row[0] < self.eyes_closed)
+            self._shut[id(cand)] = (cand, shut)
+        return self._shut[id(cand)][1]
 
     def timeout_event(self, source_id: str, waited_s: float) -> Event:
         """The event sent when enrolment gave up."""
-        msg = (f"enrollment timed out after {waited_s:.1f} s: {len(self.members)}/{self.count} pose-diverse "
+        collected = len(self.chosen())
+        msg = (f"enrollment timed out after {waited_s:.1f} s: {collected}/{self.count} pose-diverse "
                f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
                f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut{self._gate_text()})")
         log.warning("%s: %s", source_id, msg)
         return Event("enroll_timeout", source_id, None, None, {},
-                     {"message": msg, "collected": len(self.members), "count": self.count, "refused": self.refused})
+                     {"message": msg, "collected": collected, "count": self.count, "refused": self.refused})
 
     def _gate_text(self) -> str:
         """The gates good-scoring crops failed, most often first (a crop may fail several: counts per gate)."""
@@ -132,14 +172,17 @@ class Enrolment:
     """Drives one source's :class:`EnrollSelector` frame by frame and decides when enrolment ends.
 
     Args:
-        cfg: the ``enroll`` section (count, threshold, pose spread, timeout).
+        cfg: the ``enroll`` section (count, threshold, pose spread, collection window, timeout).
         source_id: the source it enrols from.
         measures, eyes_closed: crops with their eyes shut are refused (:class:`EnrollSelector`).
+        typical, rank: how the collected crops are ranked (the ``selection`` section's, as a track's faces are for
+            its best crop).
     """
 
-    def __init__(self, cfg: EnrollConfig, source_id: str, measures=None, eyes_closed: float | None = None) -> None:
+    def __init__(self, cfg: EnrollConfig, source_id: str, measures=None, eyes_closed: float | None = None,
+                 typical: Typicality | None = None, rank: str = "typical") -> None:
         self.selector = EnrollSelector(cfg.count, cfg.threshold, cfg.min_pose_delta, measures=measures,
-                                       eyes_closed=eyes_closed)
+                                       eyes_closed=eyes_closed, window_s=cfg.window_s, typical=typical, rank=rank)
         self.timeout_s, self.source_id = float(cfg.timeout_s), source_id
         self.first_pts: float | None = None
 
@@ -167,12 +210,18 @@ class Enrolment:
             return events, "enrolled"
         waited = pts - self.first_pts
         if waited >= self.timeout_s:
-            return events + [self.selector.timeout_event(self.source_id, waited)], "timeout"
+            last = self.give_up(pts)
+            return events + last, "enrolled" if self.selector.done else "timeout"
         return events, None
 
     def give_up(self, last_pts: float) -> list[Event]:
-        """The source ended before enrolment did: the ``enroll_timeout`` event (none once enrolled)."""
+        """Time is up or the source ended: the ``enrolled`` events when ``count`` pose-diverse crops were collected
+        (the window cut short), else the ``enroll_timeout`` event (none once enrolled)."""
         if self.selector.done:
             return []
+        events = self.selector.conclude(self.source_id)
+        if events:
+            log.info("%s: enrolled %d crops", self.source_id, self.selector.count)
+            return events
         waited = 0.0 if self.first_pts is None else last_pts - self.first_pts
         return [self.selector.timeout_event(self.source_id, waited)]

@@ -87,7 +87,8 @@ class SourceRun:
                                second_look=look, nested_share=s.nested_share if s.nested_share > 0 else None,
                                finisher=finisher))
         if cfg.pipeline == "enroll":
-            run.enroll = Enrolment(cfg.enroll, spec.id, measures, s.eyes_closed if s.eyes_closed > 0 else None)
+            run.enroll = Enrolment(cfg.enroll, spec.id, measures, s.eyes_closed if s.eyes_closed > 0 else None,
+                                   Typicality(s.quality_band, s.sharpness, s.min_faces), s.rank)
         if progress and not spec.live:
             from tqdm import tqdm
 

@@ -242,7 +242,7 @@ class Runner:
         if st.enroll is not None and reason in ("eof", "error", "shutdown"):
             given_up = st.enroll.give_up(st.source.last_pts)
             events += given_up
-            self.exit_code = max(self.exit_code, 3 if given_up else 0)
+            self.exit_code = max(self.exit_code, 3 if any(e.kind == "enroll_timeout" for e in given_up) else 0)
         ended = st.tracker.flush("shutdown" if reason == "enrolled" else reason)
         heavy = self.s.heavy
         if heavy is not None and reason != "enrolled":

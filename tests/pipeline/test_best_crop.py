@@ -214,3 +214,27 @@ def test_a_finisher_ends_tracks_off_the_callers_thread_with_the_same_events_in_t
         assert sel.finishing == 0 and look.looked == 3 * 8
         outcomes[threaded] = [(e.track_id, e.candidate.frame_index, e.extra["candidates"]) for e in events]
     assert [t for t, *_ in outcomes[True]] == [3, 1, 2] and outcomes[True] == outcomes[False]
+
+
+def test_enrolment_collects_for_its_window_then_enrols_the_most_typical_crop(group_photo):
+    """Within one track the fast score ranks faces no better than chance, so a cooperative subject's first good crop
+    is not the one to keep: nothing is enrolled until ``window_s`` has passed since the first accepted crop, and then
+    the crop most like the subject's other good crops is (its cosine to their mean embedding)."""
+    row = real_candidates(group_photo)[0]  # one face, 12 JPEG-varied crops, scored and embedded by the fast tier
+    emb = np.stack([c.embedding for c in row])
+    row = [row[i] for i in np.argsort(emb @ emb.mean(0))]  # the least typical first
+    en = EnrollSelector(count=1, threshold=0.0, window_s=0.3)
+    for k, c in enumerate(row):
+        c.frame_index, c.pts = k, k / 25
+        events = en.select("cam", 1, c)
+        if k < 8:  # 0.28 s after the first
+            assert events == [] and not en.done
+            continue
+        seen = row[:9]
+        fast = np.array([x.fast_score for x in seen])
+        ok = fast >= fast.max() - 0.2  # the quality band (Typicality's default), every crop equally sharp
+        e = np.stack([x.embedding for x in seen])
+        typ = np.where(ok, e @ (e[ok].mean(0) / np.linalg.norm(e[ok].mean(0))), -np.inf)
+        (ev,) = events
+        assert ev.kind == "enrolled" and ev.candidate is seen[int(np.argmax(typ))] and ev.candidate is not row[0]
+        break

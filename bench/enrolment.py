@@ -1,0 +1,114 @@
+"""Enrolment on real clips: how recognisable are the crops ``--pipeline enroll`` enrols?
+
+    python -m bench.enrolment --half dev --windows 0 3 5 8    # ≈ 6 min on 2 cores, + ≈ 1 min a window
+
+For each single-person clip of one half of ../shared's talking clips, the offline pipeline runs once and every face
+of the clip's person is embedded by ``buffalo_s`` and SFace; a face's utility is its mean cosine to the person's
+faces at least 2 s away (as in the video protocol, :mod:`streamfiqa.eval.video`). Then the enrol pipeline runs on
+the clip for each ``enroll.window_s`` given, and each enrolled crop is placed among the person's faces by its own
+utility (a percentile: 50 = a random face of the clip). Prints one JSON line per window: clips enrolled, when the
+last enrolled crop was seen (median, stream seconds), the mean percentile of the enrolled crops and of the first
+(best-ranked) one. An analysis for choosing enrolment settings on the development half, not a bench row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def subject_faces(clip, frs: dict) -> dict | None:
+    """The clip's person's faces from an offline run: their times and, per recogniser, embeddings and utilities."""
+    from pipelines.offline import DEFAULTS
+    from streamfiqa.eval.video import GAP_S, embed, label_persons, run_clip
+
+    run = run_clip(clip.path, None, DEFAULTS, clip.name)
+    if not len(run):
+        return None
+    embed(run, frs)
+    label_persons(run, clip, "buffalo_s")
+    mine = run.person == clip.person
+    out = {"pts": run.pts[mine]}
+    far = np.abs(out["pts"][:, None] - out["pts"][None, :]) >= GAP_S
+    n = far.sum(1)
+    for name in frs:
+        emb = run.fr[name][mine]
+        out[name] = (emb, np.where(n > 0, ((emb @ emb.T) * far).sum(1) / np.maximum(n, 1), np.nan))
+    return out
+
+
+def enrolled(path, overrides: list[str]) -> list:
+    """The candidates the enrol pipeline enrols from ``path`` (best-ranked first)."""
+    from pipelines.enroll import DEFAULTS
+    from streamfiqa.config import load_config
+    from streamfiqa.io.specs import parse_sources
+    from streamfiqa.pipeline.build import build_runner
+
+    got: list = []
+
+    class _Collect:
+        dropped = 0
+
+        def emit(self, event) -> None:
+            if event.kind == "enrolled":
+                got.append(event.candidate)
+
+        def close(self) -> None:
+            pass
+
+    cfg = load_config(None, ["stats_interval_s=0", "progress=false", "publish.endpoint=null", *overrides],
+                      base=DEFAULTS)
+    build_runner(cfg, parse_sources([str(path)], "false"), [_Collect()]).run()
+    return got
+
+
+def percentiles(cands: list, faces: dict, fr_name: str, fr) -> list[float]:
+    """Each enrolled crop's utility as a percentile of the person's faces' utilities."""
+    from streamfiqa.eval.video import GAP_S
+
+    emb, u = faces[fr_name]
+    u = u[np.isfinite(u)]
+    out = []
+    for c, e in zip(cands, fr.embed(np.stack([c.aligned for c in cands]))):
+        far = np.abs(faces["pts"] - c.pts) >= GAP_S
+        if far.any():
+            out.append(100 * float(np.mean(u < float((emb[far] @ e).mean()))))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.enrolment", description=__doc__.split("\n")[0])
+    p.add_argument("--half", default="dev", choices=("dev", "test"))
+    p.add_argument("--windows", type=float, nargs="+", default=[5.0], help="enroll.window_s values to measure")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override of the enrol pipeline (repeatable)")
+    args = p.parse_args(argv)
+    from streamfiqa.eval.video import recognisers
+    from streamfiqa.eval.videoset import read_video_set
+
+    frs = recognisers(["buffalo_s", "sface"])
+    clips = [c for c in read_video_set().half(args.half, 0) if c.single_person]
+    faces = {c.name: f for c in clips if (f := subject_faces(c, frs)) is not None}
+    for window in args.windows:
+        rows, last = {n: ([], []) for n in frs}, []
+        for clip in clips:
+            cands = enrolled(clip.path, [*args.overrides, f"enroll.window_s={window}"]) if clip.name in faces else []
+            if not cands:
+                continue
+            last.append(max(c.pts for c in cands))
+            for name, fr in frs.items():
+                pcs = percentiles(cands, faces[clip.name], name, fr)
+                if pcs:
+                    rows[name][0].append(float(np.mean(pcs)))
+                    rows[name][1].append(pcs[0])
+        print(json.dumps({"half": args.half, "window_s": window, "overrides": args.overrides, "clips": len(faces),
+                          "enrolled": len(last), "last_crop_s_median": round(float(np.median(last)), 2) if last else None,
+                          **{f"{n}_mean_percentile": round(float(np.mean(a)), 1) for n, (a, _) in rows.items() if a},
+                          **{f"{n}_first_percentile": round(float(np.mean(b)), 1) for n, (_, b) in rows.items() if b}}),
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
