@@ -112,11 +112,14 @@ class EnrollSelector:
                 continue
             out = [lead]
             for cand in ranked:
+                if len(out) == self.count:
+                    break
                 pose = (cand.components["yaw"], cand.components["pitch"])
-                if all(self._delta(m, pose) >= self.min_pose_delta for m in out) and not self._eyes_shut(cand):
+                if cand is not lead and all(self._delta(m, pose) >= self.min_pose_delta for m in out) \
+                        and not self._eyes_shut(cand):
                     out.append(cand)
-                    if len(out) == self.count:
-                        return out
+            if len(out) == self.count:
+                return out
             best = max(best, out, key=len)
         return best
 
