@@ -95,6 +95,9 @@ class EnrollSelector:
             self.subject = cand.embedding.astype(np.float64) if self.subject is None else self.subject + cand.embedding
         if self.pool is None:
             self.pool = TrackPool(cand.pts, cand.pts, self.rank)
+            if self.window_s > 0:
+                log.info("%s: a first good crop at %.2f s; collecting for %.1f s before choosing %d", source_id,
+                         cand.pts, self.window_s, self.count)
         self.pool.last_pts, self.pool.hits = cand.pts, self.pool.hits + 1
         self.pool.add(cand, self.size, self.how)
         self.tracks[id(cand)] = track_id
