@@ -1,4 +1,4 @@
-"""Video enrolment: one cooperative subject; stop once enough good, pose-diverse crops are collected."""
+"""Video enrolment: one cooperative subject; the most typical good, pose-diverse crops of a few seconds, then stop."""
 from streamfiqa.pipeline import build
 
 DEFAULTS = {

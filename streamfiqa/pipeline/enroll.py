@@ -61,6 +61,7 @@ class EnrollSelector:
         self.other_person = 0
         self.gates: dict[str, int] = {}  # scored enough but failed a tier-0 gate: count per gate
         self.best_seen = 0.0
+        self._tried = 0  # the pool's size when a full set was last looked for
         self.done = False
 
     @property
@@ -101,8 +102,15 @@ class EnrollSelector:
         self.pool.last_pts, self.pool.hits = cand.pts, self.pool.hits + 1
         self.pool.add(cand, self.size, self.how)
         self.tracks[id(cand)] = track_id
-        if cand.pts - self.pool.first_pts < self.window_s:
+        return self.tick(source_id, cand.pts)
+
+    def tick(self, source_id: str, pts: float) -> list[Event]:
+        """At stream time ``pts``: once ``window_s`` has passed since the first accepted crop, the ``enrolled`` events
+        when the pool holds a full set (tried again only after a new crop joined: a subject who looked away after the
+        window still enrols at once)."""
+        if self.done or self.pool is None or pts - self.pool.first_pts < self.window_s or self._tried == self.pool.hits:
             return []
+        self._tried = self.pool.hits
         return self.conclude(source_id)
 
     def chosen(self) -> list[Candidate]:
@@ -211,6 +219,7 @@ class Enrolment:
             subject = int(np.argmax(sizes))
             tid = next((t for t, d in assignments if d == subject), None)
             events = self.selector.select(self.source_id, tid, candidate(subject))
+        events = events or self.selector.tick(self.source_id, pts)  # the window may end on a frame without them
         if self.selector.done:
             log.info("%s: enrolled %d crops", self.source_id, self.selector.count)
             return events, "enrolled"

@@ -238,3 +238,12 @@ def test_enrolment_collects_for_its_window_then_enrols_the_most_typical_crop(gro
         (ev,) = events
         assert ev.kind == "enrolled" and ev.candidate is seen[int(np.argmax(typ))] and ev.candidate is not row[0]
         break
+
+
+def test_enrolment_ends_when_its_window_does_even_without_the_subject_in_frame():
+    """The subject gave a good crop, then looked away: the window's end enrols what was collected, not the subject's
+    return."""
+    en = EnrollSelector(count=1, threshold=0.5, window_s=1.0)
+    assert en.select("cam", 1, cand(0.8, 0)) == [] and en.tick("cam", 0.9) == []
+    (ev,) = en.tick("cam", 1.0)
+    assert ev.kind == "enrolled" and ev.candidate.frame_index == 0 and en.done and en.tick("cam", 2.0) == []
