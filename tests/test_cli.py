@@ -178,3 +178,30 @@ def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_pat
     assert noticed, err[-3000:]
     stamp = datetime.strptime(noticed[0][:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     assert stamp - killed <= 5.0  # read_timeout_s
+
+
+def test_a_live_subject_is_enrolled_after_the_collection_window_over_rtsp(tmp_path):
+    """A cooperative subject's camera (a development-half clip pushed in real time over RTSP on 127.0.0.1): the
+    enrol pipeline says when it starts collecting, enrols three crops of the one person ``enroll.window_s`` of stream
+    time after the first good one, and exits 0 without being stopped."""
+    from conftest import shared_path
+
+    clip = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
+    url = f"rtsp://127.0.0.1:{free_port()}/door"
+    pipeline = subprocess.Popen(
+        CLI + [f"door={url}", "--pipeline", "enroll", "--out", str(tmp_path), "--set", "sources.rtsp_listen=true",
+               "--set", "sources.open_timeout_s=30", "--set", "publish.endpoint=null", "--set", "enroll.window_s=2"],
+        stderr=subprocess.PIPE, text=True, env=ENV)
+    pusher = None
+    try:
+        pusher = _start_pusher(clip, url)
+        _, err = pipeline.communicate(timeout=90)
+    finally:
+        for p in (pipeline, pusher):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert pipeline.returncode == 0, err[-3000:]
+    assert "collecting for 2.0 s before choosing 3" in err and "enrolled 3 crops" in err
+    enrolled = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    enrolled = [e for e in enrolled if e["event"] == "enrolled"]
+    assert [e["index"] for e in enrolled] == [0, 1, 2] and len({e["track_id"] for e in enrolled}) == 1
