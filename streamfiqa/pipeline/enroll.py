@@ -61,7 +61,7 @@ class EnrollSelector:
         self.other_person = 0
         self.gates: dict[str, int] = {}  # scored enough but failed a tier-0 gate: count per gate
         self.best_seen = 0.0
-        self._tried = 0  # the pool's size when a full set was last looked for
+        self._tried = 0  # crops accepted when a full set was last looked for
         self.done = False
 
     @property
@@ -99,7 +99,6 @@ class EnrollSelector:
             if self.window_s > 0:
                 log.info("%s: a first good crop at %.2f s; collecting for %.1f s before choosing %d", source_id,
                          cand.pts, self.window_s, self.count)
-        self.pool.last_pts, self.pool.hits = cand.pts, self.pool.hits + 1
         self.pool.add(cand, self.size, self.how)
         self.tracks[id(cand)] = track_id
         return self.tick(source_id, cand.pts)
@@ -108,9 +107,10 @@ class EnrollSelector:
         """At stream time ``pts``: once ``window_s`` has passed since the first accepted crop, the ``enrolled`` events
         when the pool holds a full set (tried again only after a new crop joined: a subject who looked away after the
         window still enrols at once)."""
-        if self.done or self.pool is None or pts - self.pool.first_pts < self.window_s or self._tried == self.pool.hits:
+        if self.done or self.pool is None or pts - self.pool.first_pts < self.window_s \
+                or self._tried == len(self.pool.times):
             return []
-        self._tried = self.pool.hits
+        self._tried = len(self.pool.times)
         return self.conclude(source_id)
 
     def chosen(self) -> list[Candidate]:
