@@ -41,26 +41,10 @@ def subject_faces(clip, frs: dict) -> dict | None:
 def enrolled(path, overrides: list[str]) -> list:
     """The candidates the enrol pipeline enrols from ``path`` (best-ranked first)."""
     from pipelines.enroll import DEFAULTS
-    from streamfiqa.config import load_config
-    from streamfiqa.io.specs import parse_sources
-    from streamfiqa.pipeline.build import build_runner
+    from streamfiqa.eval.tracking import observe_clip
 
-    got: list = []
-
-    class _Collect:
-        dropped = 0
-
-        def emit(self, event) -> None:
-            if event.kind == "enrolled":
-                got.append(event.candidate)
-
-        def close(self) -> None:
-            pass
-
-    cfg = load_config(None, ["stats_interval_s=0", "progress=false", "publish.endpoint=null", *overrides],
-                      base=DEFAULTS)
-    build_runner(cfg, parse_sources([str(path)], "false"), [_Collect()]).run()
-    return got
+    events = observe_clip(str(path), lambda *_: None, ["publish.endpoint=null", *overrides], DEFAULTS, raw=True)
+    return [e.candidate for e in events if e.kind == "enrolled"]
 
 
 def percentiles(cands: list, faces: dict, fr_name: str, fr) -> list[float]:

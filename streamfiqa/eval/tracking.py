@@ -79,9 +79,11 @@ def mot_metrics(truth: list, predicted: list, iou: float = 0.5, shots: list | No
             "tracks_per_person_shot": {f"{p}@{s}": len(t) for (p, s), t in sorted(per_shot.items())}}
 
 
-def observe_clip(path: str, observe, overrides: list[str] | None = None, base: dict | None = None) -> list[dict]:
+def observe_clip(path: str, observe, overrides: list[str] | None = None, base: dict | None = None,
+                 raw: bool = False) -> list:
     """Run the pipeline (``base``: a pipeline's ``DEFAULTS``) on the file ``path`` with ``observe(sid, sf,
-    assignments, confirmed)`` called on every processed frame; returns the events (as metadata dicts)."""
+    assignments, confirmed)`` called on every processed frame; returns the events (as metadata dicts, or ``raw``:
+    the :class:`~streamfiqa.events.Event` objects, crops and all)."""
     cfg = load_config(None, [*(overrides or []), "stats_interval_s=0", "progress=false"], base=base)
     events: list = []
 
@@ -89,7 +91,7 @@ def observe_clip(path: str, observe, overrides: list[str] | None = None, base: d
         dropped = 0
 
         def emit(self, event) -> None:
-            events.append(event.metadata())
+            events.append(event if raw else event.metadata())
 
         def close(self) -> None:
             pass
