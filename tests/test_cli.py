@@ -137,6 +137,29 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
 
 
 
+def test_a_camera_that_never_delivered_a_frame_fails_the_run_when_stopped(tmp_path):
+    """A wrong URL or a camera down for the whole run: it reconnects (a live source's job) until the stop, and then
+    the run exits 1 and its summary names the source's failure, rather than a success with no frames."""
+    url = f"rtsp://127.0.0.1:{free_port()}/nobody"  # nothing listens there
+    p = subprocess.Popen(CLI + [f"gate={url}", "--pipeline", "cctv", "--out", str(tmp_path),
+                                "--set", "sources.reconnect_initial_s=0.05", "--set", "sources.reconnect_max_s=0.2"],
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "events.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the run has started (its sinks are open)
+        time.sleep(2.0)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1, err[-2000:]
+    assert "reconnecting" in err and "gate: never delivered a frame" in err
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["sources"]["gate"]["error"].startswith("never delivered a frame")
+
+
 def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_path):
     """25 fps 1080p pushed in real time to the shipped configs/cctv.yaml (one decoder thread, a detection thread, 5
     frames a second): the reported lag stays ≤ 1 s on this machine (the decoder drops to the next keyframe when

@@ -101,6 +101,7 @@ class Source:
         self.frames_lost = 0      # files: frames short of the container's count at the end (a corrupt stretch)
         self.unread = 0           # files and folders: frames not reached because the run was stopped
         self.timestamps_repaired = 0  # frames whose own time went back or repeated, timed after the last instead
+        self._last_failure: str | None = None  # a live source's last reason to reconnect (scrubbed)
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
         self._shots = None
         self._held: Frame | None = None  # with cuts detected, the frame whose step the next frame decides
@@ -153,6 +154,11 @@ class Source:
         if self._thread.is_alive():
             # A live source may sit in a network call until its own timeout; the thread is a daemon.
             self._thread.join(timeout=2 if self.spec.live else 10)
+        if self.spec.live and self.error is None and self.decoded == 0 and self._last_failure is not None:
+            # a camera that never gave a frame until the run was stopped (a wrong URL, a camera down) failed: the
+            # run says so in its exit code and summary rather than ending as a quiet success with no frames
+            self.error = f"never delivered a frame ({self.reconnects} reconnects; last: {self._last_failure})"
+            log.error("%s: %s", self.spec.id, self.error)
 
     def _put(self, frame: Frame) -> None:
         if self._shots is not None and self.spec.kind != "folder":
@@ -227,6 +233,7 @@ class Source:
                         log.info("%s: the stream has a known length and ended: finished", self.spec.id)
                         return
                     log.warning("%s: stream ended; reconnecting", self.spec.id)
+                    self._last_failure = "the stream ended"
                 except Exception as exc:  # noqa: BLE001 - any decode error ends or retries this source only
                     self._release()
                     # FFmpeg's errors quote the URL, a camera's password with it: never logged or kept as it is
@@ -236,6 +243,7 @@ class Source:
                         log.error("%s: cannot read %s: %s", self.spec.id, self.spec.shown, self.error)
                         return
                     log.warning("%s: %s; reconnecting", self.spec.id, reason)
+                    self._last_failure = reason
                 if self.cfg.max_reconnects and self.reconnects >= self.cfg.max_reconnects:
                     self.error = f"gave up after {self.reconnects} reconnects"
                     log.error("%s: %s", self.spec.id, self.error)
