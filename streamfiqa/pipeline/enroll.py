@@ -101,6 +101,9 @@ class EnrollSelector:
                          cand.pts, self.window_s, self.count)
         self.pool.add(cand, self.size, self.how)
         self.tracks[id(cand)] = track_id
+        if len(self.tracks) > 2 * self.size:  # forget the crops the bounded pool let go
+            kept = {id(c) for c in self.pool.pool}
+            self.tracks = {k: t for k, t in self.tracks.items() if k in kept}
         return self.tick(source_id, cand.pts)
 
     def tick(self, source_id: str, pts: float) -> list[Event]:

