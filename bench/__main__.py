@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-cameras", type=int, default=1, help="cameras: start with this many (default 1)")
     p.add_argument("--camera-fps", type=int, default=25, help="cameras: the rate the cameras send (default 25)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="cameras: a cctv.yaml override (repeatable), e.g. sources.max_fps=5")
+                   help="cameras and pipeline: an override of the config they run (cctv.yaml; offline.yaml and "
+                   "offline_realtime_cpu.yaml), repeatable, e.g. sources.max_fps=5")
     p.add_argument("--gpu", action="store_true", help="the GPU benches (exits 3 without a CUDA device)")
     p.add_argument("--out", default=None, help="results file (default: bench-results/<machine>-<time>.json, a new file; "
                    "the committed bench/results/<machine>.json changes only with --update)")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pipeline-config", default=None, help=argparse.SUPPRESS)  # one pipeline run (subprocess)
     args = p.parse_args(argv)
     if args.pipeline_config:
-        print(json.dumps(pipeline.pipeline_once(args.pipeline_config)))
+        print(json.dumps(pipeline.pipeline_once(args.pipeline_config, overrides=args.overrides)))
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)  # the long benches say where they are
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {"detector": lambda: pipeline.bench_detector(results, args.quick),
             "variability": lambda: models.bench_variability(results),
             "tracking": lambda: tracking.bench_tracking(results),
-            "pipeline": lambda: pipeline.bench_pipeline(results, args.quick),
+            "pipeline": lambda: pipeline.bench_pipeline(results, args.quick, args.overrides),
             "fleet": lambda: pipeline.bench_fleet(results, args.quick),
             "soak": lambda: pipeline.bench_soak(results, args.minutes),
             "video": lambda: video.bench_video(results, args.quick),

@@ -120,8 +120,9 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def offline_config(name: str):
+def offline_config(name: str, overrides: list[str] | None = None):
     from pipelines import offline
     from streamfiqa.config import load_config
 
-    return load_config(ROOT / "configs" / name, ["stats_interval_s=0", 'progress="false"'], base=offline.DEFAULTS)
+    return load_config(ROOT / "configs" / name, ["stats_interval_s=0", 'progress="false"', *(overrides or [])],
+                       base=offline.DEFAULTS)

@@ -13,7 +13,9 @@ from bench.common import (CROWD, ROOT, SCRFD_2_5G, CountSink, emit, found_of, lo
                           rss_mb, timed)
 
 
-def bench_pipeline(results: list, quick: bool) -> None:
+def bench_pipeline(results: list, quick: bool, overrides: list[str] | None = None) -> None:
+    """The crowd clip with offline.yaml and offline_realtime_cpu.yaml (each with ``overrides``), ours against the
+    naive loop."""
     from bench.naive import run_naive
 
     if not CROWD.is_file():
@@ -23,27 +25,36 @@ def bench_pipeline(results: list, quick: bool) -> None:
 
     for name in ("offline.yaml", "offline_realtime_cpu.yaml"):
         # each configuration in a fresh process, so peak RSS is the pipeline's own
-        proc = subprocess.run([sys.executable, "-m", "bench", "--pipeline-config", name], capture_output=True,
+        sets = [a for o in overrides or [] for a in ("--set", o)]
+        proc = subprocess.run([sys.executable, "-m", "bench", "--pipeline-config", name, *sets], capture_output=True,
                               text=True, cwd=ROOT, timeout=3600)
         if proc.returncode != 0:
             emit(results, {"bench": "pipeline", "config": f"configs/{name}", "error": proc.stderr[-400:]})
             continue
         ours = json.loads(proc.stdout.strip().splitlines()[-1])
         emit(results, ours)
-        cfg = offline_config(name)
+        cfg = offline_config(name, overrides)
         frames = 30 if quick else 0
         for heavy in (True, False):
             naive = run_naive(str(CROWD), cfg, max_frames=frames // max(cfg.sources.stride, 1), heavy=heavy)
             naive_rtf = naive["video_s"] / naive["wall_s"]
-            emit(results, {"bench": "pipeline_naive", "config": f"configs/{name}", "heavy_on_every_face": heavy,
+            emit(results, {"bench": "pipeline_naive", "config": f"configs/{name}", **_named(overrides),
+                           "heavy_on_every_face": heavy,
                            "frames": naive["frames"], "wall_s": round(naive["wall_s"], 2),
                            "realtime_factor": round(naive_rtf, 3),
                            "ratio_ours_vs_naive": round(ours["realtime_factor"] / naive_rtf, 2)})
 
 
-def pipeline_once(name: str, repeats: int = 3) -> dict:
+def _named(overrides: list[str] | None) -> dict:
+    """A row's ``overrides`` when there are any (``bench --update`` then replaces only rows of the same ones)."""
+    return {"overrides": list(overrides)} if overrides else {}
+
+
+def pipeline_once(name: str, repeats: int = 3, overrides: list[str] | None = None) -> dict:
     """Our pipeline on the crowd clip with ``configs/<name>``, ``repeats`` times (this VM's speed drifts by
-    ±15 % from minute to minute); one JSON row with the median run's figures and every run's factor."""
+    ±15 % from minute to minute); one JSON row with the median run's figures and every run's factor. ``frames_s``:
+    from the start to the last frame tracked; ``track_ends_s``: after it, ending the tracks still open at the clip's
+    end (their second look and face measures, :mod:`streamfiqa.pipeline.best_crop`)."""
     import statistics
 
     from streamfiqa.pipeline.build import build_runner
@@ -51,17 +62,21 @@ def pipeline_once(name: str, repeats: int = 3) -> dict:
 
     runs = []
     for _ in range(repeats):
-        runner = build_runner(offline_config(name), parse_sources([str(CROWD)]), [])
+        runner = build_runner(offline_config(name, overrides), parse_sources([str(CROWD)]), [])
+        last = [0.0]  # when the last frame was tracked: what follows is the ending of the tracks still open
+        runner.observers.append(lambda *_, last=last: last.__setitem__(0, time.perf_counter()))
         t0 = time.perf_counter()
         runner.run()
         wall = time.perf_counter() - t0
         st = runner.stats()
         src = next(iter(st["sources"].values()))
         video_s = src["decoded"] / 25.0
-        runs.append({"bench": "pipeline", "clip": CROWD.name, "config": f"configs/{name}", "wall_s": round(wall, 2),
+        runs.append({"bench": "pipeline", "clip": CROWD.name, "config": f"configs/{name}", **_named(overrides),
+                     "wall_s": round(wall, 2),
                      "video_s": video_s, "realtime_factor": round(video_s / wall, 3),
                      "frames_processed": src["processed"], "faces": src["faces"], "tracks_reported": src["events"],
                      "faces_per_s": round(src["faces"] / wall, 1),
+                     "frames_s": round(last[0] - t0, 2), "track_ends_s": round(t0 + wall - last[0], 2),
                      "ms_per_frame": {"decode": src["decode_ms"], **st["stages_ms"]}, "detector": st.get("detector"),
                      "heavy": st.get("heavy")})
     median = statistics.median(r["realtime_factor"] for r in runs)
