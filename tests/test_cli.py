@@ -125,6 +125,10 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
     d = m["dropped"]
     assert m["frames_decoded"] == (m["frames_processed"] + d["frames_skipped_by_rate"] + d["frames_queue_full"]
                                    + d["frames_unprocessed_at_stop"]), m
+    # the one camera's own counts are the run's, under the same names
+    door = m["sources"]["door"]
+    assert door["decoded"] == m["frames_decoded"] and door["reconnects"] >= 1
+    assert door["dropped"] == {k: d[k] for k in door["dropped"]}, m
     import re
 
     # frames after the reconnect were processed: a stats line after it shows frames going through (the

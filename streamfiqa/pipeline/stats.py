@@ -160,6 +160,16 @@ def versions() -> dict[str, str]:
     return out
 
 
+#: A source's frames and packets not processed, by reason: the summary's name → its :class:`SourceStatus` field.
+_SOURCE_DROPS = {"frames_queue_full": "dropped", "packets_lag": "lag_skipped", "packets_undecodable": "decode_errors",
+                 "frames_undecodable": "frames_lost", "frames_skipped_by_rate": "skipped",
+                 "frames_unprocessed_at_stop": "unprocessed", "frames_unread_at_stop": "unread"}
+
+
+def _source_drops(s: dict) -> dict:
+    return {name: s.get(field, 0) for name, field in _SOURCE_DROPS.items()}
+
+
 def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: int,
                 new_track_thresh: float | None = None) -> dict:
     """What a run did, for its last log line (logged here) and ``OUT/manifest.json``: time, real-time factor, frames,
@@ -174,27 +184,25 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         for k, n in s.get("rejected", {}).items():
             rejected[k] = rejected.get(k, 0) + n
     heavy = stats.get("heavy") or {}
+    drops = {sid: _source_drops(s) for sid, s in stats["sources"].items()}
     summary = {
         "elapsed_s": round(elapsed_s, 2), "stream_s": round(stream_s, 2),
         "realtime_factor": round(stream_s / elapsed_s, 3) if elapsed_s > 0 else None,
         "frames_decoded": sum(s["decoded"] for s in src), "frames_processed": sum(s["processed"] for s in src),
         "faces": sum(s["faces"] for s in src), "tracks_started": tracks_started, "cuts": sum(s["cuts"] for s in src),
         "events_by_kind": kinds,
-        "dropped": {"frames_queue_full": sum(s["dropped"] for s in src),
-                    "packets_lag": sum(s["lag_skipped"] for s in src),
-                    "packets_undecodable": sum(s["decode_errors"] for s in src),
-                    "frames_undecodable": sum(s.get("frames_lost", 0) for s in src),
-                    "frames_skipped_by_rate": sum(s["skipped"] for s in src),
-                    "frames_unprocessed_at_stop": sum(s.get("unprocessed", 0) for s in src),
-                    "frames_unread_at_stop": sum(s.get("unread", 0) for s in src),
+        "dropped": {**{k: sum(d[k] for d in drops.values()) for k in _SOURCE_DROPS},
                     "heavy_keyframes": heavy.get("skipped", 0), "events_unsent": stats["publish_dropped"],
                     **{f"faces_{k}": v for k, v in stats.get("faces_dropped", {}).items()},
                     "tracks_unconfirmed": sum(s.get("unconfirmed", 0) for s in src)},
         "rejected_tracks": rejected,
         "publish_close_complete": stats.get("publish_close_complete", True),
-        "sources": {sid: {"processed": s["processed"], "faces": s["faces"], "events": s["events"],
-                          "error": s.get("error"), "rotation": s.get("rotation", 0),
-                          "sample_aspect": s.get("sample_aspect", 1.0), "interlaced": s.get("interlaced", False),
+        # each source's own counts under the same names as the totals: which camera dropped what
+        "sources": {sid: {"decoded": s["decoded"], "processed": s["processed"], "faces": s["faces"],
+                          "events": s["events"], "cuts": s["cuts"], "reconnects": s["reconnects"],
+                          "max_lag_s": s["max_lag_s"], "dropped": drops[sid], "error": s.get("error"),
+                          "rotation": s.get("rotation", 0), "sample_aspect": s.get("sample_aspect", 1.0),
+                          "interlaced": s.get("interlaced", False),
                           "timestamps_repaired": s.get("timestamps_repaired", 0)}
                     for sid, s in stats["sources"].items()},
         "versions": versions()}
