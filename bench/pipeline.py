@@ -45,6 +45,12 @@ def bench_pipeline(results: list, quick: bool, overrides: list[str] | None = Non
                            "ratio_ours_vs_naive": round(ours["realtime_factor"] / naive_rtf, 2)})
 
 
+def cpu_s() -> float:
+    """CPU seconds this process has used (every thread)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _named(overrides: list[str] | None) -> dict:
     """A row's ``overrides`` when there are any (``bench --update`` then replaces only rows of the same ones)."""
     return {"overrides": list(overrides)} if overrides else {}
@@ -54,7 +60,8 @@ def pipeline_once(name: str, repeats: int = 3, overrides: list[str] | None = Non
     """Our pipeline on the crowd clip with ``configs/<name>``, ``repeats`` times (this VM's speed drifts by
     ±15 % from minute to minute); one JSON row with the median run's figures and every run's factor. ``frames_s``:
     from the start to the last frame tracked; ``track_ends_s``: after it, ending the tracks still open at the clip's
-    end (their second look and face measures, :mod:`streamfiqa.pipeline.best_crop`)."""
+    end (their second look and face measures, :mod:`streamfiqa.pipeline.best_crop`); ``*_cpu_s``: the process's CPU
+    time in each."""
     import statistics
 
     from streamfiqa.pipeline.build import build_runner
@@ -63,11 +70,11 @@ def pipeline_once(name: str, repeats: int = 3, overrides: list[str] | None = Non
     runs = []
     for _ in range(repeats):
         runner = build_runner(offline_config(name, overrides), parse_sources([str(CROWD)]), [])
-        last = [0.0]  # when the last frame was tracked: what follows is the ending of the tracks still open
-        runner.observers.append(lambda *_, last=last: last.__setitem__(0, time.perf_counter()))
-        t0 = time.perf_counter()
+        last = [0.0, 0.0]  # wall and CPU time when the last frame was tracked: then the open tracks are ended
+        runner.observers.append(lambda *_, last=last: last.__setitem__(slice(None), [time.perf_counter(), cpu_s()]))
+        t0, c0 = time.perf_counter(), cpu_s()
         runner.run()
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
         st = runner.stats()
         src = next(iter(st["sources"].values()))
         video_s = src["decoded"] / 25.0
@@ -77,6 +84,7 @@ def pipeline_once(name: str, repeats: int = 3, overrides: list[str] | None = Non
                      "frames_processed": src["processed"], "faces": src["faces"], "tracks_reported": src["events"],
                      "faces_per_s": round(src["faces"] / wall, 1),
                      "frames_s": round(last[0] - t0, 2), "track_ends_s": round(t0 + wall - last[0], 2),
+                     "frames_cpu_s": round(last[1] - c0, 2), "track_ends_cpu_s": round(c0 + cpu - last[1], 2),
                      "ms_per_frame": {"decode": src["decode_ms"], **st["stages_ms"]}, "detector": st.get("detector"),
                      "heavy": st.get("heavy")})
     median = statistics.median(r["realtime_factor"] for r in runs)
