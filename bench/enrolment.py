@@ -21,7 +21,7 @@ import numpy as np
 def subject_faces(clip, frs: dict) -> dict | None:
     """The clip's person's faces from an offline run: their times and, per recogniser, embeddings and utilities."""
     from pipelines.offline import DEFAULTS
-    from streamfiqa.eval.video import GAP_S, embed, label_persons, run_clip
+    from streamfiqa.eval.video import embed, label_persons, run_clip, utilities
 
     run = run_clip(clip.path, None, DEFAULTS, clip.name)
     if not len(run):
@@ -29,13 +29,7 @@ def subject_faces(clip, frs: dict) -> dict | None:
     embed(run, frs)
     label_persons(run, clip, "buffalo_s")
     mine = run.person == clip.person
-    out = {"pts": run.pts[mine]}
-    far = np.abs(out["pts"][:, None] - out["pts"][None, :]) >= GAP_S
-    n = far.sum(1)
-    for name in frs:
-        emb = run.fr[name][mine]
-        out[name] = (emb, np.where(n > 0, ((emb @ emb.T) * far).sum(1) / np.maximum(n, 1), np.nan))
-    return out
+    return {"pts": run.pts[mine], **{name: (run.fr[name][mine], utilities([run], name)[0][mine]) for name in frs}}
 
 
 def enrolled(path, overrides: list[str]) -> list:
