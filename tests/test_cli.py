@@ -1,7 +1,9 @@
 """The command line through real subprocesses, real RTSP on 127.0.0.1 and real ZeroMQ sockets."""
+import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +69,18 @@ def test_offline_run_writes_events_and_crops(synth_clip, tmp_path):
     assert len(list((tmp_path / "crops" / "synth").glob("*.jpg"))) == 3
 
 
+@contextlib.contextmanager
+def _running(*args: str):
+    """``streamfiqa ARGS`` as a subprocess (stderr captured as text), killed on the way out if it still runs."""
+    p = subprocess.Popen(CLI + list(args), stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
 def _push(clip, url, wait_s=30.0):
     """Push ``clip`` to the pipeline listening at ``url``; while the pipeline is still starting (loading its
     models) the connection is refused, and the push is tried again."""
@@ -98,23 +112,17 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
     clip, _ = synth_clip
     url = f"rtsp://127.0.0.1:{free_port()}/live"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    pipeline = subprocess.Popen(
-        CLI + [f"door={url}", "--pipeline", "cctv", "--publish", endpoint, "--out", str(tmp_path),
-               "--set", "sources.rtsp_listen=true", "--set", "sources.open_timeout_s=30",
-               "--set", "selection.min_dwell_s=0.3", "--set", "stats_interval_s=1"],
-        stderr=subprocess.PIPE, text=True, env=ENV)
     lines = io.StringIO()
-    threading.Thread(target=listen, args=(endpoint,), kwargs={"timeout_s": 60, "out": lines}, daemon=True).start()
-    try:
+    with _running(f"door={url}", "--pipeline", "cctv", "--publish", endpoint, "--out", str(tmp_path),
+                  "--set", "sources.rtsp_listen=true", "--set", "sources.open_timeout_s=30",
+                  "--set", "selection.min_dwell_s=0.3", "--set", "stats_interval_s=1") as pipeline:
+        threading.Thread(target=listen, args=(endpoint,), kwargs={"timeout_s": 60, "out": lines}, daemon=True).start()
         assert _push(clip, url).returncode == 0  # once the pipeline has started and listens
         time.sleep(3.0)  # the RTSP side is down for 3 s
         assert _push(clip, url).returncode == 0
         time.sleep(1.0)
         pipeline.send_signal(signal.SIGTERM)
         _, err = pipeline.communicate(timeout=60)
-    finally:
-        if pipeline.poll() is None:
-            pipeline.kill()
     assert pipeline.returncode == 0, err[-3000:]
     assert "reconnecting" in err and "SIGTERM" in err and "stats | door:" in err
     events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
@@ -129,8 +137,6 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
     door = m["sources"]["door"]
     assert door["decoded"] == m["frames_decoded"] and door["reconnects"] >= 1
     assert door["dropped"] == {k: d[k] for k in door["dropped"]}, m
-    import re
-
     # frames after the reconnect were processed: a stats line after it shows frames going through (the
     # person's track may well carry on across the outage, keeping its crop from before it)
     after = [float(fps) for fps in re.findall(r"door: (\d+\.\d) fps, [^|]*reconnects [1-9]", err)]
@@ -145,19 +151,14 @@ def test_a_camera_that_never_delivered_a_frame_fails_the_run_when_stopped(tmp_pa
     """A wrong URL or a camera down for the whole run: it reconnects (a live source's job) until the stop, and then
     the run exits 1 and its summary names the source's failure, rather than a success with no frames."""
     url = f"rtsp://127.0.0.1:{free_port()}/nobody"  # nothing listens there
-    p = subprocess.Popen(CLI + [f"gate={url}", "--pipeline", "cctv", "--out", str(tmp_path),
-                                "--set", "sources.reconnect_initial_s=0.05", "--set", "sources.reconnect_max_s=0.2"],
-                         stderr=subprocess.PIPE, text=True, env=ENV)
-    try:
+    with _running(f"gate={url}", "--pipeline", "cctv", "--out", str(tmp_path),
+                  "--set", "sources.reconnect_initial_s=0.05", "--set", "sources.reconnect_max_s=0.2") as p:
         deadline = time.monotonic() + 60
         while not (tmp_path / "events.jsonl").exists() and time.monotonic() < deadline:
             time.sleep(0.2)  # the run has started (its sinks are open)
         time.sleep(2.0)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
     assert p.returncode == 1, err[-2000:]
     assert "reconnecting" in err and "gate: never delivered a frame" in err
     manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -168,7 +169,6 @@ def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_pat
     """25 fps 1080p pushed in real time to the shipped configs/cctv.yaml (one decoder thread, a detection thread, 5
     frames a second): the reported lag stays ≤ 1 s on this machine (the decoder drops to the next keyframe when
     behind), and a killed sender is noticed within read_timeout_s."""
-    import re
     from datetime import datetime
 
     from streamfiqa.eval.synth import make_clip
@@ -176,12 +176,9 @@ def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_pat
     clip = tmp_path / "hd.mp4"
     make_clip(clip, faces=3, frames=200, size=(1920, 1080), crf=28, gop=25)
     url = f"rtsp://127.0.0.1:{free_port()}/hd"
-    pipeline = subprocess.Popen(
-        CLI + [f"hd={url}", "--config", str(ROOT / "configs" / "cctv.yaml"), "--out", str(tmp_path / "o"),
-               "--set", "sources.rtsp_listen=true",
-               "--set", "sources.open_timeout_s=30", "--set", "stats_interval_s=1", "--set", "publish.endpoint=null"],
-        stderr=subprocess.PIPE, text=True, env=ENV)
-    try:
+    with _running(f"hd={url}", "--config", str(ROOT / "configs" / "cctv.yaml"), "--out", str(tmp_path / "o"),
+                  "--set", "sources.rtsp_listen=true", "--set", "sources.open_timeout_s=30",
+                  "--set", "stats_interval_s=1", "--set", "publish.endpoint=null") as pipeline:
         pusher = _start_pusher(clip, url)
         time.sleep(3.0)
         pusher.kill()  # the server side is gone
@@ -191,9 +188,6 @@ def test_live_1080p_rtsp_lag_stays_bounded_and_an_outage_is_noticed_fast(tmp_pat
         assert _push(clip, url).returncode == 0  # back after 3 s
         pipeline.send_signal(signal.SIGTERM)
         _, err = pipeline.communicate(timeout=60)
-    finally:
-        if pipeline.poll() is None:
-            pipeline.kill()
     assert pipeline.returncode == 0, err[-3000:]
     assert "go back or repeat" not in err  # an RTSP session's first milliseconds of clock jitter are no damage
     lags = [float(x) for x in re.findall(r"lag (\d+\.\d+) s,", err)]
@@ -215,18 +209,15 @@ def test_a_live_subject_is_enrolled_after_the_collection_window_over_rtsp(tmp_pa
 
     clip = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
     url = f"rtsp://127.0.0.1:{free_port()}/door"
-    pipeline = subprocess.Popen(
-        CLI + [f"door={url}", "--pipeline", "enroll", "--out", str(tmp_path), "--set", "sources.rtsp_listen=true",
-               "--set", "sources.open_timeout_s=30", "--set", "publish.endpoint=null", "--set", "enroll.window_s=2"],
-        stderr=subprocess.PIPE, text=True, env=ENV)
-    pusher = None
-    try:
+    with _running(f"door={url}", "--pipeline", "enroll", "--out", str(tmp_path), "--set", "sources.rtsp_listen=true",
+                  "--set", "sources.open_timeout_s=30", "--set", "publish.endpoint=null",
+                  "--set", "enroll.window_s=2") as pipeline:
         pusher = _start_pusher(clip, url)
-        _, err = pipeline.communicate(timeout=90)
-    finally:
-        for p in (pipeline, pusher):
-            if p is not None and p.poll() is None:
-                p.kill()
+        try:
+            _, err = pipeline.communicate(timeout=90)
+        finally:
+            if pusher.poll() is None:
+                pusher.kill()
     assert pipeline.returncode == 0, err[-3000:]
     assert "collecting for 2.0 s before choosing 3" in err and "enrolled 3 crops" in err
     enrolled = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]

@@ -190,9 +190,10 @@ class Source:
             self._queue.append(frame)
         self.wake.set()
 
-    def _keep(self, pts: float) -> bool:
-        self.decoded += 1
-        if (self.decoded - 1) % max(self.cfg.stride, 1):
+    def _keep(self, index: int, pts: float) -> bool:
+        """Whether frame ``index`` (0-based, among every frame the source went through) at ``pts`` is processed
+        (``stride``, ``max_fps``); one that is not is counted as skipped."""
+        if index % max(self.cfg.stride, 1):
             self.skipped += 1
             return False
         if self.cfg.max_fps > 0:
@@ -317,7 +318,8 @@ class Source:
             for av_frame, pts in frames:
                 pts += self._pts_offset
                 self._last_pts = pts
-                if not self._keep(pts):
+                self.decoded += 1
+                if not self._keep(self.decoded - 1, pts):
                     t0 = time.perf_counter()
                     continue
                 image = self._as_shown(av_frame, stream)
@@ -503,15 +505,16 @@ class Source:
         self.total_frames = len(files)
         for i, path in enumerate(files):
             pts = i / max(self.cfg.folder_fps, 1e-6)
-            if not self._keep(pts):
+            if not self._keep(i, pts):
+                self.decoded += 1  # a skipped image counts as gone through, as a skipped video frame does
                 continue
             t0 = time.perf_counter()
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             self.decode_s += time.perf_counter() - t0
             if image is None:  # a frame that could not be decoded, not one waiting unprocessed when the run ended
-                self.decoded -= 1  # counted by _keep before it was read
                 self.frames_lost += 1
                 log.warning("%s: skipping %s: not a readable image", self.spec.id, path.name)
                 continue
+            self.decoded += 1
             # unrelated photos: each is a shot of its own (faces are tracked across them only when asked)
             yield Frame(self.spec.id, i, pts, image, time.time(), cut=i > 0 and not self.cfg.folder_tracking)
