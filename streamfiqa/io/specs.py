@@ -137,11 +137,17 @@ def parse_sources(args: list[str], live: str = "auto", strict: bool = True) -> l
 
     Raises:
         FileNotFoundError, ValueError: (strict) a path that does not exist, or a file that is no video.
+        ValueError: the same ``ID`` given to two sources (whatever ``strict``: topics and files would mix them).
     """
-    specs, seen = [], set()
+    specs, seen, named = [], set(), {}
     for i, arg in enumerate(args):
         m = re.match(r"^([A-Za-z0-9_.-]+)=(.+)$", arg)
         given, uri0 = (m.group(1), m.group(2)) if m and not Path(arg).exists() else (None, arg)
+        if given is not None:
+            if given in named:
+                raise ValueError(f"source id {given!r}: expected each ID=URI to give a different id, found it given "
+                                 f"to {redact(named[given])} and to {redact(uri0)}")
+            named[given] = uri0
         for uri, sid, kind, problem in _entries(uri0, given, i):
             if problem and strict:
                 raise (FileNotFoundError if kind == "missing" else ValueError)(problem)

@@ -253,7 +253,7 @@ class BestSelector:
         st = self._tracks.pop(tid, None)
         if st is None:
             return []
-        parts = self._split(st)
+        parts = self._split(st, f"{source_id}: track {tid}")
         events = []
         for k, (part, part_id) in enumerate(zip(parts, [tid] + [self.new_id() for _ in parts[1:]])):
             if self.nested_share is not None and len(part.nested) >= self.nested_share * max(len(part.times), 1):
@@ -341,9 +341,10 @@ class BestSelector:
                        key=lambda c: -c.fast_score)
         return bool(self.face_check([c.display for c in cands]))
 
-    def _split(self, st: TrackPool) -> list[TrackPool]:
+    def _split(self, st: TrackPool, name: str) -> list[TrackPool]:
         """A track whose appearance changes to another person's (the means of its faces before and after the change
-        point agree less than ``split_below``) as its parts, earliest first; each part is split again."""
+        point agree less than ``split_below``) as its parts, earliest first; each part is split again. ``name``
+        says which track it is in the log."""
         if self.new_id is None or self.split_below is None:
             return [st]
         found = st.change_point(self.how.min_faces * 2)
@@ -351,9 +352,9 @@ class BestSelector:
             return [st]
         t = found[0]
         first, second = st.part(-np.inf, t), st.part(t, np.inf)
-        log.info("a track's appearance changed at %.2f s (cosine %.2f of the means before and after): split", t,
-                 found[1])
-        return self._split(first) + self._split(second)
+        log.info("%s: its appearance changed at %.2f s (cosine %.2f of the means before and after): split, the "
+                 "part after it published under a new track id", name, t, found[1])
+        return self._split(first, name) + self._split(second, name)
 
     @staticmethod
     def _facts(st: TrackPool, reason: str | None) -> dict:

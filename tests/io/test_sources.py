@@ -212,6 +212,11 @@ def test_parse_sources_ids_and_errors(tmp_path):
     assert specs[0].uri == "rtsp://127.0.0.1:8554/x?a=b"
     with pytest.raises(FileNotFoundError, match="expected a video file"):
         parse_sources([str(tmp_path / "missing.mp4")])
+    # two sources without a name that would share one: the second is told apart
+    assert [s.id for s in parse_sources(["/dev/video0", "/dev/video0"])] == ["video0", "video0-2"]
+    # one name given to two sources is a mistake (copied command lines), whatever strict says; the password stays out
+    with pytest.raises(ValueError, match=r"'door'.* given to rtsp://admin:\*\*\*@10.0.0.5/a and to rtsp://10.0.0.6/b"):
+        parse_sources(["door=rtsp://admin:pw@10.0.0.5/a", "door=rtsp://10.0.0.6/b"], strict=False)
 
 
 def test_broken_file_reports_an_error_without_raising(tmp_path):
