@@ -368,6 +368,9 @@ def test_one_writer_per_folder_and_a_run_without_events_blocks_nothing(synth_cli
         FileSink(OutputConfig(dir=str(tmp_path / "o"), overwrite=True))  # an OS lock, not a file check
     first.close()
     assert not (tmp_path / "o" / "events.jsonl").exists()  # it wrote no event
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OSError, match="output.dir .*a_file/o: expected a directory this user can create"):
+        FileSink(OutputConfig(dir=str(tmp_path / "a_file" / "o")))  # (the CLI: exit 2 with this line)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 4096)
     assert _cli(str(broken), "--out", str(tmp_path / "p")).returncode in (1, 2)

@@ -209,7 +209,11 @@ class FileSink:
         self.root = Path(cfg.dir)
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"output.dir {self.root}: expected a directory, found a file")
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only disk, no permission, a parent that is a file
+            raise OSError(f"output.dir {self.root}: expected a directory this user can create, found that it "
+                          f"cannot be ({exc.strerror or exc})") from None
         self._lock = _lock(self.root / ".lock")
         if (self.root / "events.jsonl").exists():
             if not cfg.overwrite:
