@@ -40,6 +40,7 @@ class SourcesConfig:
     stride: int = bounded(1, 1)
     max_fps: float = bounded(0.0, 0)
     queue_size: int = bounded(4, 1)
+    max_open_files: int = bounded(2, 0)  # files and image folders decoded at once; the rest wait their turn (0: all)
     open_timeout_s: float = bounded(10.0, 0, above=True)
     read_timeout_s: float = bounded(5.0, 0, above=True)
     reconnect_initial_s: float = bounded(0.5, 0, above=True)

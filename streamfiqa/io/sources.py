@@ -113,6 +113,11 @@ class Source:
         self._thread.start()
         return self
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called (files may wait their turn: ``sources.max_open_files``)."""
+        return self._thread.ident is not None
+
     def read(self) -> Frame | None:
         """The oldest queued frame, or None when none is ready (never blocks)."""
         with self._cond:
@@ -149,8 +154,10 @@ class Source:
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Stop decoding and wait for the thread."""
+        """Stop decoding and wait for the thread (a file or folder never started: all its frames count as unread)."""
         self.stop()
+        if not self.started:
+            self._count_unstarted()
         if self._thread.is_alive():
             # A live source may sit in a network call until its own timeout; the thread is a daemon.
             self._thread.join(timeout=2 if self.spec.live else 10)
@@ -374,6 +381,20 @@ class Source:
         """Stopped before its end: the frames a file or folder still held (a file resumed mid-way: not counted)."""
         if not self.spec.live and not self.spec.start_s:
             self.unread = max(0, self.total_frames - self.decoded - self.frames_lost)  # a folder's broken images: lost
+
+    def _count_unstarted(self) -> None:
+        """The run ended before this file's or folder's turn came: what it holds is unread (read from its header)."""
+        if self.spec.live or self.spec.problem:
+            return
+        try:
+            if self.spec.kind == "folder":
+                self.total_frames = sum(1 for p in Path(self.spec.uri).iterdir() if is_image(p))
+            else:
+                with self._open() as container:
+                    self._video_stream(container)
+        except Exception as exc:  # noqa: BLE001 - only a count: the file was readable when the run began
+            log.warning("%s: not started, and its frames could not be counted (%s)", self.spec.id, exc)
+        self._count_unread()
 
     def _count_tail(self) -> None:
         """At a file's end: the frames its container promised that never came out of the decoder are lost. (Damaged

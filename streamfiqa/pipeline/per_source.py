@@ -64,10 +64,11 @@ class SourceRun:
 
     @classmethod
     def open(cls, spec: SourceSpec, index: int, cfg: Config, wake, first_track_id: int = 1,
-             progress: bool = False, scale: ScoreScale | None = None, finisher=None) -> "SourceRun":
-        """Start decoding ``spec`` and give it a tracker and a selector configured by ``cfg`` (tracker thresholds left
-        null take the detector's ``scale``; ``finisher``: the executor ending its tracks, see
-        :class:`~streamfiqa.pipeline.best_crop.BestSelector`)."""
+             progress: bool = False, scale: ScoreScale | None = None, finisher=None,
+             start: bool = True) -> "SourceRun":
+        """Start decoding ``spec`` (``start``; else it waits for :meth:`Source.start`) and give it a tracker and a
+        selector configured by ``cfg`` (tracker thresholds left null take the detector's ``scale``; ``finisher``: the
+        executor ending its tracks, see :class:`~streamfiqa.pipeline.best_crop.BestSelector`)."""
         t, s, scale = cfg.tracker, cfg.selection, scale or ScoreScale()
         photos = spec.kind == "folder" and not cfg.sources.folder_tracking  # each photo its own shot: one hit suffices
         pick = lambda value, own: own if value is None else value  # noqa: E731
@@ -77,7 +78,7 @@ class SourceRun:
                           first_id=first_track_id)
         measures = FaceMeasures(cfg.align.display_margin) if cfg.quality.face_measures else None  # selector, enrolment
         check, look = selection_plugins(cfg)
-        run = cls(index, Source(spec, cfg.sources, wake).start(), tracker,
+        run = cls(index, Source(spec, cfg.sources, wake), tracker,
                   BestSelector(s.top_k, s.emit_updates, s.min_dwell_s, s.update_margin, s.rank, s.pool,
                                Typicality(s.quality_band, s.sharpness, s.min_faces), tracker.new_id,
                                s.split_below if s.split_below > 0 else None, cfg.quality.min_face_score,
@@ -93,6 +94,8 @@ class SourceRun:
             from tqdm import tqdm
 
             run.progress = tqdm(desc=spec.id, unit="frame", position=index, leave=True)
+        if start:
+            run.source.start()
         return run
 
     @property
@@ -142,6 +145,8 @@ class SourceRun:
     def summary(self, reason: str) -> str:
         """The line logged when the source finishes."""
         src = self.source
+        if not src.started:
+            return f"{self.id}: not started ({reason} before its turn): its {src.unread} frames unread"
         live = f", max lag {self.max_lag:.2f} s, {src.lag_skipped} packets skipped to catch up" if src.spec.live else ""
         error = f", error: {src.error}" if src.error else ""
         return (f"{self.id}: finished ({reason}): {self.processed} frames, {self.faces} faces, {self.events} events, "

@@ -4,6 +4,7 @@ The stages are built elsewhere (:mod:`streamfiqa.pipeline.build`) and handed in 
 """
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import threading
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 #: A source whose frames jump more than this (a reconnect, frames dropped to catch up) is detected in full
 #: again: its faces' last places no longer say where to look (``detector.full_every``).
 REGION_GAP_S = 0.5
+
+
+def spec_live(st: SourceRun) -> bool:
+    return st.source.spec.live
 
 
 class Runner:
@@ -57,6 +62,7 @@ class Runner:
         self.tickers: list = []
         #: First track id of each source (by index); a source resumed elsewhere continues above its old ids.
         self.first_track_ids: dict[int, int] = {}
+        self._waiting: collections.deque[SourceRun] = collections.deque()  # files not yet started (_admit)
 
     def run(self, stop: threading.Event | None = None) -> int:
         """Process until every source ends or ``stop`` is set; flushes every track either way.
@@ -71,12 +77,22 @@ class Runner:
         # one worker ends the tracks of every source (second look, face measures): a track's end no longer stalls
         # the frame loop, and the models it runs serve one track at a time
         finisher = ThreadPoolExecutor(1, "finish") if self.cfg.selection.finish_thread else None
+        # live sources all start; files and folders start a few at a time (_admit): each open one holds a decoder
+        # and a queue of frames, and on a machine's few cores more at once only share the same time
         self.states = [SourceRun.open(spec, i, self.cfg, self.wake, self.first_track_ids.get(i, 1), show,
-                                      self.s.detector.score_scale, finisher) for i, spec in enumerate(self.specs)]
+                                      self.s.detector.score_scale, finisher, start=spec.live)
+                       for i, spec in enumerate(self.specs)]
+        self._waiting = collections.deque(st for st in self.states if not spec_live(st))
+        limit = self.cfg.sources.max_open_files
+        if limit and len(self._waiting) > limit:
+            log.info("%d files: %d are read at a time, the others wait their turn (sources.max_open_files)",
+                     len(self._waiting), limit)
+        self._admit()
         next_stats = time.monotonic() + self.cfg.stats_interval_s
         stage = DetectStage(self, stop) if self.cfg.detector.thread else None
         try:
             while not stop.is_set() and any(not s.done for s in self.states):
+                self._admit()
                 busy = self._collect()
                 if stage is not None:
                     item = stage.get()
@@ -124,6 +140,16 @@ class Runner:
                 self.metrics.close()
             log.info("per-frame stage times (ms): %s", self.stats()["stages_ms"])
         return self.exit_code
+
+    def _admit(self) -> None:
+        """Start the files waiting their turn while fewer than ``sources.max_open_files`` are being read."""
+        limit = self.cfg.sources.max_open_files or len(self.states)
+        reading = sum(1 for st in self.states if st.source.started and not st.done and not spec_live(st))
+        while self._waiting and reading < limit:
+            st = self._waiting.popleft()
+            if not st.done:  # (a run stopped meanwhile ends it unstarted)
+                st.source.start()
+                reading += 1
 
     def open_bests(self, reason: str = "worker_lost") -> list[tuple[str, float, list[Event]]]:
         """For each source still running: its id, the stream time of its last processed frame, and the
@@ -326,4 +352,7 @@ class Runner:
         """Log one line: fps and faces/s per source since the last line, queue depth, drops, stage times."""
         rates = {st.id: st.rate.take() for st in self.states}
         live = {st.id: st.source.spec.live for st in self.states}
-        log.info("%s", stats_line(self.stats(), rates, live, self.cfg.sources.queue_size))
+        running = {st.id for st in self.states if st.source.started and not st.done}
+        # with files waiting their turn or finished, the line shows those being read, and how many others there are
+        shown = running if running and len(running) < len(self.states) else None
+        log.info("%s", stats_line(self.stats(), rates, live, self.cfg.sources.queue_size, shown))

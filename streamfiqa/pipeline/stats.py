@@ -128,14 +128,21 @@ class RateWindow:
         return out
 
 
-def stats_line(stats: dict, rates: dict[str, tuple[float, float]], live: dict[str, bool], queue_size: int) -> str:
-    """The one-line summary logged every ``stats_interval_s`` (``Runner.stats()`` plus each source's rates)."""
+def stats_line(stats: dict, rates: dict[str, tuple[float, float]], live: dict[str, bool], queue_size: int,
+               shown: set[str] | None = None) -> str:
+    """The one-line summary logged every ``stats_interval_s`` (``Runner.stats()`` plus each source's rates); with
+    ``shown``, only those sources, and a count of the others."""
     parts = []
     for sid, s in stats["sources"].items():
+        if shown is not None and sid not in shown:
+            continue
         fps, faces = rates.get(sid, (0.0, 0.0))
         lag = f", lag {s['lag_s']:.2f} s, lag-skipped {s['lag_skipped']}" if live.get(sid) else ""
         parts.append(f"{sid}: {fps:.1f} fps, {faces:.1f} faces/s, queue {s['queue']}/{queue_size}, dropped "
                      f"{s['dropped']}, reconnects {s['reconnects']}, decode errors {s['decode_errors']}{lag}")
+    if shown is not None:
+        done = sum(1 for sid, s in stats["sources"].items() if s["done"])
+        parts.append(f"{done} sources finished, {len(stats['sources']) - done - len(shown)} waiting")
     extra = ""
     h = stats.get("heavy")
     if h:
