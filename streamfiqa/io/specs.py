@@ -123,7 +123,12 @@ def _entries(uri: str, sid: str | None, i: int) -> list[tuple[str, str | None, s
     videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
     out = [(uri, sid, "folder", "")] if any(is_image(p) for p in files) else []
     out += [(str(v), f"{sid}-{v.stem}" if sid else None, "file", media_problem(v)) for v in videos]
-    return out or [(uri, sid, "folder", f"expected images or videos in the folder {uri}, found none")]
+    if out:
+        return out
+    subs = sorted(p.name for p in Path(uri).iterdir() if p.is_dir())
+    inside = (f" (its {len(subs)} subfolder(s), {', '.join(subs[:3])}{', …' if len(subs) > 3 else ''}, are not "
+              "looked into: name them as sources)") if subs else ""
+    return [(uri, sid, "folder", f"expected images or videos in the folder {uri}, found none{inside}")]
 
 
 def parse_sources(args: list[str], live: str = "auto", strict: bool = True) -> list[SourceSpec]:

@@ -212,6 +212,9 @@ def test_parse_sources_ids_and_errors(tmp_path):
     assert specs[0].uri == "rtsp://127.0.0.1:8554/x?a=b"
     with pytest.raises(FileNotFoundError, match="expected a video file"):
         parse_sources([str(tmp_path / "missing.mp4")])
+    (tmp_path / "photos" / "alice").mkdir(parents=True)
+    with pytest.raises(ValueError, match="subfolder.*alice, are not looked into"):
+        parse_sources([str(tmp_path / "photos")])  # a folder of folders: say where the pictures may be
     # two sources without a name that would share one: the second is told apart
     assert [s.id for s in parse_sources(["/dev/video0", "/dev/video0"])] == ["video0", "video0-2"]
     # one name given to two sources is a mistake (copied command lines), whatever strict says; the password stays out
