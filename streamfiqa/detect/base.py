@@ -70,12 +70,13 @@ class Detector(abc.ABC):
         """Faces of several frames; detectors that batch their network override this."""
         return [self.detect(image) for image in images]
 
-    def detect_windows(self, windows: list[np.ndarray], min_face: float) -> list[Faces]:
-        """Faces of at least ``min_face`` pixels in image windows already at the network's scale (no
-        downscaling and no score floor: the caller maps them back to its frame and applies :meth:`finish`
-        there). Detectors that batch their network override this;
+    def detect_windows(self, windows: list[np.ndarray], min_face: float | list[float]) -> list[Faces]:
+        """Faces of at least ``min_face`` pixels (one floor, or one per window) in image windows already at the
+        network's scale (no downscaling and no score floor: the caller maps them back to its frame and applies
+        :meth:`finish` there). Detectors that batch their network override this;
         :class:`~streamfiqa.detect.regions.RegionDetector` calls it."""
-        return [self._detect(w, min_face) for w in windows]
+        floors = list(min_face) if isinstance(min_face, (list, tuple)) else [min_face] * len(windows)
+        return [self._detect(w, m) for w, m in zip(windows, floors)]
 
     #: BGR colour of the border around a window that reaches past its frame (the network's "nothing").
     pad_bgr: tuple[float, float, float] = (0.0, 0.0, 0.0)

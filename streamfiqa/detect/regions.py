@@ -90,9 +90,11 @@ class RegionDetector:
             for k, faces in zip(full, self.detector.detect_batch([images[k] for k in full])):
                 out[k] = faces
         if windows:
-            # the tracked faces are ~FACE_SHARE of a window; far smaller ones are the next full frame's job
-            min_face = max(self.detector.min_face * min(s for _, (_, _, s) in windows), FACE_SHARE * self.window / 3)
-            found = self.detector.detect_windows([w for w, _ in windows], min_face)
+            # the tracked faces are ~FACE_SHARE of a window; far smaller ones are the next full frame's job. The floor
+            # is each frame's own (its windows' smallest scale): a frame's faces never depend on other streams'
+            scale = {k: min(s for (_, (_, _, s)), o in zip(windows, owners) if o == k) for k in set(owners)}
+            floors = [max(self.detector.min_face * scale[o], FACE_SHARE * self.window / 3) for o in owners]
+            found = self.detector.detect_windows([w for w, _ in windows], floors)
             for k in sorted(set(owners)):
                 mine = [(f, m) for f, (_, m), o in zip(found, windows, owners) if o == k]
                 out[k] = self._merge(mine)

@@ -101,11 +101,26 @@ class RetinaFaceDetector(Detector):
     def _detect(self, image: np.ndarray, min_face: float) -> Faces:
         return self._detect_many([image], min_face)[0]
 
-    def _detect_many(self, images: list[np.ndarray], min_face: float) -> list[Faces]:
-        """One inference over several images, each letterboxed into the top-left of a shared canvas
-        (the largest height × width, rounded up to a multiple of 32)."""
-        h = -(-max(i.shape[0] for i in images) // 32) * 32
-        w = -(-max(i.shape[1] for i in images) // 32) * 32
+    def _detect_many(self, images: list[np.ndarray], min_face: float | list[float]) -> list[Faces]:
+        """Network runs over several images (``min_face``: one size floor for all, or one each, in their pixels).
+
+        Each image sits in the top-left of a canvas of its own height × width rounded up to a multiple of 32, and
+        images whose canvases agree share one run. An image is never padded to another's size: the padding changes
+        what the network sees near its right and bottom edges, so a file's faces would depend on the files read
+        beside it (58 real clips read all at once published other crops for 25 of them than read one by one).
+        """
+        floors = list(min_face) if isinstance(min_face, (list, tuple)) else [min_face] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, img in enumerate(images):
+            groups.setdefault((-(-img.shape[0] // 32) * 32, -(-img.shape[1] // 32) * 32), []).append(k)
+        out: list[Faces | None] = [None] * len(images)
+        for (h, w), ks in groups.items():
+            for k, faces in zip(ks, self._run_canvas([images[k] for k in ks], h, w, [floors[k] for k in ks])):
+                out[k] = faces
+        return out
+
+    def _run_canvas(self, images: list[np.ndarray], h: int, w: int, floors: list[float]) -> list[Faces]:
+        """One network run over ``images`` letterboxed into an ``h × w`` canvas each."""
         # padding with the mean colour gives zeros after mean subtraction, as the canvas of zeros did;
         # OpenCV's blob builder is ~3x faster than the numpy cast/subtract/transpose at 960 px
         mean = tuple(float(m) for m in np.ravel(MEAN_BGR))
@@ -124,7 +139,7 @@ class RetinaFaceDetector(Detector):
                 continue
             boxes, pts = decode(loc[k][keep], landm[k][keep], pri[keep])
             scores = scores[keep]
-            big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_face * 0.8
+            big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= floors[k] * 0.8
             boxes, pts, scores = boxes[big], pts[big], scores[big]
             order = nms(boxes, scores, self.nms_threshold)
             hh, ww = images[k].shape[:2]
@@ -134,7 +149,7 @@ class RetinaFaceDetector(Detector):
 
     pad_bgr = tuple(float(m) for m in MEAN_BGR)
 
-    def detect_windows(self, windows: list[np.ndarray], min_face: float) -> list[Faces]:
+    def detect_windows(self, windows: list[np.ndarray], min_face: float | list[float]) -> list[Faces]:
         """Every window in one network run (see :meth:`Detector.detect_windows`)."""
         return self._detect_many(windows, min_face) if windows else []
 
@@ -147,7 +162,7 @@ class RetinaFaceDetector(Detector):
             s = self.max_side / max(img.shape[:2]) if self.max_side and max(img.shape[:2]) > self.max_side else 1.0
             scaled.append(cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s != 1.0 else img)
             scales.append(s)
-        found = self._detect_many(scaled, max(self.min_face * min(scales), 1.0))
+        found = self._detect_many(scaled, [max(self.min_face * s, 1.0) for s in scales])
         return [self.finish(f.scaled(1.0 / s) if s != 1.0 else f) for f, s in zip(found, scales)]
 
 
