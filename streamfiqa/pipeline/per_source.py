@@ -102,6 +102,10 @@ class SourceRun:
     def id(self) -> str:
         return self.source.spec.id
 
+    @property
+    def live(self) -> bool:
+        return self.source.spec.live
+
     def observe_lag(self, capture: float) -> None:
         """A live frame captured at wall time ``capture`` is being processed now."""
         if self.source.spec.live and capture:

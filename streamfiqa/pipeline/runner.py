@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 REGION_GAP_S = 0.5
 
 
-def spec_live(st: SourceRun) -> bool:
-    return st.source.spec.live
-
-
 class Runner:
     """Runs one pipeline over several sources in the calling thread.
 
@@ -82,7 +78,7 @@ class Runner:
         self.states = [SourceRun.open(spec, i, self.cfg, self.wake, self.first_track_ids.get(i, 1), show,
                                       self.s.detector.score_scale, finisher, start=spec.live)
                        for i, spec in enumerate(self.specs)]
-        self._waiting = collections.deque(st for st in self.states if not spec_live(st))
+        self._waiting = collections.deque(st for st in self.states if not st.live)
         limit = self.cfg.sources.max_open_files
         if limit and len(self._waiting) > limit:
             log.info("%d files: %d are read at a time, the others wait their turn (sources.max_open_files)",
@@ -144,7 +140,7 @@ class Runner:
     def _admit(self) -> None:
         """Start the files waiting their turn while fewer than ``sources.max_open_files`` are being read."""
         limit = self.cfg.sources.max_open_files or len(self.states)
-        reading = sum(1 for st in self.states if st.source.started and not st.done and not spec_live(st))
+        reading = sum(1 for st in self.states if st.source.started and not st.done and not st.live)
         while self._waiting and reading < limit:
             st = self._waiting.popleft()
             if not st.done:  # (a run stopped meanwhile ends it unstarted)
@@ -351,7 +347,7 @@ class Runner:
     def log_stats(self) -> None:
         """Log one line: fps and faces/s per source since the last line, queue depth, drops, stage times."""
         rates = {st.id: st.rate.take() for st in self.states}
-        live = {st.id: st.source.spec.live for st in self.states}
+        live = {st.id: st.live for st in self.states}
         running = {st.id for st in self.states if st.source.started and not st.done}
         # with files waiting their turn or finished, the line shows those being read, and how many others there are
         shown = running if running and len(running) < len(self.states) else None
