@@ -60,6 +60,7 @@ class SourceRun:
     detected_pts: float | None = None
     cuts: int = 0
     progress: object = None
+    show_progress: bool = False
     rate: RateWindow = field(default_factory=RateWindow)
 
     @classmethod
@@ -90,13 +91,18 @@ class SourceRun:
         if cfg.pipeline == "enroll":
             run.enroll = Enrolment(cfg.enroll, spec.id, measures, s.eyes_closed if s.eyes_closed > 0 else None,
                                    Typicality(s.quality_band, s.sharpness, s.min_faces), s.rank)
-        if progress and not spec.live:
+        run.show_progress = progress and not spec.live
+        if start:
+            run.start()
+        return run
+
+    def start(self) -> None:
+        """Start decoding, with its progress bar when bars are shown (a file waiting its turn has none yet)."""
+        if self.show_progress:
             from tqdm import tqdm
 
-            run.progress = tqdm(desc=spec.id, unit="frame", position=index, leave=True)
-        if start:
-            run.source.start()
-        return run
+            self.progress = tqdm(desc=self.id, unit="frame", leave=True)
+        self.source.start()
 
     @property
     def id(self) -> str:

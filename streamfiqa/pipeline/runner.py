@@ -144,7 +144,7 @@ class Runner:
         while self._waiting and reading < limit:
             st = self._waiting.popleft()
             if not st.done:  # (a run stopped meanwhile ends it unstarted)
-                st.source.start()
+                st.start()
                 reading += 1
 
     def open_bests(self, reason: str = "worker_lost") -> list[tuple[str, float, list[Event]]]:
