@@ -137,9 +137,10 @@ class EnrollSelector:
             best = max(best, out, key=len)
         return best
 
-    def conclude(self, source_id: str) -> list[Event]:
-        """The ``enrolled`` events when the pool holds ``count`` pose-diverse crops (then done), else none."""
-        chosen = self.chosen()
+    def conclude(self, source_id: str, chosen: list[Candidate] | None = None) -> list[Event]:
+        """The ``enrolled`` events when the pool holds ``count`` pose-diverse crops (then done), else none
+        (``chosen``: :meth:`chosen`, when the caller has it already)."""
+        chosen = self.chosen() if chosen is None else chosen
         if len(chosen) < self.count:
             return []
         self.done = True
@@ -163,9 +164,9 @@ class EnrollSelector:
             self._shut[id(cand)] = (cand, shut)
         return self._shut[id(cand)][1]
 
-    def timeout_event(self, source_id: str, waited_s: float) -> Event:
-        """The event sent when enrolment gave up."""
-        collected = len(self.chosen())
+    def timeout_event(self, source_id: str, waited_s: float, collected: int | None = None) -> Event:
+        """The event sent when enrolment gave up (``collected``: how many crops :meth:`chosen` holds, when known)."""
+        collected = len(self.chosen()) if collected is None else collected
         msg = (f"enrollment timed out after {waited_s:.1f} s: {collected}/{self.count} pose-diverse "
                f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
                f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut{self._gate_text()})")
@@ -237,9 +238,10 @@ class Enrolment:
         (the window cut short), else the ``enroll_timeout`` event (none once enrolled)."""
         if self.selector.done:
             return []
-        events = self.selector.conclude(self.source_id)
+        chosen = self.selector.chosen()  # ranked once: the pool's typicality and face measures are not cheap
+        events = self.selector.conclude(self.source_id, chosen)
         if events:
             log.info("%s: enrolled %d crops", self.source_id, self.selector.count)
             return events
         waited = 0.0 if self.first_pts is None else last_pts - self.first_pts
-        return [self.selector.timeout_event(self.source_id, waited)]
+        return [self.selector.timeout_event(self.source_id, waited, len(chosen))]
