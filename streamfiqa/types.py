@@ -78,7 +78,7 @@ class Frame:
             ``sources.cut_change``; 0 when cuts are not detected).
         step: its change is a one-frame step (a cut candidate whatever ``change`` is; :mod:`streamfiqa.io.shots`).
         capture: estimated wall time the frame was captured (live sources: anchored on the earliest
-            arrival; files: the decode time).
+            arrival); 0 for a recording read at the pipeline's pace (files, HLS VOD, a file over HTTP).
     """
 
     source_id: str

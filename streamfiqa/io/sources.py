@@ -282,8 +282,10 @@ class Source:
                 options["listen_timeout"] = str(int(self.cfg.open_timeout_s))
         elif self.spec.kind == "webcam":
             fmt = "v4l2"
-        # Files need no timeout; in listen mode the listen_timeout option bounds the wait instead.
-        timed = self.spec.live and not (self.spec.kind == "rtsp" and self.cfg.rtsp_listen)
+        # Files need no timeout (a network one read as a file does: sources.live=false); in listen mode the
+        # listen_timeout option bounds the wait instead.
+        network = self.spec.live or self.spec.kind in ("rtsp", "http")
+        timed = network and not (self.spec.kind == "rtsp" and self.cfg.rtsp_listen)
         timeout = (self.cfg.open_timeout_s, self.cfg.read_timeout_s) if timed else None
         return av.open(self.spec.uri.removeprefix("v4l2:"), format=fmt, options=options, timeout=timeout)
 
@@ -331,7 +333,9 @@ class Source:
                     continue
                 image = self._as_shown(av_frame, stream)
                 self.decode_s += time.perf_counter() - t0
-                yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(), capture=self._capture_time(pts))
+                # a recording served over the network (HLS VOD, a file over HTTP) is read at our pace: no capture time
+                capture = 0.0 if self._finite else self._capture_time(pts)
+                yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(), capture=capture)
                 t0 = time.perf_counter()
                 if self._stop.is_set():
                     return

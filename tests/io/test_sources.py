@@ -234,7 +234,8 @@ def test_broken_file_reports_an_error_without_raising(tmp_path):
 
 def test_a_vod_hls_playlist_ends_like_a_file(tmp_path):
     """An HLS playlist with its end (#EXT-X-ENDLIST) served over HTTP on 127.0.0.1 is read once and the run ends,
-    where a live stream would be reconnected forever."""
+    where a live stream would be reconnected forever; read at the pipeline's pace, it has no lag (it read -3 s); with
+    ``--set sources.live=false`` it runs the offline journey, every frame, as a file would."""
     import functools
     import http.server
     import socketserver
@@ -269,6 +270,8 @@ def test_a_vod_hls_playlist_ends_like_a_file(tmp_path):
         p = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), url, "--out", str(tmp_path / "out"),
                             "--set", "publish.endpoint=null", "--set", "quality.heavy=null"],
                            capture_output=True, text=True, timeout=120)
+        as_file = subprocess.run([sys.executable, str(ROOT / "run_stream.py"), url, "--out", str(tmp_path / "file"),
+                                  "--set", "sources.live=false"], capture_output=True, text=True, timeout=120)
     finally:
         server.shutdown()
         server.server_close()
@@ -276,3 +279,7 @@ def test_a_vod_hls_playlist_ends_like_a_file(tmp_path):
     assert "reconnecting" not in p.stderr and "finished" in p.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["frames_decoded"] == 50 and manifest["events_by_kind"].get("best", 0) >= 1
+    assert "lag 0.00 s" in p.stderr and "lag -" not in p.stderr
+    assert as_file.returncode == 0, as_file.stderr[-2000:]
+    manifest = json.loads((tmp_path / "file" / "manifest.json").read_text())
+    assert manifest["frames_processed"] == 50  # the offline journey: every frame, not cctv's 5 a second
