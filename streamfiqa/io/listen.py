@@ -144,6 +144,11 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
     if not received and stats["handshake_failed"]:
         log.warning("nothing received: %d CURVE handshakes with %s failed (a wrong --curve-server-key, or this key "
                     "is not among the publisher's allowed clients)", stats["handshake_failed"], endpoint)
+    elif not received and not stats["bad"] and not stop.is_set():
+        # ZeroMQ connects in the background and never says an endpoint is wrong: the silence is all there is to go on
+        log.warning("nothing received from %s in %.1f s: expected a publisher %s there (a run with --publish %s, "
+                    "say); events published before this listener connected are not kept for it", endpoint,
+                    timeout_s, "connecting" if bind else "bound", endpoint)
     return received
 
 

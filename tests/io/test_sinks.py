@@ -48,3 +48,14 @@ def test_bound_to_loopback_by_default():
     cfg = load_config(base=cctv.DEFAULTS)
     assert cfg.publish.endpoint == "tcp://127.0.0.1:5556"
     assert zmq.zmq_version_info() >= (4, 0)
+
+
+def test_a_listener_that_hears_nothing_says_so(caplog):
+    """ZeroMQ connects in the background and never says an endpoint is wrong: a listener that timed out without a
+    single event warns (it was silent, exit 0)."""
+    import logging
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"  # nobody publishes there
+    with caplog.at_level(logging.WARNING, logger="streamfiqa.io.listen"):
+        assert listen(endpoint, timeout_s=0.3, out=io.StringIO()) == 0
+    assert f"nothing received from {endpoint}" in caplog.text
