@@ -33,20 +33,6 @@ def run_parser(commands: list[str]) -> argparse.ArgumentParser:
     return p
 
 
-def _live_setting(config_file: dict, overrides: list[str]) -> str:
-    """``sources.live`` as the run will read it (the last ``--set`` over the config file over ``auto``): it decides
-    the journey before the journey's config exists, so ``--set sources.live=false`` on an http(s) URL of a file
-    runs the offline journey, as it reads the file."""
-    sources = config_file.get("sources")
-    value = sources.get("live", "auto") if isinstance(sources, dict) else "auto"
-    for item in overrides:
-        key, _, given = item.partition("=")
-        if key.strip() == "sources.live":
-            value = given.strip()
-    value = {True: "true", False: "false"}.get(value, str(value).strip().lower())
-    return value if value in ("auto", "true", "false") else "auto"  # a wrong value is refused with the config
-
-
 def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
     """Run a pipeline over sources (``commands``: the other subcommands, named in ``--help``)."""
     args = run_parser(list(commands)).parse_args(argv)
@@ -58,8 +44,7 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
 
     name = args.pipeline
     try:
-        config_file = read_yaml(args.config) if args.config else {}
-        in_file = config_file.get("pipeline")
+        in_file = read_yaml(args.config).get("pipeline") if args.config else None
         if name is None:
             name = in_file
         elif in_file is not None and in_file != name:
@@ -67,8 +52,9 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
             log.warning("--pipeline %s overrides %s's 'pipeline: %s'; the file's other values still apply over the "
                         "%s defaults", name, args.config, in_file, name)
         if name is None:
-            live = any(s.live for s in parse_sources(args.sources, _live_setting(config_file, args.overrides),
-                                                     strict=False))
+            # sources.live as the file and --set give it (--set sources.live=false reads an http(s) file as a file)
+            live_setting = load_config(args.config, args.overrides).sources.live
+            live = any(s.live for s in parse_sources(args.sources, live_setting, strict=False))
             name = "cctv" if live else "offline"
         if name not in JOURNEYS:
             raise ConfigError(f"pipeline: expected one of {', '.join(JOURNEYS)}, found {name!r}")

@@ -75,8 +75,7 @@ class Detector(abc.ABC):
         network's scale (no downscaling and no score floor: the caller maps them back to its frame and applies
         :meth:`finish` there). Detectors that batch their network override this;
         :class:`~streamfiqa.detect.regions.RegionDetector` calls it."""
-        floors = list(min_face) if isinstance(min_face, (list, tuple)) else [min_face] * len(windows)
-        return [self._detect(w, m) for w, m in zip(windows, floors)]
+        return [self._detect(w, m) for w, m in zip(windows, size_floors(min_face, len(windows)))]
 
     #: BGR colour of the border around a window that reaches past its frame (the network's "nothing").
     pad_bgr: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -99,6 +98,11 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def _detect(self, image: np.ndarray, min_face: float) -> Faces:
         """Detect on an image already scaled; ``min_face`` is in its pixels."""
+
+
+def size_floors(min_face: float | list[float], n: int) -> list[float]:
+    """``min_face`` as one size floor per image of ``n`` (one for all, or already one each)."""
+    return list(min_face) if isinstance(min_face, (list, tuple)) else [min_face] * n
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, mode: str = "union") -> np.ndarray:

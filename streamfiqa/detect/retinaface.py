@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from streamfiqa.backends import cache_dir, create_backend
-from streamfiqa.detect.base import DETECTORS, Detector, nms
+from streamfiqa.detect.base import DETECTORS, Detector, nms, size_floors
 from streamfiqa.types import Faces
 
 STEPS = (8, 16, 32)
@@ -109,7 +109,7 @@ class RetinaFaceDetector(Detector):
         what the network sees near its right and bottom edges, so a file's faces would depend on the files read
         beside it (58 real clips read all at once published other crops for 25 of them than read one by one).
         """
-        floors = list(min_face) if isinstance(min_face, (list, tuple)) else [min_face] * len(images)
+        floors = size_floors(min_face, len(images))
         groups: dict[tuple[int, int], list[int]] = {}
         for k, img in enumerate(images):
             groups.setdefault((-(-img.shape[0] // 32) * 32, -(-img.shape[1] // 32) * 32), []).append(k)

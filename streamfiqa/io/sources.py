@@ -114,6 +114,12 @@ class Source:
         return self
 
     @property
+    def _real_time(self) -> bool:
+        """A live stream that runs in real time (not a recording served over the network: HLS VOD, a file over
+        HTTP, which is read at the pipeline's pace as a file is)."""
+        return self.spec.live and not self._finite
+
+    @property
     def started(self) -> bool:
         """Whether :meth:`start` was called (files may wait their turn: ``sources.max_open_files``)."""
         return self._thread.ident is not None
@@ -187,7 +193,7 @@ class Source:
         with self._cond:
             if self._stop.is_set():
                 return  # decoded after the run was stopped: not processed, and no drop either
-            if self.spec.live and not self._finite:  # a recording (HLS VOD) waits for the pipeline, as a file does
+            if self._real_time:  # a recording (HLS VOD) waits for the pipeline, as a file does
                 if len(self._queue) >= self.cfg.queue_size:
                     self._queue.popleft()
                     self.dropped += 1
@@ -318,7 +324,7 @@ class Source:
             if start > 0 and stream.time_base:
                 container.seek(int(start / stream.time_base), stream=stream)  # the keyframe at or before it
             packets = container.demux(stream)
-            if self.spec.live and not self._finite:
+            if self._real_time:
                 packets = self._catch_up(packets, stream)
             frames = self._resumed(self._timed(self._decoded(packets), rate), start)
             if self.cfg.realtime and self.spec.kind == "file":
@@ -333,8 +339,8 @@ class Source:
                     continue
                 image = self._as_shown(av_frame, stream)
                 self.decode_s += time.perf_counter() - t0
-                # a recording served over the network (HLS VOD, a file over HTTP) is read at our pace: no capture time
-                capture = 0.0 if self._finite else self._capture_time(pts)
+                # only a stream that runs in real time has a capture time (a recording is read at our pace)
+                capture = self._capture_time(pts) if self._real_time else 0.0
                 yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(), capture=capture)
                 t0 = time.perf_counter()
                 if self._stop.is_set():

@@ -139,6 +139,8 @@ class Runner:
 
     def _admit(self) -> None:
         """Start the files waiting their turn while fewer than ``sources.max_open_files`` are being read."""
+        if not self._waiting:  # (every loop turn: nothing to count once all have started)
+            return
         limit = self.cfg.sources.max_open_files or len(self.states)
         reading = sum(1 for st in self.states if st.source.started and not st.done and not st.live)
         while self._waiting and reading < limit:
