@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import CROWD, ROOT, SCRFD_2_5G, CountSink, emit, found_of, loop_clip, rss_mb
+from bench.common import CROWD, ROOT, SCRFD_2_5G, CountSink, cpu_s, emit, found_of, loop_clip, rss_mb
 
 log = logging.getLogger("bench")
 TALKING = CROWD.parent / "talking"
@@ -85,8 +85,7 @@ def _stat_cpu_s(stat: Path) -> float:
 def _cpu_s(pid: int | None = None) -> float:
     """User + system CPU seconds of this process (or of ``pid``) so far."""
     if pid is None:
-        t = os.times()
-        return t.user + t.system
+        return cpu_s()
     return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
 
 

@@ -126,3 +126,9 @@ def offline_config(name: str, overrides: list[str] | None = None):
 
     return load_config(ROOT / "configs" / name, ["stats_interval_s=0", 'progress="false"', *(overrides or [])],
                        base=offline.DEFAULTS)
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds this process has used so far (every thread)."""
+    t = os.times()
+    return t.user + t.system

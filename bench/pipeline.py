@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 
-from bench.common import (CROWD, ROOT, SCRFD_2_5G, CountSink, emit, found_of, loop_clip, offline_config, peak_rss_mb,
-                          rss_mb, timed)
+from bench.common import (CROWD, ROOT, SCRFD_2_5G, CountSink, cpu_s, emit, found_of, loop_clip, offline_config,
+                          peak_rss_mb, rss_mb, timed)
 
 
 def bench_pipeline(results: list, quick: bool, overrides: list[str] | None = None) -> None:
@@ -43,12 +43,6 @@ def bench_pipeline(results: list, quick: bool, overrides: list[str] | None = Non
                            "frames": naive["frames"], "wall_s": round(naive["wall_s"], 2),
                            "realtime_factor": round(naive_rtf, 3),
                            "ratio_ours_vs_naive": round(ours["realtime_factor"] / naive_rtf, 2)})
-
-
-def cpu_s() -> float:
-    """CPU seconds this process has used (every thread)."""
-    t = os.times()
-    return t.user + t.system
 
 
 def _named(overrides: list[str] | None) -> dict:

@@ -26,14 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     import av
     import cv2
 
-    from bench.common import ROOT
-    from streamfiqa.eval.facedata import read_identities
+    from streamfiqa.eval.facedata import celeba_ids_dir, read_identities
     from streamfiqa.eval.videoset import read_video_set
     from streamfiqa.io.sources import turn_upright
 
     images = args.out / "images"
     images.mkdir(parents=True, exist_ok=True)
-    stills = read_identities(ROOT.parent / "shared" / "data" / "faces" / "celeba_ids").split("train")
+    stills = read_identities(celeba_ids_dir()).split("train")
     rows = []
     for path, person in zip(stills.paths, stills.ids.tolist()):
         link = images / Path(path).name
