@@ -102,8 +102,8 @@ def _net():
                     groups = a.shape[1] if kind == "DEPTHWISE_CONV_2D" else 1
                     y = self._act(F.conv2d(a, w, b, stride=op["stride"], groups=groups), op["act"])
                 elif kind == "PRELU":
-                    alpha = self.w[ins[1]].view(1, -1, 1, 1)
-                    y = torch.where(a >= 0, a, a * alpha)
+                    alpha = self.w[ins[1]]
+                    y = F.prelu(a, alpha)
                 elif kind == "ADD":
                     y = self._act(a + t[ins[1]], op["act"])
                 elif kind == "MAX_POOL_2D":

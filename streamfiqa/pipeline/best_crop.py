@@ -21,7 +21,7 @@ import collections
 import dataclasses
 import functools
 import logging
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +75,24 @@ class ScoredFrame:
             self.quality.row(d), passed, reasons, f.index, f.pts, f.wallclock, faces.boxes[d], faces.landmarks[d],
             float(faces.scores[d]), self.crops.aligned[d], self.crops.display[d],
             embedding=None if self.embeddings is None else self.embeddings[d], embedding_model=embedding_model)
+
+
+#: Workers of :func:`track_finisher`.
+FINISH_WORKERS = 2
+
+
+def track_finisher(workers: int = FINISH_WORKERS) -> ThreadPoolExecutor:
+    """The threads that end tracks beside the frame loop (:class:`BestSelector`'s ``finisher``: second look and face
+    measures), each running torch on one thread of its own. Torch's intra-op thread count is the calling thread's
+    own; one each keeps the workers from spinning against each other and against the frame loop, and the tracks
+    still open at a clip's end are ended ``workers`` at a time (2 cores: README, "Speed")."""
+
+    def one_torch_thread() -> None:
+        import torch
+
+        torch.set_num_threads(1)
+
+    return ThreadPoolExecutor(workers, "finish", initializer=one_torch_thread)
 
 
 class BestSelector:

@@ -9,12 +9,11 @@ import logging
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from streamfiqa.config import Config
 from streamfiqa.events import Event
 from streamfiqa.io.specs import SourceSpec
-from streamfiqa.pipeline.best_crop import ScoredFrame
+from streamfiqa.pipeline.best_crop import ScoredFrame, track_finisher
 from streamfiqa.pipeline.detect_thread import DetectStage
 from streamfiqa.pipeline.per_source import SourceRun
 from streamfiqa.pipeline.stages import Stages
@@ -70,9 +69,10 @@ class Runner:
         started = time.monotonic()
         self.clock.metrics = self.metrics
         show = self.cfg.progress == "true" or (self.cfg.progress == "auto" and sys.stderr.isatty())
-        # one worker ends the tracks of every source (second look, face measures): a track's end no longer stalls
-        # the frame loop, and the models it runs serve one track at a time
-        finisher = ThreadPoolExecutor(1, "finish") if self.cfg.selection.finish_thread else None
+        # two workers end the tracks of every source (second look, face measures): a track's end no longer stalls
+        # the frame loop, and the tracks still open at a clip's end are ended on two cores (each source's events
+        # still come out in the order its tracks ended: BestSelector.finished)
+        finisher = track_finisher() if self.cfg.selection.finish_thread else None
         # live sources all start; files and folders start a few at a time (_admit): each open one holds a decoder
         # and a queue of frames, and on a machine's few cores more at once only share the same time
         self.states = [SourceRun.open(spec, i, self.cfg, self.wake, self.first_track_ids.get(i, 1), show,

@@ -12,7 +12,7 @@ mouth of a speaker costs a recogniser little): it is measured and reported, not 
 """
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,7 +56,8 @@ class FaceMeasures:
             rows.append(k)
         if crops:
             out[rows] = self._load().measure(np.stack(crops))
-            self.measured += len(crops)
+            with _LOCK:  # two finisher workers may measure two tracks of one source at once
+                self.measured += len(crops)
         for c, row in zip(cands, out):
             c.components.update({name: round(float(v), 4) for name, v in zip(MEASURES, row) if np.isfinite(v)})
         return out
@@ -72,10 +73,17 @@ class FaceMeasures:
         return FaceMesh.crop(c.display, box, lm)
 
 
-@functools.lru_cache(maxsize=1)
+_LOCK = threading.Lock()
+_MESH: list[FaceMesh] = []
+
+
 def _embedded_mesh() -> FaceMesh:
-    """The embedded networks, loaded once a process: every camera's measures share them (stateless at inference)."""
-    return FaceMesh()
+    """The embedded networks, loaded once a process: every camera's measures share them (stateless at inference,
+    so two finisher workers may run them at once)."""
+    with _LOCK:
+        if not _MESH:
+            _MESH.append(FaceMesh())
+        return _MESH[0]
 
 
 def ineligible(cand: Candidate) -> bool:

@@ -44,6 +44,29 @@ def test_port_batches_and_passes_gradients(facenet):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_port_on_one_thread_takes_onednn_for_its_pointwise_convolutions_and_computes_the_same(facenet, group_photo,
+                                                                                               mtcnn):
+    """On one thread (the finisher's workers) torch would run FaceNet's 1x1 convolutions with its slow reference
+    kernel; the port sends them to oneDNN instead. Real faces embed the same either way."""
+    faces = mtcnn.detect(group_photo)
+    x = np.stack([cv2.resize(group_photo[max(y1, 0):y2, max(x1, 0):x2], (160, 160))
+                  for x1, y1, x2, y2 in faces.boxes[:4].astype(int)])
+    x = torch.from_numpy(((x[..., ::-1].astype(np.float32) - 127.5) / 128).transpose(0, 3, 1, 2).copy())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            with torch.profiler.profile() as prof:
+                fast = facenet(x)
+            with torch.backends.mkldnn.flags(enabled=False):
+                plain = facenet(x)
+    finally:
+        torch.set_num_threads(threads)
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::mkldnn_convolution" in ops and "aten::_slow_conv2d_forward" not in ops
+    assert torch.allclose(fast, plain, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["facenet", "buffalo_s", "sface"])
 def test_same_person_is_closer_than_others(name, group_photo, mtcnn):
     """The embedded recognisers (the packaged ones the video protocol measures with) on real faces."""

@@ -184,24 +184,26 @@ def test_a_second_look_re_ranks_a_typical_track_s_leaders_and_leaves_a_fast_rank
 
 
 def test_a_finisher_ends_tracks_off_the_callers_thread_with_the_same_events_in_the_order_they_ended(group_photo):
-    """The second look of ended tracks runs in the finisher's thread: ``select`` returns before it is done,
-    ``finished`` gives the same ``best`` events as ending them in place, in the order the tracks ended,
-    and meanwhile a snapshot shows each as it stands without it."""
+    """The second look of ended tracks runs in the finisher's threads (the runner's own, two workers):
+    ``select`` returns before it is done, ``finished`` gives the same ``best`` events as ending them in place, in
+    the order the tracks ended though two are ended at once, and meanwhile a snapshot shows each as it stands
+    without it."""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
+    from streamfiqa.pipeline.best_crop import FINISH_WORKERS, track_finisher
     from streamfiqa.quality.second_look import SecondLook
 
     gate = threading.Event()
     outcomes = {}
     for threaded in (False, True):
         faces, look = real_candidates(group_photo), SecondLook()  # fresh: a track's end writes into its candidates
-        finisher = ThreadPoolExecutor(1, "finish") if threaded else None
+        finisher = track_finisher() if threaded else None
         sel = BestSelector(second_look=look, finisher=finisher)
         for f in range(len(faces[0])):
             sel.select("cam", f / 25, {t + 1: faces[t][f] for t in range(3)}, {1, 2, 3}, [], [])
         if threaded:
-            finisher.submit(gate.wait)  # the worker is busy: nothing of the tracks' ends can be done yet
+            for _ in range(FINISH_WORKERS):  # every worker is busy: nothing of the tracks' ends can be done yet
+                finisher.submit(gate.wait)
         events = sel.select("cam", 1.0, {}, set(), [ended(3), ended(1), ended(2)], [])
         if threaded:
             assert events == [] and sel.finishing == 3 and sel.finished() == []
