@@ -147,6 +147,35 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
 
 
 
+def test_one_stop_request_signalled_twice_at_once_still_flushes_the_open_tracks(tmp_path):
+    """``timeout``, and any sender that signals a process and its process group, delivers SIGTERM twice within a
+    millisecond: that is one request to stop, so the open tracks are flushed and published, not dropped as a second
+    request (which exits at once) would have them."""
+    from streamfiqa.eval.synth import make_clip
+
+    clip = tmp_path / "long.mp4"
+    make_clip(clip, faces=2, frames=250)  # 10 s read in real time: the tracks are open when the signals come
+    out = tmp_path / "out"
+    with _running(str(clip), "--pipeline", "cctv", "--set", "sources.live=true", "--set", "selection.min_dwell_s=0",
+                  "--set", "publish.endpoint=null", "--out", str(out)) as p:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and '"update"' not in _text(out / "events.jsonl"):
+            time.sleep(0.1)  # a track is open and has published an update
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.05)  # handled apart (coming together, Python would run its handler once for both)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err[-2000:]  # the second came while it stopped, or once it had: no kill either way
+    assert "received SIGTERM: flushing" in err and "without flushing" not in err
+    ends = [e["track"]["end_reason"] for e in map(json.loads, _text(out / "events.jsonl").splitlines())
+            if e["event"] == "best"]
+    assert ends and set(ends) == {"shutdown"}
+
+
+def _text(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_a_camera_that_never_delivered_a_frame_fails_the_run_when_stopped(tmp_path):
     """A wrong URL or a camera down for the whole run: it reconnects (a live source's job) until the stop, and then
     the run exits 1 and its summary names the source's failure, rather than a success with no frames."""

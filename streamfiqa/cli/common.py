@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 log = logging.getLogger("streamfiqa")
 
@@ -15,21 +16,41 @@ def setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+#: A second signal this soon after the first is the same request: ``timeout``, and any sender that signals both a
+#: process and its process group, delivers SIGTERM twice within a millisecond or so.
+SAME_REQUEST_S = 1.0
+
+
 def stop_on_signals() -> threading.Event:
-    """SIGTERM / SIGINT set the returned event (a clean stop: active tracks are flushed); a second one exits now."""
+    """SIGTERM / SIGINT set the returned event (a clean stop: active tracks are flushed); another one at least
+    ``SAME_REQUEST_S`` later exits at once, without flushing."""
     stop = threading.Event()
+    first: list[float] = []
 
     def handler(signum, _frame):
         name = signal.Signals(signum).name
-        if stop.is_set():
+        now = time.monotonic()
+        if first and now - first[0] < SAME_REQUEST_S:
+            log.info("received %s again %.3f s later: the same request (the clean stop goes on)", name,
+                     now - first[0])
+            return
+        if first:
             log.warning("received %s again: exiting without flushing", name)
             raise SystemExit(128 + signum)
+        first.append(now)
         log.info("received %s: flushing active tracks and stopping", name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+def ignore_signals() -> None:
+    """The work is done and flushed: a stop request that comes while the interpreter exits (the second signal of one
+    request, say) is ignored, where it would otherwise kill the process and a process manager read a crash."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def scorer_args(items: list[str]) -> dict:

@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from streamfiqa.cli.common import setup_logging, stop_on_signals
+from streamfiqa.cli.common import ignore_signals, setup_logging, stop_on_signals
 from streamfiqa.config import PIPELINES
 
 log = logging.getLogger("streamfiqa")
@@ -83,7 +83,9 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
     except (ConfigError, ValueError, OSError) as exc:  # FileNotFoundError is an OSError
         log.error("%s", exc)
         return 2
-    return runner.run(stop)
+    rc = runner.run(stop)
+    ignore_signals()
+    return rc
 
 
 def cmd_demo(argv: list[str]) -> int:
