@@ -110,6 +110,11 @@ class Source:
 
     def start(self) -> "Source":
         """Start decoding."""
+        if self.spec.kind == "file" and self.spec.live and not self.cfg.realtime:
+            log.warning("%s: a file read as live (sources.live=true) is decoded as fast as it can be, so the frames "
+                        "the pipeline cannot keep up with are dropped (counted), and at its end it is opened again as "
+                        "a camera would be reconnected, until stopped; with sources.realtime=true it stands in for a "
+                        "camera at its own frame rate", self.spec.id)
         self._thread.start()
         return self
 

@@ -1,4 +1,5 @@
 import json
+import logging
 import threading
 import time
 
@@ -155,10 +156,14 @@ def test_stride_and_max_fps(synth_clip):
     assert len(frames) == 16 and np.all(np.diff([f.pts for f in frames]) <= 0.12 + 1e-6)
 
 
-def test_live_source_drops_the_oldest_frames_when_behind(synth_clip):
+def test_live_source_drops_the_oldest_frames_when_behind(synth_clip, caplog):
+    """A file read as live without ``sources.realtime`` floods: its oldest frames are dropped, counted, and it is
+    opened again at its end; the log says so when it starts (a user who set only ``live`` meant a camera)."""
     path, _ = synth_clip
     (spec,) = parse_sources([str(path)], live="true")
-    src = Source(spec, SourcesConfig(queue_size=2, max_reconnects=1, reconnect_initial_s=0.01)).start()
+    with caplog.at_level(logging.WARNING, logger="streamfiqa.io.sources"):
+        src = Source(spec, SourcesConfig(queue_size=2, max_reconnects=1, reconnect_initial_s=0.01)).start()
+    assert "sources.realtime=true" in caplog.text
     time.sleep(1.5)  # do not read: the decoder runs ahead
     frames = drain(src)
     assert src.dropped > 0 and src.reconnects == 1
