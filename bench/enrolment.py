@@ -1,6 +1,7 @@
 """Enrolment on real clips: how recognisable are the crops ``--pipeline enroll`` enrols?
 
     python -m bench.enrolment --half dev --windows 0 3 5 8    # ≈ 6 min on 2 cores, + ≈ 1 min a window
+    python -m bench.enrolment --half dev --thresholds 0.45 0.36  # the same for enroll.threshold
 
 For each single-person clip of one half of ../shared's talking clips, the offline pipeline runs once and every face
 of the clip's person is embedded by ``buffalo_s`` and SFace; a face's utility is its mean cosine to the person's
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.enrolment", description=__doc__.split("\n")[0])
     p.add_argument("--half", default="dev", choices=("dev", "test"))
     p.add_argument("--windows", type=float, nargs="+", default=[5.0], help="enroll.window_s values to measure")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[None],
+                   help="enroll.threshold values to measure (default: the pipeline's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="an override of the enrol pipeline (repeatable)")
     args = p.parse_args(argv)
@@ -68,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     frs = recognisers(["buffalo_s", "sface"])
     clips = [c for c in read_video_set().half(args.half, 0) if c.single_person]
     faces = {c.name: f for c in clips if (f := subject_faces(c, frs)) is not None}
-    for window in args.windows:
+    for threshold, window in ((t, w) for t in args.thresholds for w in args.windows):
         rows, last = {n: ([], []) for n in frs}, []
+        sets = [*args.overrides, f"enroll.window_s={window}"] + ([f"enroll.threshold={threshold}"] if threshold else [])
         for clip in clips:
-            cands = enrolled(clip.path, [*args.overrides, f"enroll.window_s={window}"]) if clip.name in faces else []
+            cands = enrolled(clip.path, sets) if clip.name in faces else []
             if not cands:
                 continue
             last.append(max(c.pts for c in cands))
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                 if pcs:
                     rows[name][0].append(float(np.mean(pcs)))
                     rows[name][1].append(pcs[0])
-        print(json.dumps({"half": args.half, "window_s": window, "overrides": args.overrides, "clips": len(faces),
+        print(json.dumps({"half": args.half, "window_s": window, "threshold": threshold, "overrides": args.overrides,
+                          "clips": len(faces),
                           "enrolled": len(last), "last_crop_s_median": round(float(np.median(last)), 2) if last else None,
                           **{f"{n}_mean_percentile": round(float(np.mean(a)), 1) for n, (a, _) in rows.items() if a},
                           **{f"{n}_first_percentile": round(float(np.mean(b)), 1) for n, (_, b) in rows.items() if b}}),
