@@ -5,6 +5,7 @@ topic ``face.<event>.<source>``; the crop frames are empty for events without a 
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 import queue
@@ -276,6 +277,21 @@ def _lock(path: Path):
     return f
 
 
+_FONT, _SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.42
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` as drawn within ``width`` pixels: whole if it fits, else its end after "..." (a clip's name tells
+    clips apart by its end: ``…styletalk__andrew_clip_1``)."""
+    if cv2.getTextSize(text, _FONT, _SCALE, 1)[0][0] <= width:
+        return text
+    for k in range(1, len(text)):
+        short = "..." + text[k:]
+        if cv2.getTextSize(short, _FONT, _SCALE, 1)[0][0] <= width:
+            return short
+    return "..."
+
+
 class ContactSheet:
     """Collects ``best`` events and writes a PNG grid (and an HTML page) of them on close.
 
@@ -306,18 +322,19 @@ class ContactSheet:
             y, x = r * (t + 36), c * t
             sheet[y:y + t, x:x + t] = cv2.resize(ev.candidate.display, (t, t), interpolation=cv2.INTER_AREA)
             q = ev.candidate
-            for j, text in enumerate((f"{ev.source_id} #{ev.track_id}", f"{q.decided_by} {q.score:.3f}")):
-                cv2.putText(sheet, text, (x + 3, y + t + 14 + 16 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
-                            (0, 0, 0), 1, cv2.LINE_AA)
+            for j, text in enumerate((ev.source_id, f"#{ev.track_id} {q.decided_by} {q.score:.3f}")):
+                cv2.putText(sheet, _fit(text, t - 6), (x + 3, y + t + 14 + 16 * j), _FONT, _SCALE, (0, 0, 0), 1,
+                            cv2.LINE_AA)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(self.path), sheet)
+        # a source's id is a file's name or the user's: escaped, as anything that reaches a page
         rows_html = "".join(
-            f"<tr><td>{e.source_id}</td><td>{e.track_id}</td><td>{e.candidate.pts:.2f}</td>"
-            f"<td>{e.candidate.score:.4f}</td><td>{e.candidate.decided_by}</td>"
-            f"<td>{json.dumps(e.candidate.components)}</td></tr>" for e in self.items)
+            f"<tr><td>{html.escape(e.source_id)}</td><td>{e.track_id}</td><td>{e.candidate.pts:.2f}</td>"
+            f"<td>{e.candidate.score:.4f}</td><td>{html.escape(e.candidate.decided_by)}</td>"
+            f"<td>{html.escape(json.dumps(e.candidate.components))}</td></tr>" for e in self.items)
         self.path.with_suffix(".html").write_text(
             f"<!doctype html><meta charset=utf-8><title>streamfiqa contact sheet</title>"
-            f"<img src='{self.path.name}'><table border=1><tr><th>source</th><th>track</th><th>pts</th>"
+            f"<img src='{html.escape(self.path.name, quote=True)}'><table border=1><tr><th>source</th><th>track</th><th>pts</th>"
             f"<th>score</th><th>scorer</th><th>components</th></tr>{rows_html}</table>", encoding="utf-8")
         log.info("contact sheet: %s (%d tracks)", self.path, len(self.items))
 

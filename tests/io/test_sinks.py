@@ -59,3 +59,25 @@ def test_a_listener_that_hears_nothing_says_so(caplog):
     with caplog.at_level(logging.WARNING, logger="streamfiqa.io.listen"):
         assert listen(endpoint, timeout_s=0.3, out=io.StringIO()) == 0
     assert f"nothing received from {endpoint}" in caplog.text
+
+
+def test_contact_sheet_labels_stay_in_their_tile_and_its_page_escapes_what_it_shows(tmp_path):
+    """A clip's long name was drawn across its neighbours' tiles; it now ends where its tile ends (its end kept, which
+    tells clips apart). A source id reaches the HTML page only escaped (a file may be named with markup)."""
+    import dataclasses
+
+    import cv2
+
+    from streamfiqa.io.sinks import _FONT, _SCALE, ContactSheet, _fit
+
+    sheet = ContactSheet(tmp_path / "sheet.png", tile=160, columns=2)
+    names = ["FuxiVirtualHuman__styletalk__andrew_clip_1", "<img src=x onerror=alert(1)>"]
+    for i, name in enumerate(names):
+        sheet.emit(dataclasses.replace(make_event(i + 1), source_id=name))
+    sheet.close()
+    assert cv2.imread(str(tmp_path / "sheet.png")).shape == (160 + 36, 320, 3)
+    label = _fit(names[0], 154)
+    assert label.startswith("...") and label.endswith("andrew_clip_1")
+    assert cv2.getTextSize(label, _FONT, _SCALE, 1)[0][0] <= 154 and _fit("cam1", 154) == "cam1"
+    page = (tmp_path / "sheet.html").read_text()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
