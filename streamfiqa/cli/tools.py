@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -54,15 +55,21 @@ def cmd_keys(argv: list[str]) -> int:
     import zmq.auth
 
     folder = Path(args.dir)
+    if (folder / f"{args.name}.key_secret").exists():
+        print(f"streamfiqa keys: {folder / args.name}.key_secret exists; choose another --name or folder",
+              file=sys.stderr)
+        return 2
+    mask = os.umask(0o077)  # the secret key is never readable by others, not even between its writing and a chmod
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        if (folder / f"{args.name}.key_secret").exists():
-            raise FileExistsError(f"{folder / args.name}.key_secret exists; choose another --name or folder")
         public, secret = zmq.auth.create_certificates(str(folder), args.name)
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"streamfiqa keys: expected a folder this user can write keys into at {folder}, found that it cannot "
+              f"be ({exc.strerror or exc})", file=sys.stderr)
         return 2
-    Path(secret).chmod(0o600)
+    finally:
+        os.umask(mask)
+    Path(public).chmod(0o644)  # the public half is there to be handed out
     print(json.dumps({"public": public, "secret": secret}))
     return 0
 

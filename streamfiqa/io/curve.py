@@ -13,6 +13,15 @@ def is_loopback(endpoint: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def check_port(endpoint: str, what: str) -> None:
+    """Raise ValueError when a ``tcp://`` endpoint's port is not one (libzmq takes port 99999 as 34463 without a word:
+    a publisher and a listener would meet on a port nobody named, and any other client would not find them)."""
+    if endpoint.startswith("tcp://"):
+        port = endpoint.rsplit(":", 1)[-1]
+        if port.isdigit() and not 0 <= int(port) <= 65535:
+            raise ValueError(f"{what} {endpoint}: expected a TCP port from 1 to 65535 (or * to pick one), found {port}")
+
+
 def curve_server(sock, secret_key: str, clients: str | None):
     """Make ``sock`` a CURVE server with the key pair in ``secret_key`` (a ``.key_secret`` file); with
     ``clients`` (a folder of ``.key`` public keys) only those clients are let in, else any CURVE client

@@ -7,7 +7,7 @@ import re
 import threading
 from pathlib import Path
 
-from streamfiqa.io.curve import curve_client
+from streamfiqa.io.curve import check_port, curve_client
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
     import zmq
     from zmq.utils.monitor import recv_monitor_message
 
+    check_port(endpoint, "listen")
     out = out or sys.stdout
     stop = stop or threading.Event()
     stats = stats if stats is not None else {}

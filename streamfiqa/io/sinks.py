@@ -19,7 +19,7 @@ import numpy as np
 
 from streamfiqa.config import OutputConfig, PublishConfig
 from streamfiqa.events import Event
-from streamfiqa.io.curve import curve_server, is_loopback
+from streamfiqa.io.curve import check_port, curve_server, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class ZmqPublisher:
 
         if not cfg.endpoint:
             raise ValueError("publish.endpoint: expected an endpoint such as tcp://127.0.0.1:5556, found none")
+        check_port(cfg.endpoint, "publish.endpoint")
         if not is_loopback(cfg.endpoint) and not cfg.curve_secret_key:
             way = "binding to" if cfg.bind else "connecting to"
             if not cfg.insecure:

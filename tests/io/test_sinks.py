@@ -81,3 +81,13 @@ def test_contact_sheet_labels_stay_in_their_tile_and_its_page_escapes_what_it_sh
     assert cv2.getTextSize(label, _FONT, _SCALE, 1)[0][0] <= 154 and _fit("cam1", 154) == "cam1"
     page = (tmp_path / "sheet.html").read_text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_an_endpoint_whose_port_is_no_port_is_refused_not_wrapped(tmp_path):
+    """libzmq binds tcp://127.0.0.1:99999 as port 34463 and says nothing; the publisher and the listener refuse it."""
+    import pytest
+
+    with pytest.raises(ValueError, match="expected a TCP port from 1 to 65535.*found 99999"):
+        ZmqPublisher(PublishConfig(endpoint="tcp://127.0.0.1:99999"))
+    with pytest.raises(ValueError, match="listen tcp://127.0.0.1:70000: expected a TCP port"):
+        listen("tcp://127.0.0.1:70000", None, timeout_s=0.1)
