@@ -243,7 +243,7 @@ class OutputConfig:
 class MetricsConfig:
     """Prometheus endpoint (off while ``port`` is null; 0 picks a free port)."""
 
-    port: int | None = None
+    port: int | None = bounded(None, 0, 65535)
     address: str = "127.0.0.1"
 
 

@@ -26,6 +26,7 @@ def test_a_number_with_an_exponent_is_a_number():
     ("sources.rtsp_transport=http", r"expected one of tcp, udp"),
     ("tracker.max_age=soon", r"'tracker.max_age': expected int, found 'soon'"),
     ("nonsense", r"expected key=value"),
+    ("metrics.port=99999", r"'metrics.port': expected a value >= 0 and <= 65535, found 99999"),  # was a traceback
 ])
 def test_errors_name_the_key_and_the_allowed_values(override, message):
     with pytest.raises(ConfigError, match=message):
