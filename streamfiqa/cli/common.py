@@ -47,8 +47,8 @@ def stop_on_signals() -> threading.Event:
 
 
 def ignore_signals() -> None:
-    """The work is done and flushed: a stop request that comes while the interpreter exits (the second signal of one
-    request, say) is ignored, where it would otherwise kill the process and a process manager read a crash."""
+    """A run stopped by a signal is done and flushed: what comes of the same request while the interpreter exits (its
+    second signal, say) is ignored, where it would otherwise kill the process and a process manager read a crash."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

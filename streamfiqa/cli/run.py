@@ -84,7 +84,8 @@ def cmd_run(argv: list[str], commands: list[str] = ()) -> int:
         log.error("%s", exc)
         return 2
     rc = runner.run(stop)
-    ignore_signals()
+    if stop.is_set():  # stopped by a signal: the rest of that request may still come while the process exits
+        ignore_signals()
     return rc
 
 
