@@ -171,7 +171,7 @@ class SelectionConfig:
     second_look: str | None = "facenet"  # typical: FR model re-ranking each track's 8 leading faces by its own
                                          # typicality at the track's end (null: the tracker's embedding alone)
     second_look_args: dict = field(default_factory=dict)
-    finish_thread: bool = True  # a track's end (second look, face measures) in a thread of its own, not the frame loop
+    finish_thread: bool = True  # tracks end (second look, face measures) in two worker threads, not the frame loop
 
 
 @dataclass
