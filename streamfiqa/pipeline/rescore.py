@@ -94,17 +94,22 @@ class HeavyWorker:
         self._out: queue.Queue = queue.Queue()
         self.submitted = self.skipped = self.done = self.failed = 0
         self.busy_s = 0.0
+        self._want_threads = threads  # the worker's torch threads (drain lifts them while the live path is idle)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heavy-scorer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job) -> bool:
-        """Queue ``job``; False (and counted as skipped) when the queue is full."""
-        try:
-            self._in.put_nowait(job)
-        except queue.Full:
-            self.skipped += 1
-            return False
+    def submit(self, job: Job, wait: bool = False) -> bool:
+        """Queue ``job``; False (and counted as skipped) when the queue is full, or with ``wait`` (files: nothing
+        is skipped, the caller waits for room instead) only when the worker has stopped."""
+        while True:
+            try:
+                self._in.put(job, timeout=0.5) if wait else self._in.put_nowait(job)
+                break
+            except queue.Full:
+                if not wait or not self._thread.is_alive():
+                    self.skipped += 1
+                    return False
         self.submitted += 1
         return True
 
@@ -117,18 +122,18 @@ class HeavyWorker:
             except queue.Empty:
                 return out
 
-    def drain(self, timeout: float, all_cores: bool = False) -> None:
-        """Wait until every queued job is scored or ``timeout`` seconds pass; ``all_cores`` lifts
-        the thread limit meanwhile (the live path is idle then)."""
+    def drain(self, timeout: float | None, all_cores: bool = False) -> None:
+        """Wait until every queued job is scored or ``timeout`` seconds pass (None: however long it takes, while the
+        worker lives); ``all_cores`` lifts the thread limit meanwhile (the live path is idle then). Torch's thread
+        count is per calling thread, so the worker sets it on itself."""
         if all_cores and self.threads:
             import os
 
-            import torch
-
-            torch.set_num_threads(os.cpu_count() or 1)
-        end = time.monotonic() + timeout
-        while self._in.unfinished_tasks and time.monotonic() < end:
+            self._want_threads = os.cpu_count() or 1
+        end = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while self._in.unfinished_tasks and time.monotonic() < end and self._thread.is_alive():
             time.sleep(0.01)
+        self._want_threads = self.threads
 
     def close(self) -> None:
         """Stop the thread (queued jobs are abandoned)."""
@@ -141,15 +146,17 @@ class HeavyWorker:
                 "failed": self.failed, "queue": self._in.qsize(), "busy_s": round(self.busy_s, 2)}
 
     def _loop(self) -> None:
-        if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
+        applied = 0
         while not self._stop.is_set():
             try:
                 jobs = [self._in.get(timeout=0.1)]
             except queue.Empty:
                 continue
+            if self._want_threads and self._want_threads != applied:  # this thread's own torch threads
+                import torch
+
+                applied = self._want_threads
+                torch.set_num_threads(applied)
             while len(jobs) < self.batch:
                 try:
                     jobs.append(self._in.get_nowait())
@@ -189,6 +196,9 @@ class HeavyTier:
         self.sampler = KeyframeSampler(k.top_k, k.period_s, k.at_end, k.max_per_track)
         self.end_wait_s = float(k.end_wait_s)
         self._waiting: dict[tuple[int, int], list] = {}  # (source, track id) → [track, end keyframes still out]
+        #: Wait for room and for every keyframe instead of skipping (a run of files only: its results must not
+        #: depend on timing; the runner sets it).
+        self.wait = False
 
     @property
     def name(self) -> str:
@@ -198,7 +208,7 @@ class HeavyTier:
         """One frame's candidates of ``source`` by track id: submit those the sampler wants."""
         for tid, cand in assigned.items():
             if self.sampler.wants(source, tid, cand, selector.rank(tid, cand)):
-                self.worker.submit(Job(source, tid, cand))
+                self.worker.submit(Job(source, tid, cand), self.wait)
 
     def defer_ends(self, source: int, selector, ended: list) -> list:
         """Send the unscored finalists of the ``ended`` tracks as end keyframes; returns the tracks whose ``best``
@@ -209,7 +219,7 @@ class HeavyTier:
         for track in ended:
             self.sampler.forget(source, track.track_id)
             todo = [c for c in selector.finalists(track.track_id) if not c.has_heavy]
-            sent = sum(self.worker.submit(Job(source, track.track_id, c, True)) for c in todo)
+            sent = sum(self.worker.submit(Job(source, track.track_id, c, True), self.wait) for c in todo)
             if sent:
                 self._waiting[(source, track.track_id)] = [track, sent]
             else:
@@ -236,8 +246,9 @@ class HeavyTier:
         return {tid for s, tid in self._waiting if s == source}
 
     def drain(self, all_cores: bool = False) -> None:
-        """Wait up to ``end_wait_s`` for the queued keyframes (``all_cores``: the live path is idle)."""
-        self.worker.drain(self.end_wait_s, all_cores=all_cores)
+        """Wait up to ``end_wait_s`` for the queued keyframes (with :attr:`wait`: for all of them; ``all_cores``: the
+        live path is idle)."""
+        self.worker.drain(None if self.wait else self.end_wait_s, all_cores=all_cores)
 
     def abandon(self, source: int) -> list:
         """The tracks of ``source`` still waiting: their ``best`` goes on the fast scale."""

@@ -73,6 +73,10 @@ class Runner:
         # the frame loop, and the tracks still open at a clip's end are ended on two cores (each source's events
         # still come out in the order its tracks ended: BestSelector.finished)
         finisher = track_finisher() if self.cfg.selection.finish_thread else None
+        if self.s.heavy is not None:
+            # files only: every keyframe the heavy tier is offered is scored, so what is published does not depend
+            # on how fast it went; with a live source the heavy tier skips rather than stall the cameras
+            self.s.heavy.wait = not any(spec.live for spec in self.specs)
         # live sources all start; files and folders start a few at a time (_admit): each open one holds a decoder
         # and a queue of frames, and on a machine's few cores more at once only share the same time
         self.states = [SourceRun.open(spec, i, self.cfg, self.wake, self.first_track_ids.get(i, 1), show,

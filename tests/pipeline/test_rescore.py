@@ -48,6 +48,41 @@ def test_saturated_worker_skips_and_counts_without_blocking():
     w.close()
 
 
+def test_a_waiting_submit_skips_nothing_and_the_worker_sets_its_own_threads():
+    """Files: a full queue makes the caller wait for room instead of skipping; a drain that may use every core has
+    the worker (whose torch threads they are) take them, and gives them back after."""
+    import torch
+
+    seen = []
+
+    class Counting(SlowScorer):
+        def score(self, aligned):
+            seen.append(torch.get_num_threads())
+            return super().score(aligned)
+
+    scorer = Counting()
+    w = HeavyWorker(scorer, queue_size=1, batch=1, threads=1)
+    threading.Timer(0.3, scorer.gate.set).start()
+    t0 = time.perf_counter()
+    assert all(w.submit(Job(0, i, cand(0.1)), wait=True) for i in range(4))
+    assert time.perf_counter() - t0 >= 0.25 and w.skipped == 0  # it waited for the scorer instead
+    w.drain(None, all_cores=True)
+    assert len(w.results()) == 4 and w.stats()["queue"] == 0
+    import os
+
+    scorer.gate.clear()
+    w.submit(Job(0, 8, cand(0.1)))  # the worker holds this one (the gate is shut) ...
+    time.sleep(0.2)
+    w.submit(Job(0, 9, cand(0.1)))  # ... and this one waits in the queue while the drain begins
+    drain = threading.Thread(target=w.drain, args=(5,), kwargs={"all_cores": True})
+    drain.start()
+    time.sleep(0.2)
+    scorer.gate.set()
+    drain.join()
+    assert seen[0] == 1 and seen[-1] == (os.cpu_count() or 1) and len(w.results()) == 2
+    w.close()
+
+
 def test_one_scale_per_track_heavy_ranks_only_when_it_scored_every_finalist():
     sel = BestSelector(top_k=3)
     a, b, c = cand(0.9, 0.0), cand(0.8, 0.1), cand(0.7, 0.2)
@@ -104,4 +139,4 @@ def test_offline_run_carries_heavy_scores_and_counts(synth_clip, tmp_path):
         assert set(q["scores"]) == {"tier0", "fiqa_fast", "crop_iqa"}
         assert all("heavy_score" in c for c in e["candidates"])  # every finalist got its end keyframe
     heavy = runner.stats()["heavy"]
-    assert heavy["done"] >= 3 and heavy["submitted"] == heavy["done"] and "skipped" in heavy
+    assert heavy["done"] >= 3 and heavy["submitted"] == heavy["done"] and heavy["skipped"] == 0  # a file: none
