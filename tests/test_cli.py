@@ -27,6 +27,14 @@ def test_help_documents_every_flag():
     assert "--save" in out and "--count" in out
 
 
+def test_demo_refuses_what_it_cannot_make_in_one_line(tmp_path):
+    """``--faces 0`` ended in a ZeroDivisionError traceback, ``--frames 0`` in a message about a missing source."""
+    for args in (["--faces", "0"], ["--frames", "0"], ["--faces", "7"]):
+        p = subprocess.run(CLI + ["demo", "--out", str(tmp_path / "d"), *args], capture_output=True, text=True,
+                           env=ENV)
+        assert p.returncode == 2 and "Traceback" not in p.stderr and "demo: expected 1 to 6 --faces" in p.stderr
+
+
 def test_models_says_what_runs_here():
     rows = [json.loads(line) for line in subprocess.run(CLI + ["models", "--json"], capture_output=True, text=True,
                                                           check=True).stdout.splitlines()]

@@ -99,6 +99,10 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     setup_logging(args.log_level)
+    if not 1 <= args.faces <= 6 or args.frames < 10:
+        log.error("demo: expected 1 to 6 --faces and at least 10 --frames (a face needs a few frames to become a "
+                  "track), found %d and %d", args.faces, args.frames)
+        return 2
     from streamfiqa.eval.synth import make_clip
 
     out = Path(args.out)

@@ -298,12 +298,15 @@ class Tracker:
         return next((t for t in self.tracks if t.track_id == track_id), None)
 
     def flush(self, reason: str) -> list[Track]:
-        """End every confirmed or lost track now (EOF, shutdown), returning them."""
+        """End every confirmed or lost track now (EOF, shutdown), returning them; a tentative one ends unconfirmed
+        (counted in :attr:`unconfirmed`, as one that ends before it is confirmed mid-stream)."""
         ended = []
         for t in self.tracks:
             if t.state in (TrackState.CONFIRMED, TrackState.LOST):
                 t.state, t.end_reason = TrackState.ENDED, reason
                 ended.append(t)
+            elif t.state is TrackState.TENTATIVE:
+                self.unconfirmed += 1
         self.tracks = []
         return ended
 

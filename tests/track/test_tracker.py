@@ -71,9 +71,9 @@ def test_flush_ends_every_confirmed_track_with_the_reason():
     tr = Tracker(min_hits=2)
     for f in range(3):
         tr.update(faces([[0, 0, 50, 50], [100, 0, 150, 50]]))
-    tr.update(faces([[300, 300, 350, 350]]))  # a new tentative track: not reported at flush
+    tr.update(faces([[300, 300, 350, 350]]))  # a new tentative track: not reported at flush, but counted
     ended = tr.flush("eof")
-    assert sorted(t.track_id for t in ended) == [1, 2]
+    assert sorted(t.track_id for t in ended) == [1, 2] and tr.unconfirmed == 1
     assert {t.end_reason for t in ended} == {"eof"}
     assert tr.tracks == []
 
