@@ -35,6 +35,16 @@ def test_demo_refuses_what_it_cannot_make_in_one_line(tmp_path):
         assert p.returncode == 2 and "Traceback" not in p.stderr and "demo: expected 1 to 6 --faces" in p.stderr
 
 
+def test_a_count_below_its_floor_is_refused_not_sliced():
+    """``degrade --max-photos -3`` scored all but the last 3 photos (a negative slice), ``eval --max-photos -1``
+    said only "high <= 0": each count argument now says what it expected."""
+    for args, message in ((["degrade", "--max-photos", "-3"], "--max-photos: expected an integer >= 0, found -3"),
+                          (["eval", "--max-photos", "-1"], "--max-photos: expected an integer >= 0, found -1"),
+                          (["listen", "tcp://127.0.0.1:5599", "--count", "-1"], "expected an integer >= 0")):
+        p = subprocess.run(CLI + args, capture_output=True, text=True, env=ENV)
+        assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+
+
 def test_models_says_what_runs_here():
     rows = [json.loads(line) for line in subprocess.run(CLI + ["models", "--json"], capture_output=True, text=True,
                                                           check=True).stdout.splitlines()]

@@ -53,6 +53,19 @@ def ignore_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def at_least(lo: int):
+    """An argparse ``type``: an integer no smaller than ``lo`` (else argparse's one line and exit 2)."""
+
+    def parse(text: str) -> int:
+        value = int(text)  # not an integer: argparse says "invalid integer >= N value"
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, found {value}")
+        return value
+
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
 def scorer_args(items: list[str]) -> dict:
     import yaml
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from streamfiqa.cli.common import add_scorer_options, scorer_args, setup_logging
+from streamfiqa.cli.common import add_scorer_options, at_least, scorer_args, setup_logging
 
 log = logging.getLogger("streamfiqa")
 
@@ -21,7 +21,7 @@ def cmd_degrade(argv: list[str]) -> int:
                    "../shared celeba_ids, else the insightface wheel's photos)")
     p.add_argument("--split", default="test", choices=("test", "train", "all"),
                    help="identity half of the default set (default: test, held out from training)")
-    p.add_argument("--max-photos", type=int, default=400, help="at most this many photos (0 = all)")
+    p.add_argument("--max-photos", type=at_least(0), default=400, help="at most this many photos (0 = all)")
     add_scorer_options(p, "fiqa_fast")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -72,8 +72,8 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--fr", action="append", default=None, metavar="NAME[:key=value;...]",
                    help="recogniser(s) for the comparison scores (default: mobilefacenet (../shared), facenet)")
     p.add_argument("--fmr", type=float, default=1e-3)
-    p.add_argument("--impostors", type=int, default=50_000, help="seeded impostor pairs")
-    p.add_argument("--max-photos", type=int, default=0, help="evaluate on the first N photos only (0 = all)")
+    p.add_argument("--impostors", type=at_least(1), default=50_000, help="seeded impostor pairs")
+    p.add_argument("--max-photos", type=at_least(0), default=0, help="evaluate on the first N photos only (0 = all)")
     p.add_argument("--calibrate-discard", type=float, default=0.1,
                    help="calibration: the threshold reaching the best FNMR within this discard fraction")
     p.add_argument("--seed", type=int, default=0)
@@ -84,7 +84,7 @@ def cmd_eval(argv: list[str]) -> int:
                    "../shared/data/videos/talking)")
     p.add_argument("--half", default="test", choices=("dev", "test", "all"),
                    help="--videos: which half of the clips (split by person, seeded; default test)")
-    p.add_argument("--cases", type=int, default=6, help="--videos: joined, jump-cut and pasted cases made from the "
+    p.add_argument("--cases", type=at_least(0), default=6, help="--videos: joined, jump-cut and pasted cases made from the "
                    "half's clips, of each kind (default 6; 0: none)")
     p.add_argument("--pipeline", default="offline", help="--videos: the pipeline whose defaults run the clips")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -168,15 +168,15 @@ def cmd_distil(argv: list[str]) -> int:
                         "(repeatable; e.g. --label-fr buffalo_s --label-fr sface)")
     p.add_argument("--init", default=None, help="FR weights to start the backbone from (default: the teacher's "
                    "MobileFaceNet for mfn* archs when it is in ../shared)")
-    p.add_argument("--variants", type=int, default=4, help="degraded copies per photo")
+    p.add_argument("--variants", type=at_least(0), default=4, help="degraded copies per photo")
     p.add_argument("--margin", type=float, default=0.3, help="utility labels: a degraded copy scores at least "
                    "margin × strength below its clean original")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=at_least(1), default=6)
+    p.add_argument("--batch-size", type=at_least(1), default=64)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--split", default="train", choices=("train", "test", "all"), help="identity half to train on")
-    p.add_argument("--max-photos", type=int, default=0)
-    p.add_argument("--every", type=int, default=10, help="videos: one frame in this many")
+    p.add_argument("--max-photos", type=at_least(0), default=0)
+    p.add_argument("--every", type=at_least(1), default=10, help="videos: one frame in this many")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (and OUT/training_set.npz, when "
                    "built from the same inputs and labelling options)")
@@ -214,7 +214,7 @@ def cmd_quantize(argv: list[str]) -> int:
                    "celeba_ids)")
     p.add_argument("--split", default="train", choices=("train", "test", "all"),
                    help="identity half to calibrate on (default: train, the half distil trains on)")
-    p.add_argument("--photos", type=int, default=400, help="calibration photos: half clean, half degraded")
+    p.add_argument("--photos", type=at_least(1), default=400, help="calibration photos: half clean, half degraded")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="INT8 .onnx to write (default: beside a --weights checkpoint, "
                    "<stem>.int8.onnx, where precision int8 looks for it; for an embedded --student, ./<name>.int8.onnx: "

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from streamfiqa.cli.common import add_scorer_options, scorer_args, setup_logging, stop_on_signals
+from streamfiqa.cli.common import add_scorer_options, at_least, scorer_args, setup_logging, stop_on_signals
 
 log = logging.getLogger("streamfiqa")
 
@@ -17,13 +17,13 @@ def cmd_listen(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="streamfiqa listen", description="Print events received over ZeroMQ.")
     p.add_argument("endpoint", help="publisher endpoint, e.g. tcp://127.0.0.1:5556")
     p.add_argument("--save", metavar="DIR", help="save DIR/events.jsonl and the crops")
-    p.add_argument("--count", type=int, default=0, help="exit after N events (default: never)")
+    p.add_argument("--count", type=at_least(0), default=0, help="exit after N events (default: never)")
     p.add_argument("--timeout", type=float, default=0.0, help="exit after this many seconds without an event")
     p.add_argument("--pull", action="store_true", help="PULL from a PUSH publisher instead of SUB")
     p.add_argument("--curve-server-key", metavar="FILE", help="the publisher's CURVE public key (.key): CURVE on")
     p.add_argument("--curve-key", metavar="FILE", help="this subscriber's CURVE key pair (.key_secret); "
                    "default: an ephemeral one (enough when the publisher allows any CURVE client)")
-    p.add_argument("--max-bytes", type=int, default=16 * 1024 * 1024,
+    p.add_argument("--max-bytes", type=at_least(1), default=16 * 1024 * 1024,
                    help="largest message accepted (ZeroMQ MAXMSGSIZE; a larger one drops its sender's connection)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
