@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from streamfiqa.pipeline.build import build_runner, build_sinks
 from streamfiqa.pipeline.per_source import selection_plugins
 
 log = logging.getLogger(__name__)
+# Ray's processes install absl's failure signal handler, which prints a crash report ("*** SIGTERM received at time=…
+# PC: @ 0x…") for the SIGTERM of a normal stop, as if the run had crashed; the stop is the CLI's to handle (flush,
+# exit 0). Read when Ray is imported: before that, and only where the user has not said otherwise.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 
 class _QueueSink:
@@ -296,8 +301,13 @@ class Fleet:
 
         stop = stop or threading.Event()
         if not ray.is_initialized():
+            before = signal.getsignal(signal.SIGTERM)
             ray.init(address=self.cfg.fleet.address, include_dashboard=False, log_to_driver=True,
                      configure_logging=False)
+            if before is not None and threading.current_thread() is threading.main_thread():
+                # ray.init installs a SIGTERM handler that exits with 15 wherever the loop is; the caller's (the
+                # CLI's: set ``stop``, flush every track, exit 0) is put back
+                signal.signal(signal.SIGTERM, before)
         try:
             for i in range(len(self.workers)):
                 self._spawn(i)

@@ -130,3 +130,36 @@ def test_fleet_cli_refuses_bad_input_before_starting_ray(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "streamfiqa.cli", str(tmp_path), "--workers", "-1"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "fleet.workers" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_fleet_stopped_by_sigterm_flushes_without_a_crash_report(tmp_path, synth_clip):
+    """Ray's failure signal handler printed "*** SIGTERM received at time=… PC: @ 0x…" for a normal stop, as if the
+    run had crashed; a stopped fleet run now says only what the CLI says, and its open track is published."""
+    import json
+    import subprocess
+    import sys
+
+    from streamfiqa.eval.synth import make_clip
+
+    clip = tmp_path / "long.mp4"
+    make_clip(clip, faces=1, frames=400)  # 16 s in real time: open when the signal comes
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"}
+    p = subprocess.Popen([sys.executable, "-m", "streamfiqa.cli", f"cam={clip}", "--pipeline", "cctv", "--workers", "1",
+                          "--set", "sources.live=true", "--set", "sources.realtime=true", "--set",
+                          "selection.min_dwell_s=0", "--set", "publish.endpoint=null", "--out", str(out)],
+                         stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        events = out / "events.jsonl"
+        while time.monotonic() < deadline and not (events.exists() and '"update"' in events.read_text()):
+            time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err[-2000:]
+    assert "SIGTERM received at time" not in err and "Traceback" not in err
+    ends = [e["track"]["end_reason"] for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "best"]
+    assert ends == ["shutdown"]
