@@ -164,15 +164,20 @@ class EnrollSelector:
             self._shut[id(cand)] = (cand, shut)
         return self._shut[id(cand)][1]
 
-    def timeout_event(self, source_id: str, waited_s: float, collected: int | None = None) -> Event:
-        """The event sent when enrolment gave up (``collected``: how many crops :meth:`chosen` holds, when known)."""
+    def timeout_event(self, source_id: str, waited_s: float, collected: int | None = None,
+                      reason: str = "timeout") -> Event:
+        """The event sent when enrolment gave up (``collected``: how many crops :meth:`chosen` holds, when known;
+        ``reason``: ``timeout``, or the source's end that cut it short: ``eof``, ``error``, ``shutdown``)."""
         collected = len(self.chosen()) if collected is None else collected
-        msg = (f"enrollment timed out after {waited_s:.1f} s: {collected}/{self.count} pose-diverse "
+        how = {"timeout": "timed out", "eof": "ended with the source", "error": "ended with the source's error",
+               "shutdown": "stopped (the run was stopped)"}.get(reason, reason)
+        msg = (f"enrollment {how} after {waited_s:.1f} s: {collected}/{self.count} pose-diverse "
                f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
                f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut{self._gate_text()})")
         log.warning("%s: %s", source_id, msg)
         return Event("enroll_timeout", source_id, None, None, {},
-                     {"message": msg, "collected": collected, "count": self.count, "refused": self.refused})
+                     {"message": msg, "reason": reason, "collected": collected, "count": self.count,
+                      "refused": self.refused})
 
     def _gate_text(self) -> str:
         """The gates good-scoring crops failed, most often first (a crop may fail several: counts per gate)."""
@@ -233,9 +238,10 @@ class Enrolment:
             return events + last, "enrolled" if self.selector.done else "timeout"
         return events, None
 
-    def give_up(self, last_pts: float) -> list[Event]:
-        """Time is up or the source ended: the ``enrolled`` events when ``count`` pose-diverse crops were collected
-        (the window cut short), else the ``enroll_timeout`` event (none once enrolled)."""
+    def give_up(self, last_pts: float, reason: str = "timeout") -> list[Event]:
+        """Time is up or the source ended (``reason``, as :meth:`EnrollSelector.timeout_event` takes it): the
+        ``enrolled`` events when ``count`` pose-diverse crops were collected (the window cut short), else the
+        ``enroll_timeout`` event (none once enrolled)."""
         if self.selector.done:
             return []
         chosen = self.selector.chosen()  # ranked once: the pool's typicality and face measures are not cheap
@@ -244,4 +250,4 @@ class Enrolment:
             log.info("%s: enrolled %d crops", self.source_id, self.selector.count)
             return events
         waited = 0.0 if self.first_pts is None else last_pts - self.first_pts
-        return [self.selector.timeout_event(self.source_id, waited, len(chosen))]
+        return [self.selector.timeout_event(self.source_id, waited, len(chosen), reason)]

@@ -268,7 +268,7 @@ class Runner:
         st.done = True
         events = list(pending or [])
         if st.enroll is not None and reason in ("eof", "error", "shutdown"):
-            given_up = st.enroll.give_up(st.source.last_pts)
+            given_up = st.enroll.give_up(st.source.last_pts, reason)
             events += given_up
             self.exit_code = max(self.exit_code, 3 if any(e.kind == "enroll_timeout" for e in given_up) else 0)
         ended = st.tracker.flush("shutdown" if reason == "enrolled" else reason)

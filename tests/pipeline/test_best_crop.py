@@ -60,6 +60,9 @@ def test_enrollment_needs_count_pose_diverse_crops_above_threshold():
     assert [e.kind for e in events] == ["enrolled"] * 3 and en.done
     assert sorted(e.candidate.components["yaw"] for e in events) == [-20, 3, 20]
     assert "timed out" in en.timeout_event("cam", 5.0).extra["message"]
+    # a run stopped, or a clip that ended, before enrolment completed is said to be so, not a timeout
+    stopped = en.timeout_event("cam", 5.0, reason="shutdown").extra
+    assert stopped["reason"] == "shutdown" and "stopped" in stopped["message"] and "timed out" not in stopped["message"]
 
 
 def test_event_metadata_schema_1():
