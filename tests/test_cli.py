@@ -192,6 +192,27 @@ def test_one_stop_request_signalled_twice_at_once_still_flushes_the_open_tracks(
     assert ends and set(ends) == {"shutdown"}
 
 
+def test_a_closed_terminal_stops_the_run_cleanly(tmp_path):
+    """SIGHUP (the terminal or SSH session went away) killed the run with its open tracks; it is a stop request now,
+    as SIGTERM is, and the open tracks are published."""
+    from streamfiqa.eval.synth import make_clip
+
+    clip = tmp_path / "long.mp4"
+    make_clip(clip, faces=1, frames=250)
+    out = tmp_path / "out"
+    with _running(str(clip), "--pipeline", "cctv", "--set", "sources.live=true", "--set", "sources.realtime=true",
+                  "--set", "selection.min_dwell_s=0", "--set", "publish.endpoint=null", "--out", str(out)) as p:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and '"update"' not in _text(out / "events.jsonl"):
+            time.sleep(0.1)
+        p.send_signal(signal.SIGHUP)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and "received SIGHUP: flushing" in err, err[-2000:]
+    ends = [e["track"]["end_reason"] for e in map(json.loads, _text(out / "events.jsonl").splitlines())
+            if e["event"] == "best"]
+    assert ends == ["shutdown"]
+
+
 def _text(path) -> str:
     return path.read_text() if path.exists() else ""
 

@@ -22,8 +22,8 @@ SAME_REQUEST_S = 1.0
 
 
 def stop_on_signals() -> threading.Event:
-    """SIGTERM / SIGINT set the returned event (a clean stop: active tracks are flushed); another one at least
-    ``SAME_REQUEST_S`` later exits at once, without flushing."""
+    """SIGTERM / SIGINT (and SIGHUP, unless ignored as under nohup) set the returned event (a clean stop: active
+    tracks are flushed); another one at least ``SAME_REQUEST_S`` later exits at once, without flushing."""
     stop = threading.Event()
     first: list[float] = []
 
@@ -43,14 +43,18 @@ def stop_on_signals() -> threading.Event:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    hangup = getattr(signal, "SIGHUP", None)  # a closed terminal or SSH session (POSIX)
+    if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:  # under nohup it stays ignored
+        signal.signal(hangup, handler)
     return stop
 
 
 def ignore_signals() -> None:
     """A run stopped by a signal is done and flushed: what comes of the same request while the interpreter exits (its
     second signal, say) is ignored, where it would otherwise kill the process and a process manager read a crash."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def at_least(lo: int):
