@@ -95,23 +95,33 @@ class HeavyWorker:
         self.submitted = self.skipped = self.done = self.failed = 0
         self.busy_s = 0.0
         self._want_threads = threads  # the worker's torch threads (drain lifts them while the live path is idle)
+        self._busy_since: float | None = None  # when the batch in hand began (a waiting submit or drain: stuck?)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heavy-scorer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job, wait: bool = False) -> bool:
-        """Queue ``job``; False (and counted as skipped) when the queue is full, or with ``wait`` (files: nothing
-        is skipped, the caller waits for room instead) only when the worker has stopped."""
+    def submit(self, job: Job, wait: float = 0.0) -> bool:
+        """Queue ``job``; False (and counted as skipped) when the queue is full, or with ``wait`` > 0 (files:
+        nothing is skipped, the caller waits for room instead) only when the worker has been on one batch for more
+        than ``wait`` seconds (stuck) or has stopped."""
         while True:
             try:
-                self._in.put(job, timeout=0.5) if wait else self._in.put_nowait(job)
+                if wait:
+                    self._in.put(job, timeout=0.1)
+                else:
+                    self._in.put_nowait(job)
                 break
             except queue.Full:
-                if not wait or not self._thread.is_alive():
+                if not wait or self._stalled(wait):
                     self.skipped += 1
                     return False
         self.submitted += 1
         return True
+
+    def _stalled(self, seconds: float) -> bool:
+        """Whether the worker has been on one batch for more than ``seconds`` (stuck), or has stopped."""
+        since = self._busy_since
+        return not self._thread.is_alive() or (since is not None and time.monotonic() - since > seconds)
 
     def results(self) -> list[tuple[Job, float]]:
         """Finished jobs with their heavy scores (non-blocking)."""
@@ -122,16 +132,17 @@ class HeavyWorker:
             except queue.Empty:
                 return out
 
-    def drain(self, timeout: float | None, all_cores: bool = False) -> None:
-        """Wait until every queued job is scored or ``timeout`` seconds pass (None: however long it takes, while the
-        worker lives); ``all_cores`` lifts the thread limit meanwhile (the live path is idle then). Torch's thread
-        count is per calling thread, so the worker sets it on itself."""
+    def drain(self, timeout: float, all_cores: bool = False, stall: bool = False) -> None:
+        """Wait until every queued job is scored or ``timeout`` seconds pass (``stall``: however long the queue takes,
+        unless the worker spends more than ``timeout`` seconds on one batch); ``all_cores`` lifts the thread limit
+        meanwhile (the live path is idle then). Torch's thread count is per calling thread, so the worker sets it on
+        itself."""
         if all_cores and self.threads:
             import os
 
             self._want_threads = os.cpu_count() or 1
-        end = time.monotonic() + (timeout if timeout is not None else float("inf"))
-        while self._in.unfinished_tasks and time.monotonic() < end and self._thread.is_alive():
+        end = time.monotonic() + timeout
+        while self._in.unfinished_tasks and not (self._stalled(timeout) if stall else time.monotonic() >= end):
             time.sleep(0.01)
         self._want_threads = self.threads
 
@@ -163,6 +174,7 @@ class HeavyWorker:
                 except queue.Empty:
                     break
             t0 = time.perf_counter()
+            self._busy_since = time.monotonic()
             try:
                 scores = np.asarray(self.scorer.score(np.stack([j.cand.aligned for j in jobs])), np.float32)
                 for job, s in zip(jobs, scores):
@@ -174,6 +186,7 @@ class HeavyWorker:
                 for job in jobs:
                     self._out.put((job, float("nan")))
             self.busy_s += time.perf_counter() - t0
+            self._busy_since = None
             for _ in jobs:
                 self._in.task_done()
 
@@ -197,7 +210,7 @@ class HeavyTier:
         self.end_wait_s = float(k.end_wait_s)
         self._waiting: dict[tuple[int, int], list] = {}  # (source, track id) → [track, end keyframes still out]
         #: Wait for room and for every keyframe instead of skipping (a run of files only: its results must not
-        #: depend on timing; the runner sets it).
+        #: depend on timing; the runner sets it), unless the worker finishes nothing for ``end_wait_s``.
         self.wait = False
 
     @property
@@ -208,7 +221,7 @@ class HeavyTier:
         """One frame's candidates of ``source`` by track id: submit those the sampler wants."""
         for tid, cand in assigned.items():
             if self.sampler.wants(source, tid, cand, selector.rank(tid, cand)):
-                self.worker.submit(Job(source, tid, cand), self.wait)
+                self.worker.submit(Job(source, tid, cand), self.end_wait_s if self.wait else 0.0)
 
     def defer_ends(self, source: int, selector, ended: list) -> list:
         """Send the unscored finalists of the ``ended`` tracks as end keyframes; returns the tracks whose ``best``
@@ -219,7 +232,8 @@ class HeavyTier:
         for track in ended:
             self.sampler.forget(source, track.track_id)
             todo = [c for c in selector.finalists(track.track_id) if not c.has_heavy]
-            sent = sum(self.worker.submit(Job(source, track.track_id, c, True), self.wait) for c in todo)
+            sent = sum(self.worker.submit(Job(source, track.track_id, c, True), self.end_wait_s if self.wait else 0.0)
+                       for c in todo)
             if sent:
                 self._waiting[(source, track.track_id)] = [track, sent]
             else:
@@ -246,9 +260,9 @@ class HeavyTier:
         return {tid for s, tid in self._waiting if s == source}
 
     def drain(self, all_cores: bool = False) -> None:
-        """Wait up to ``end_wait_s`` for the queued keyframes (with :attr:`wait`: for all of them; ``all_cores``: the
-        live path is idle)."""
-        self.worker.drain(None if self.wait else self.end_wait_s, all_cores=all_cores)
+        """Wait up to ``end_wait_s`` for the queued keyframes (with :attr:`wait`: for all of them, unless the worker
+        stalls that long; ``all_cores``: the live path is idle)."""
+        self.worker.drain(self.end_wait_s, all_cores=all_cores, stall=self.wait)
 
     def abandon(self, source: int) -> list:
         """The tracks of ``source`` still waiting: their ``best`` goes on the fast scale."""

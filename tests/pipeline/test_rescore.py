@@ -64,9 +64,9 @@ def test_a_waiting_submit_skips_nothing_and_the_worker_sets_its_own_threads():
     w = HeavyWorker(scorer, queue_size=1, batch=1, threads=1)
     threading.Timer(0.3, scorer.gate.set).start()
     t0 = time.perf_counter()
-    assert all(w.submit(Job(0, i, cand(0.1)), wait=True) for i in range(4))
+    assert all(w.submit(Job(0, i, cand(0.1)), wait=5) for i in range(4))
     assert time.perf_counter() - t0 >= 0.25 and w.skipped == 0  # it waited for the scorer instead
-    w.drain(None, all_cores=True)
+    w.drain(5, all_cores=True, stall=True)
     assert len(w.results()) == 4 and w.stats()["queue"] == 0
     import os
 
@@ -80,6 +80,15 @@ def test_a_waiting_submit_skips_nothing_and_the_worker_sets_its_own_threads():
     scorer.gate.set()
     drain.join()
     assert seen[0] == 1 and seen[-1] == (os.cpu_count() or 1) and len(w.results()) == 2
+    # a worker stuck on one batch longer than the wait: the waiting caller gives up on it, counted as skipped
+    scorer.gate.clear()
+    w.submit(Job(0, 10, cand(0.1)))
+    time.sleep(0.2)
+    w.submit(Job(0, 11, cand(0.1)))  # the queue (1) is full behind the stuck batch
+    t0 = time.perf_counter()
+    assert not w.submit(Job(0, 12, cand(0.1)), wait=0.5) and w.skipped == 1
+    assert time.perf_counter() - t0 < 2.0
+    scorer.gate.set()
     w.close()
 
 
