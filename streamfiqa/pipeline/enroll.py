@@ -169,8 +169,8 @@ class EnrollSelector:
         """The event sent when enrolment gave up (``collected``: how many crops :meth:`chosen` holds, when known;
         ``reason``: ``timeout``, or the source's end that cut it short: ``eof``, ``error``, ``shutdown``)."""
         collected = len(self.chosen()) if collected is None else collected
-        how = {"timeout": "timed out", "eof": "ended with the source", "error": "ended with the source's error",
-               "shutdown": "stopped (the run was stopped)"}.get(reason, reason)
+        how = {"timeout": "timed out", "eof": "ended with its source", "error": "ended with its source's error",
+               "shutdown": "was stopped"}.get(reason, reason)
         msg = (f"enrollment {how} after {waited_s:.1f} s: {collected}/{self.count} pose-diverse "
                f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
                f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut{self._gate_text()})")
