@@ -175,9 +175,11 @@ class GraphNet(nn.Module):
             pw = _same_pad(x.shape[3], w.shape[3], s[1])
             x = F.pad(x, (*pw, *ph))
         if w.shape[2:] == (1, 1) and tuple(s) == (1, 1) and x.device.type == "cpu" and x.dtype == torch.float32 \
-                and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+                and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled \
+                and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             # On one thread torch runs a 1×1 convolution of a batch under 16 with its slow reference kernel (73 of
-            # FaceNet's convolutions: half its time on 8 faces); oneDNN makes the whole network 1.4× faster there
+            # FaceNet's convolutions: half its time on 8 faces); oneDNN makes the whole network 1.4× faster there.
+            # Not while exported or traced: ONNX has no such operator, a plain convolution is what it should see
             return torch.ops.aten.mkldnn_convolution(x, w, None, [0, 0], [1, 1], [1, 1], 1)
         return F.conv2d(x, w, stride=tuple(s))
 

@@ -44,6 +44,7 @@ def test_port_batches_and_passes_gradients(facenet):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+@pytest.mark.filterwarnings("ignore")  # torch's own notes on its ONNX exporter and oneDNN
 def test_port_on_one_thread_takes_onednn_for_its_pointwise_convolutions_and_computes_the_same(facenet, group_photo,
                                                                                                mtcnn):
     """On one thread (the finisher's workers) torch would run FaceNet's 1x1 convolutions with its slow reference
@@ -65,6 +66,15 @@ def test_port_on_one_thread_takes_onednn_for_its_pointwise_convolutions_and_comp
     ops = {e.key for e in prof.key_averages()}
     assert "aten::mkldnn_convolution" in ops and "aten::_slow_conv2d_forward" not in ops
     assert torch.allclose(fast, plain, atol=1e-5)
+    # exported, it is a plain convolution again (ONNX has no oneDNN operator): ONNX Runtime gives the same
+    import io
+
+    import onnxruntime as ort
+
+    buf = io.BytesIO()
+    torch.onnx.export(facenet, x[:1], buf, opset_version=17, dynamo=False, input_names=["x"])
+    got = ort.InferenceSession(buf.getvalue()).run(None, {"x": x[:1].numpy()})[0]
+    assert np.allclose(got, fast[:1].numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["facenet", "buffalo_s", "sface"])
