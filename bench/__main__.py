@@ -23,6 +23,7 @@ import torch
 
 from bench import cameras, models, pipeline, tracking, video
 from bench.common import ROOT, emit, face_crops, machine, write_folder
+from streamfiqa.cli.common import at_least
 
 #: Every bench by name: (function, the result rows it writes). Those marked by ``*`` run only when named.
 BENCHES = {
@@ -65,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                    "clips (same as --only video; about an hour on 2 CPU cores)")
     p.add_argument("--cameras", action="store_true", help="only the camera bench (same as --only cameras; about "
                    "a minute per camera count on 2 CPU cores)")
-    p.add_argument("--max-cameras", type=int, default=16, help="cameras: stop adding cameras here (default 16)")
-    p.add_argument("--min-cameras", type=int, default=1, help="cameras: start with this many (default 1)")
-    p.add_argument("--camera-fps", type=int, default=25, help="cameras: the rate the cameras send (default 25)")
+    p.add_argument("--max-cameras", type=at_least(1), default=16, help="cameras: stop adding cameras here (default 16)")
+    p.add_argument("--min-cameras", type=at_least(1), default=1, help="cameras: start with this many (default 1)")
+    p.add_argument("--camera-fps", type=at_least(1), default=25, help="cameras: the rate the cameras send (default 25)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="cameras and pipeline: an override of the config they run (cctv.yaml; offline.yaml and "
                    "offline_realtime_cpu.yaml), repeatable, e.g. sources.max_fps=5")
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update", action="store_true", help="merge the rows into the committed bench/results/<machine>.json")
     p.add_argument("--pipeline-config", default=None, help=argparse.SUPPRESS)  # one pipeline run (subprocess)
     args = p.parse_args(argv)
+    if args.min_cameras > args.max_cameras:
+        p.error(f"--min-cameras {args.min_cameras} is above --max-cameras {args.max_cameras}")
     if args.pipeline_config:
         print(json.dumps(pipeline.pipeline_once(args.pipeline_config, overrides=args.overrides)))
         return 0
