@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     faces = {c.name: f for c in clips if (f := subject_faces(c, frs)) is not None}
     for threshold, window in ((t, w) for t in args.thresholds for w in args.windows):
         rows, last = {n: ([], []) for n in frs}, []
-        sets = [*args.overrides, f"enroll.window_s={window}"] + ([f"enroll.threshold={threshold}"] if threshold else [])
+        sets = [*args.overrides, f"enroll.window_s={window}"] + ([f"enroll.threshold={threshold}"] if threshold is not None else [])
         for clip in clips:
             cands = enrolled(clip.path, sets) if clip.name in faces else []
             if not cands:

@@ -403,7 +403,7 @@ class Source:
             return
         try:
             if self.spec.kind == "folder":
-                self.total_frames = sum(1 for p in Path(self.spec.uri).iterdir() if is_image(p))
+                self.total_frames = len(self._folder_images())
             else:
                 with self._open() as container:
                     self._video_stream(container)
@@ -534,8 +534,12 @@ class Source:
                 return
             yield av_frame, pts
 
+    def _folder_images(self) -> list[Path]:
+        """The folder source's images, in the order they are read."""
+        return sorted(p for p in Path(self.spec.uri).iterdir() if is_image(p))
+
     def _folder_frames(self) -> Iterator[Frame]:
-        files = sorted(p for p in Path(self.spec.uri).iterdir() if is_image(p))
+        files = self._folder_images()
         if not files:
             raise FileNotFoundError(f"{self.spec.uri}: expected images ({', '.join(IMAGE_EXTENSIONS)}), found none")
         self.total_frames = len(files)

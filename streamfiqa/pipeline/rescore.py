@@ -210,18 +210,23 @@ class HeavyTier:
         self.end_wait_s = float(k.end_wait_s)
         self._waiting: dict[tuple[int, int], list] = {}  # (source, track id) → [track, end keyframes still out]
         #: Wait for room and for every keyframe instead of skipping (a run of files only: its results must not
-        #: depend on timing; the runner sets it), unless the worker finishes nothing for ``end_wait_s``.
+        #: depend on timing; the runner sets it), unless the worker spends more than ``end_wait_s`` on one batch.
         self.wait = False
 
     @property
     def name(self) -> str:
         return self.worker.name
 
+    @property
+    def _submit_wait_s(self) -> float:
+        """How long a submission may wait for room (:meth:`HeavyWorker.submit`): 0 unless :attr:`wait`."""
+        return self.end_wait_s if self.wait else 0.0
+
     def offer(self, source: int, selector, assigned: dict) -> None:
         """One frame's candidates of ``source`` by track id: submit those the sampler wants."""
         for tid, cand in assigned.items():
             if self.sampler.wants(source, tid, cand, selector.rank(tid, cand)):
-                self.worker.submit(Job(source, tid, cand), self.end_wait_s if self.wait else 0.0)
+                self.worker.submit(Job(source, tid, cand), self._submit_wait_s)
 
     def defer_ends(self, source: int, selector, ended: list) -> list:
         """Send the unscored finalists of the ``ended`` tracks as end keyframes; returns the tracks whose ``best``
@@ -232,8 +237,7 @@ class HeavyTier:
         for track in ended:
             self.sampler.forget(source, track.track_id)
             todo = [c for c in selector.finalists(track.track_id) if not c.has_heavy]
-            sent = sum(self.worker.submit(Job(source, track.track_id, c, True), self.end_wait_s if self.wait else 0.0)
-                       for c in todo)
+            sent = sum(self.worker.submit(Job(source, track.track_id, c, True), self._submit_wait_s) for c in todo)
             if sent:
                 self._waiting[(source, track.track_id)] = [track, sent]
             else:
