@@ -1,4 +1,5 @@
-"""Push a video file to an RTSP URL in real time with PyAV (test helper; like ffmpeg -re -c copy -f rtsp).
+"""Push a video file to an RTSP URL in real time with PyAV (test helper; like ffmpeg -re -c copy -f rtsp), or as
+MPEG-TS to a udp:// one (an encoder's or a video management system's stream).
 
 Usage: python tests/rtsp_push.py CLIP URL [tcp|udp]. Retries the connection for up to 20 s, so the
 listening side may still be starting.
@@ -13,6 +14,8 @@ def _connect(url: str, transport: str, deadline_s: float = 20.0):
     t0 = time.monotonic()
     while True:
         try:
+            if url.startswith("udp://"):  # 1316 bytes: 7 MPEG-TS packets a datagram, as encoders send
+                return av.open(url + "?pkt_size=1316", "w", format="mpegts")
             return av.open(url, "w", format="rtsp", options={"rtsp_transport": transport})
         except OSError:
             if time.monotonic() - t0 > deadline_s:

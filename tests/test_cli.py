@@ -221,7 +221,7 @@ def test_a_camera_that_never_delivered_a_frame_fails_the_run_when_stopped(tmp_pa
     """A wrong URL or a camera down for the whole run: it reconnects (a live source's job) until the stop, and then
     the run exits 1 and its summary names the source's failure, rather than a success with no frames."""
     url = f"rtsp://127.0.0.1:{free_port()}/nobody"  # nothing listens there
-    with _running(f"gate={url}", "--pipeline", "cctv", "--out", str(tmp_path),
+    with _running(f"gate={url}", "--pipeline", "cctv", "--out", str(tmp_path), "--set", "publish.endpoint=null",
                   "--set", "sources.reconnect_initial_s=0.05", "--set", "sources.reconnect_max_s=0.2") as p:
         deadline = time.monotonic() + 60
         while not (tmp_path / "events.jsonl").exists() and time.monotonic() < deadline:

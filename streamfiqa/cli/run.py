@@ -16,7 +16,8 @@ def run_parser(commands: list[str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streamfiqa", description="Best-quality face crops from video streams and files.",
         epilog=f"Other commands (each with --help): {', '.join(commands)}. "
-               "SOURCE is a video file, an image folder, rtsp://..., http(s)://... (HLS too) or /dev/videoN; "
+               "SOURCE is a video file, an image folder, rtsp://..., http(s)://... (HLS too), udp://, rtp://, "
+               "tcp://, rtmp:// or srt:// (MPEG-TS, as encoders send it) or /dev/videoN; "
                "prefix ID= to name it (cam1=rtsp://...).")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="sources to read, several at once")
     p.add_argument("--pipeline", choices=PIPELINES, default=None,

@@ -29,6 +29,26 @@ _TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTA
 _TURN_WORDS = {90: "a quarter turn counter-clockwise", 180: "a half turn", 270: "a quarter turn clockwise"}
 
 
+def _no_protocol(exc: BaseException) -> bool:
+    """Whether ``exc`` is FFmpeg saying it has no protocol for the URL's scheme."""
+    import av
+
+    return isinstance(exc, av.error.ProtocolNotFoundError)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is FFmpeg interrupted by PyAV's open or read timeout."""
+    import av
+
+    return isinstance(exc, av.error.ExitError)
+
+
+def _av_version() -> str:
+    import av
+
+    return av.__version__
+
+
 def display_turn(av_frame) -> int:
     """The quarter turn (0, 90, 180 or 270 degrees counter-clockwise) a player applies to ``av_frame``: phones store
     portrait video as landscape frames plus a display matrix that rotates them, and a decoder leaves them on their
@@ -255,8 +275,19 @@ class Source:
                     self._last_failure = "the stream ended"
                 except Exception as exc:  # noqa: BLE001 - any decode error ends or retries this source only
                     self._release()
+                    if _no_protocol(exc):  # this FFmpeg cannot read the URL's scheme: no reconnect will
+                        scheme = self.spec.uri.split(":", 1)[0].lower()
+                        self.error = (f"expected FFmpeg to read {scheme}:// URLs, found a build without that "
+                                      f"protocol (PyAV {_av_version()}; relay the stream as RTSP or UDP, or build "
+                                      "PyAV against an FFmpeg that has it)")
+                        log.error("%s: %s", self.spec.id, self.error)
+                        return
                     # FFmpeg's errors quote the URL, a camera's password with it: never logged or kept as it is
                     reason = self.spec.scrub(f"{type(exc).__name__}: {exc}")
+                    if _timed_out(exc):  # PyAV's timeout interrupts FFmpeg, which calls that an "immediate exit"
+                        reason = (f"nothing received within the network timeout (sources.open_timeout_s "
+                                  f"{self.cfg.open_timeout_s:g} s to connect, read_timeout_s "
+                                  f"{self.cfg.read_timeout_s:g} s between packets)")
                     if not self.spec.live:
                         self.error = reason
                         log.error("%s: cannot read %s: %s", self.spec.id, self.spec.shown, self.error)
@@ -293,9 +324,14 @@ class Source:
                 options["listen_timeout"] = str(int(self.cfg.open_timeout_s))
         elif self.spec.kind == "webcam":
             fmt = "v4l2"
+        elif self.spec.uri.lower().startswith(("udp://", "rtp://")):
+            # A datagram not read in time is gone: a larger socket buffer rides out a stall of the decode thread,
+            # and an overrun of FFmpeg's receive queue costs the datagrams lost, not the stream (FFmpeg ends the
+            # input on one by default). The URL's own ?buffer_size= or ?overrun_nonfatal= win over these.
+            options.update({"buffer_size": str(4 << 20), "overrun_nonfatal": "1"})
         # Files need no timeout (a network one read as a file does: sources.live=false); in listen mode the
         # listen_timeout option bounds the wait instead.
-        network = self.spec.live or self.spec.kind in ("rtsp", "http")
+        network = self.spec.live or self.spec.kind in ("rtsp", "http", "stream")
         timed = network and not (self.spec.kind == "rtsp" and self.cfg.rtsp_listen)
         timeout = (self.cfg.open_timeout_s, self.cfg.read_timeout_s) if timed else None
         return av.open(self.spec.uri.removeprefix("v4l2:"), format=fmt, options=options, timeout=timeout)

@@ -10,7 +10,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("file", "rtsp", "http", "webcam", "folder")
+KINDS = ("file", "rtsp", "http", "stream", "webcam", "folder")
+
+#: Other network streams FFmpeg reads (kind ``stream``): MPEG-TS over UDP (unicast or multicast), RTP or TCP, as
+#: encoders and video management systems send it; RTMP; SRT and RIST where FFmpeg was built with them (PyAV's
+#: wheels are not: such a source fails alone, saying so); MMS.
+STREAM_SCHEMES = ("udp", "rtp", "srtp", "tcp", "tls", "rtmp", "rtmps", "rtmpt", "rtmpts", "srt", "rist", "mmsh",
+                  "mmst")
+_WHAT = ("a video file, an image folder, a stream URL (rtsp://, http(s)://, udp://, rtp://, tcp://, rtmp(s)://, "
+         "srt://, rist://, mmsh://) or /dev/videoN")
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class SourceSpec:
 
 
 #: Query keys whose values are credentials (a camera's ``password=``, a signed stream's ``token=``).
-_SECRET_QUERY = re.compile(r"(?i)(^|[&;])((?:pass(?:word)?|pwd|passwd|token|access_token|secret|key|api_?key|auth"
+_SECRET_QUERY = re.compile(r"(?i)(^|[&;])((?:pass(?:word|phrase)?|pwd|passwd|token|access_token|secret|key|api_?key|auth"
                            r"|sig(?:nature)?)=)[^&;#]*")
 
 
@@ -76,6 +84,9 @@ def _kind(uri: str) -> str:
         return "rtsp"
     if low.startswith(("http://", "https://")):
         return "http"
+    scheme = re.match(r"^([a-z][a-z0-9+.-]*)://", low)
+    if scheme and scheme.group(1) in STREAM_SCHEMES:
+        return "stream"
     if low.startswith("/dev/video") or re.fullmatch(r"v4l2:.*", low):
         return "webcam"
     path = Path(uri)
@@ -83,8 +94,27 @@ def _kind(uri: str) -> str:
         return "folder"
     if path.is_file():
         return "file"
-    raise FileNotFoundError(f"source {uri!r}: expected a video file, an image folder, rtsp://, http(s):// "
-                            f"or /dev/videoN, found nothing at that path")
+    if scheme:
+        raise FileNotFoundError(f"source {redact(uri)!r}: expected {_WHAT}, found the scheme "
+                                f"{scheme.group(1)}://, which is none of them")
+    raise FileNotFoundError(f"source {uri!r}: expected {_WHAT}, found nothing at that path")
+
+
+def _local_path(uri: str) -> str:
+    """A ``file://`` URL (a file manager's or a browser's copy of a path) as the path it names; others unchanged.
+
+    Raises:
+        FileNotFoundError: a ``file://`` URL of another host.
+    """
+    if not uri.lower().startswith("file://"):
+        return uri
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.netloc not in ("", "localhost"):
+        raise FileNotFoundError(f"source {uri!r}: expected a file:// URL of this machine, found one of host "
+                                f"{parts.netloc!r} (mount it and give its path)")
+    return unquote(parts.path)
 
 
 #: Codecs FFmpeg gives text files (its tty demuxer renders them): never a camera's picture.
@@ -112,6 +142,7 @@ def _entries(uri: str, sid: str | None, i: int) -> list[tuple[str, str | None, s
     from streamfiqa.io.media import VIDEO_EXTENSIONS, is_image
 
     try:
+        uri = _local_path(uri)
         kind = _kind(uri)
     except FileNotFoundError as exc:
         return [(uri, sid, "missing", str(exc))]
@@ -157,13 +188,16 @@ def parse_sources(args: list[str], live: str = "auto", strict: bool = True) -> l
             if problem and strict:
                 raise (FileNotFoundError if kind == "missing" else ValueError)(problem)
             if sid is None:
-                sid = Path(uri.rstrip("/")).stem if kind in ("file", "folder", "webcam", "missing") else f"{kind}{i}"
+                if kind in ("file", "folder", "webcam", "missing"):
+                    sid = Path(uri.rstrip("/")).stem
+                else:  # rtsp0, http1, and a stream by its scheme: udp2
+                    sid = f"{uri.split(':', 1)[0].lower() if kind == 'stream' else kind}{i}"
             sid = re.sub(r"[^A-Za-z0-9_-]", "_", sid) or f"src{i}"
             base, n = sid, 2
             while sid in seen:
                 sid, n = f"{base}-{n}", n + 1
             seen.add(sid)
-            is_live = kind in ("rtsp", "http", "webcam") if live == "auto" else live == "true" and not problem
+            is_live = kind in ("rtsp", "http", "stream", "webcam") if live == "auto" else live == "true" and not problem
             specs.append(SourceSpec(uri, sid, kind, is_live and not problem, problem=problem))
     return specs
 

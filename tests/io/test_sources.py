@@ -227,6 +227,75 @@ def test_parse_sources_ids_and_errors(tmp_path):
         parse_sources(["door=rtsp://admin:pw@10.0.0.5/a", "door=rtsp://10.0.0.6/b"], strict=False)
 
 
+def test_other_stream_urls_are_live_streams_and_an_unknown_scheme_is_named(tmp_path):
+    specs = parse_sources(["udp://239.0.0.1:1234", "hall=rtmp://10.0.0.5/live/hall", "srt://10.0.0.6:9000"])
+    assert [(s.id, s.kind, s.live) for s in specs] == [
+        ("udp0", "stream", True), ("hall", "stream", True), ("srt2", "stream", True)]
+    # a file manager's copy of a path is that path
+    clip = tmp_path / "my clip.mp4"
+    write_clip(clip, [np.zeros((64, 64, 3), np.uint8)] * 3)
+    (spec,) = parse_sources([clip.as_uri()])
+    assert (spec.uri, spec.kind, spec.id) == (str(clip), "file", "my clip".replace(" ", "_"))
+    # a scheme streamfiqa does not read is named as such, not "nothing at that path"; the password stays out
+    with pytest.raises(FileNotFoundError, match=r"'ftp://u:\*\*\*@nas/a.mp4'.*found the scheme ftp://"):
+        parse_sources(["ftp://u:pw@nas/a.mp4"])
+    # SRT's secret is its passphrase
+    assert parse_sources(["srt://h:9000?mode=caller&passphrase=s3cret"])[0].shown == \
+        "srt://h:9000?mode=caller&passphrase=***"
+
+
+def test_an_mpeg_ts_stream_over_udp_is_read_live_after_a_timeout_that_says_so(synth_clip, caplog):
+    """MPEG-TS over UDP on 127.0.0.1 (as an encoder sends it): the source waits, says in plain words that nothing came
+    within the network timeout (FFmpeg calls it "Immediate exit requested"), reconnects, and reads the stream once
+    the sender starts; an FFmpeg without the URL's protocol fails the source at once instead of reconnecting."""
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path, _ = synth_clip
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (spec,) = parse_sources([f"udp://127.0.0.1:{port}"])
+    cfg = SourcesConfig(open_timeout_s=0.5, read_timeout_s=1.0, reconnect_initial_s=0.1, reconnect_max_s=0.2)
+    with caplog.at_level(logging.WARNING, logger="streamfiqa.io.sources"):
+        src = Source(spec, cfg).start()
+        time.sleep(1.0)
+        pusher = subprocess.Popen([sys.executable, str(ROOT / "tests" / "rtsp_push.py"), str(path),
+                                   f"udp://127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+        frames, t0 = [], time.monotonic()
+        while time.monotonic() - t0 < 30 and (pusher.poll() is None or not frames or time.monotonic() - t0 < 5):
+            f = src.read()
+            if f is None:
+                src.wake.wait(0.05)
+                src.wake.clear()
+            else:
+                frames.append(f)
+        src.close()
+        _, err = pusher.communicate(timeout=30)
+    assert pusher.returncode == 0, err[-2000:]
+    assert "nothing received within the network timeout" in caplog.text and "Immediate exit" not in caplog.text
+    assert len(frames) >= 36 and frames[0].image.shape[:2] == clip_frames(path, 1)[0].shape[:2]  # 40 sent
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
+    if "srt" not in _protocols_tried():
+        (srt,) = parse_sources(["srt://127.0.0.1:9"])
+        src = Source(srt, cfg).start()
+        assert drain(src, limit_s=10) == [] and "without that protocol" in src.error and src.reconnects == 0
+
+
+def _protocols_tried() -> set[str]:
+    """Protocols this FFmpeg has, of those the test asks about (PyAV's wheels have no srt)."""
+    try:
+        av.open("srt://127.0.0.1:9", timeout=0.5).close()
+    except av.error.ProtocolNotFoundError:
+        return set()
+    except Exception:  # noqa: BLE001 - it has srt, and no one listens
+        pass
+    return {"srt"}
+
+
 def test_broken_file_reports_an_error_without_raising(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 1000)
