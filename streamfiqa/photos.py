@@ -56,6 +56,10 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
             unreadable += 1
             continue
         if aligned:
+            if img.shape[0] != img.shape[1]:  # 112×96 (SphereFace's layout) or a loose crop, not ArcFace's square
+                log.warning("%s: %d×%d is no square aligned crop: stretched to 112×112, so its score is of a "
+                            "distorted face (expected crops aligned to ArcFace's 112×112 template)", path,
+                            img.shape[1], img.shape[0])
             crops.append(resize_antialiased(img, 112) if img.shape[:2] != (112, 112) else img)
             where.append(str(path))
             idx.append(0)

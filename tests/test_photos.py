@@ -37,6 +37,11 @@ def test_score_aligned_crops_with_an_official_layout_checkpoint(tmp_path, group_
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["path"].endswith(f"{k}.png") for k, r in enumerate(rows)] == [True, True]
+    assert "stretched" not in out.stderr
+    # a crop of another layout (112×96) is scored, stretched, and the log says so
+    cv2.imwrite(str(tmp_path / "0.png"), crop[:, 8:104])
+    out = cli("score", str(tmp_path / "0.png"), "--aligned")
+    assert out.returncode == 0 and "96×112 is no square aligned crop: stretched" in out.stderr, out.stderr
 
 
 def test_score_reports_a_missing_checkpoint_clearly(tmp_path):
