@@ -131,7 +131,13 @@ def _eval_videos(args) -> int:
         load_config(None, args.overrides, base=base)  # a mistake shows before any clip runs
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
-    clips = list(read_video_set(args.videos).half(args.half, args.seed))
+    every = read_video_set(args.videos)
+    clips = list(every.half(args.half, args.seed))
+    if not clips:  # a folder of one person: the seeded split by person leaves one half empty
+        persons = len({c.person for c in every})
+        raise ValueError(f"--videos {args.videos}: expected clips in its {args.half} half (split by person, seed "
+                         f"{args.seed}), found none of its {len(every)} clip(s) of {persons} person(s); --half all "
+                         "evaluates every clip")
     frs = recognisers(args.fr or ["buffalo_s", "mobilefacenet", "sface"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

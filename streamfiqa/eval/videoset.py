@@ -97,18 +97,34 @@ def read_video_set(folder: str | Path | None = None, annotations: str | Path | N
 
     Raises:
         FileNotFoundError: no manifest in ``folder``.
+        ValueError: a manifest without the filename and fps columns, or a row naming no clip of ``folder`` or no
+            frame rate.
     """
     folder = Path(folder) if folder else talking_dir()
     manifest = folder / "MANIFEST.tsv"
     if not manifest.is_file():
-        raise FileNotFoundError(f"video set: expected {manifest} (a MANIFEST.tsv of the clips), found none")
+        raise FileNotFoundError(f"video set: expected {manifest} (tab-separated, a header row, then one clip a row: "
+                                "filename and fps; people_visible and licence optional), found none")
     notes = json.loads(Path(annotations or ANNOTATIONS).read_text())
     person_of = {clip: person for person, clips in notes["persons"].items() for clip in clips}
     clips = []
     with open(manifest, newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
+        rows = csv.DictReader(f, delimiter="\t")
+        missing = [k for k in ("filename", "fps") if k not in (rows.fieldnames or [])]
+        if missing:
+            raise ValueError(f"video set: expected {manifest} to have the columns filename and fps (tab-separated), "
+                             f"found {', '.join(rows.fieldnames or []) or 'no header'}")
+        for line, row in enumerate(rows, 2):
             name = row["filename"]
-            clips.append(VideoClip(folder / name, name, person_of.get(name, Path(name).stem), float(row["fps"]),
+            try:
+                fps = float(row["fps"])
+            except (TypeError, ValueError):
+                fps = 0.0
+            if not fps > 0 or not (folder / name).is_file():
+                raise ValueError(f"video set: {manifest} line {line}: expected a clip of {folder} and its frame rate, "
+                                 f"found {name!r} ({'missing' if not (folder / name).is_file() else 'present'}) at "
+                                 f"fps {row['fps']!r}")
+            clips.append(VideoClip(folder / name, name, person_of.get(name, Path(name).stem), fps,
                                    tuple(notes["cuts"].get(name, ())), tuple(notes["not_cuts"].get(name, ())),
                                    row.get("people_visible", "1"), row.get("licence", "")))
     return VideoSet(clips)
