@@ -14,9 +14,10 @@ from streamfiqa.io.sources import Source, to_bgr
 from streamfiqa.io.specs import parse_sources
 
 
-def drain(src, limit_s=30):
+def drain(src, limit_s=30, until=None):
+    """Every frame ``src`` delivers until it finishes, ``limit_s`` pass or ``until(frames)`` holds; then closes it."""
     frames, t0 = [], time.monotonic()
-    while not src.finished and time.monotonic() - t0 < limit_s:
+    while not src.finished and time.monotonic() - t0 < limit_s and not (until and until(frames)):
         f = src.read()
         if f is None:
             src.wake.wait(0.05)
@@ -265,15 +266,8 @@ def test_an_mpeg_ts_stream_over_udp_is_read_live_after_a_timeout_that_says_so(sy
         time.sleep(1.0)
         pusher = subprocess.Popen([sys.executable, str(ROOT / "tests" / "rtsp_push.py"), str(path),
                                    f"udp://127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
-        frames, t0 = [], time.monotonic()
-        while time.monotonic() - t0 < 30 and (pusher.poll() is None or not frames or time.monotonic() - t0 < 5):
-            f = src.read()
-            if f is None:
-                src.wake.wait(0.05)
-                src.wake.clear()
-            else:
-                frames.append(f)
-        src.close()
+        t0 = time.monotonic()  # read until the sender is done and its last datagrams are in
+        frames = drain(src, 30, until=lambda got: pusher.poll() is not None and got and time.monotonic() - t0 > 5)
         _, err = pusher.communicate(timeout=30)
     assert pusher.returncode == 0, err[-2000:]
     assert "nothing received within the network timeout" in caplog.text and "Immediate exit" not in caplog.text
