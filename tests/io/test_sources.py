@@ -245,7 +245,7 @@ def test_other_stream_urls_are_live_streams_and_an_unknown_scheme_is_named(tmp_p
         "srt://h:9000?mode=caller&passphrase=***"
 
 
-def test_an_mpeg_ts_stream_over_udp_is_read_live_after_a_timeout_that_says_so(synth_clip, caplog):
+def test_an_mpeg_ts_stream_over_udp_is_read_live_after_a_timeout_that_says_so(synth_clip, tmp_path, caplog):
     """MPEG-TS over UDP on 127.0.0.1 (as an encoder sends it): the source waits, says in plain words that nothing came
     within the network timeout (FFmpeg calls it "Immediate exit requested"), reconnects, and reads the stream once
     the sender starts; an FFmpeg without the URL's protocol fails the source at once instead of reconnecting."""
@@ -255,15 +255,18 @@ def test_an_mpeg_ts_stream_over_udp_is_read_live_after_a_timeout_that_says_so(sy
 
     from conftest import ROOT
 
-    path, _ = synth_clip
+    # 80 frames (3.2 s) with a keyframe every 10, as a camera's encoder sends them: a receiver that joins late (its
+    # open timed out while the first datagrams flew) decodes from the next keyframe
+    path = tmp_path / "camera.mp4"
+    write_clip(path, clip_frames(synth_clip[0]) * 2, {"g": "10", "keyint_min": "10"})
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (spec,) = parse_sources([f"udp://127.0.0.1:{port}"])
-    cfg = SourcesConfig(open_timeout_s=0.5, read_timeout_s=1.0, reconnect_initial_s=0.1, reconnect_max_s=0.2)
+    cfg = SourcesConfig(open_timeout_s=1.0, read_timeout_s=1.0, reconnect_initial_s=0.1, reconnect_max_s=0.2)
     with caplog.at_level(logging.WARNING, logger="streamfiqa.io.sources"):
         src = Source(spec, cfg).start()
-        time.sleep(1.0)
+        time.sleep(1.5)  # one open has timed out
         pusher = subprocess.Popen([sys.executable, str(ROOT / "tests" / "rtsp_push.py"), str(path),
                                    f"udp://127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
         t0 = time.monotonic()  # read until the sender is done and its last datagrams are in
@@ -271,7 +274,8 @@ def test_an_mpeg_ts_stream_over_udp_is_read_live_after_a_timeout_that_says_so(sy
         _, err = pusher.communicate(timeout=30)
     assert pusher.returncode == 0, err[-2000:]
     assert "nothing received within the network timeout" in caplog.text and "Immediate exit" not in caplog.text
-    assert len(frames) >= 36 and frames[0].image.shape[:2] == clip_frames(path, 1)[0].shape[:2]  # 40 sent
+    assert len(frames) >= 60, len(frames)
+    assert frames[0].image.shape[:2] == clip_frames(path, 1)[0].shape[:2]  # 80 sent
     assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
     if "srt" not in _protocols_tried():
         (srt,) = parse_sources(["srt://127.0.0.1:9"])
