@@ -50,14 +50,17 @@ class Aligner:
         self.display_size = int(display_size)
 
     def align(self, image: np.ndarray, faces: Faces) -> Crops:
-        """Return the aligned and display crops of ``faces`` in ``image``."""
+        """Return the aligned and display crops of ``faces`` in ``image``, with the pixels of each aligned crop that
+        come from inside the frame."""
         aligned = np.zeros((len(faces), 112, 112, 3), np.uint8)
+        valid = np.ones((len(faces), 112, 112), bool)
         display = []
         for k in range(len(faces)):
             m = similarity_transform(faces.landmarks[k], ARCFACE_TEMPLATE)
             aligned[k] = cv2.warpAffine(image, m, (112, 112), borderValue=0)
+            valid[k] = inside_frame(m, image.shape[:2])
             display.append(self.display_crop(image, faces.boxes[k]))
-        return Crops(aligned, display)
+        return Crops(aligned, display, valid)
 
     def display_square(self, box: np.ndarray) -> tuple[float, float, float]:
         """``(left, top, side)`` in frame pixels of the square a display crop of ``box`` shows (before rounding to
@@ -80,6 +83,25 @@ class Aligner:
             interp = cv2.INTER_AREA if n > self.display_size else cv2.INTER_LINEAR
             out = cv2.resize(out, (self.display_size, self.display_size), interpolation=interp)
         return out
+
+
+_PIXELS = np.stack(np.meshgrid(np.arange(112.0), np.arange(112.0)), -1).reshape(-1, 2)
+_CORNERS = np.array([[0.0, 0.0], [111.0, 0.0], [0.0, 111.0], [111.0, 111.0]])
+
+
+def inside_frame(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``(112, 112)`` bool: the pixels of an aligned crop (``m``: frame → crop, 2×3) that a frame of ``shape``
+    ``(h, w)`` fills; the others are black padding (a face cut by the frame's edge)."""
+    inv = cv2.invertAffineTransform(m)
+    h, w = shape
+
+    def inside(pts: np.ndarray) -> np.ndarray:
+        src = pts @ inv[:, :2].T + inv[:, 2]
+        return (src[:, 0] >= 0) & (src[:, 0] <= w - 1) & (src[:, 1] >= 0) & (src[:, 1] <= h - 1)
+
+    if inside(_CORNERS).all():  # the usual case: the whole crop lies in the frame
+        return np.ones((112, 112), bool)
+    return inside(_PIXELS).reshape(112, 112)
 
 
 def jitter_alignment(aligned: np.ndarray, seed: int = 0, shift: float = 2.0, scale: float = 0.03,

@@ -129,6 +129,7 @@ class QualityConfig:
     min_det_score: float = bounded(0.0, 0, 1)
     min_sharpness: float = bounded(0.0, 0)
     max_clipped: float = bounded(0.5, 0, 1)
+    min_in_frame: float = bounded(1.0, 0, 1)  # share of the aligned face region inside the frame (dev half; README)
     scorer: str | None = "fiqa_fast"
     scorer_args: dict = field(default_factory=dict)
     min_score: str | None = None  # a number, or an ``eval`` calibration.json (its entry for ``scorer``)

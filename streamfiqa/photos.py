@@ -72,7 +72,7 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
             log.warning("%s: no face found, skipped", path)
             continue
         c = aligner.align(img, faces)
-        q = assessor.assess(faces, c.aligned)
+        q = assessor.assess(faces, c.aligned, c.valid)
         crops += list(c.aligned)
         where += [str(path)] * len(faces)
         idx += list(range(len(faces)))

@@ -97,6 +97,11 @@ class Frame:
                 f"Frame.image: expected (H, W, 3) uint8, found {self.image.shape} {self.image.dtype}")
 
 
+#: The face region of a 112×112 aligned crop (rows 24–104, columns 16–96): where image statistics are measured and
+#: whether a face lies in the frame is judged.
+FACE_REGION = (slice(24, 104), slice(16, 96))
+
+
 @dataclass
 class Crops:
     """Aligned and display crops of the faces of one frame.
@@ -104,10 +109,13 @@ class Crops:
     Attributes:
         aligned: ``(N, 112, 112, 3)`` uint8 BGR crops on the ArcFace template.
         display: list of N uint8 BGR display crops (square, with margin).
+        valid: ``(N, 112, 112)`` bool, the pixels of each aligned crop taken from inside the frame (the rest is black
+            padding where the frame ended: a face cut by its edge); None: all of them.
     """
 
     aligned: np.ndarray
     display: list = field(default_factory=list)
+    valid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.aligned.ndim != 4 or self.aligned.shape[1:] != (112, 112, 3):
@@ -115,3 +123,6 @@ class Crops:
         if len(self.display) != len(self.aligned):
             raise ValueError(
                 f"Crops.display: expected {len(self.aligned)} crops, found {len(self.display)}")
+        if self.valid is not None and (self.valid.shape != self.aligned.shape[:3] or self.valid.dtype != bool):
+            raise ValueError(f"Crops.valid: expected bool {self.aligned.shape[:3]}, found {self.valid.dtype} "
+                             f"{self.valid.shape}")

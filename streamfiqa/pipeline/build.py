@@ -96,7 +96,7 @@ def build_stages(cfg: Config) -> Stages:
     return Stages(
         detector, Aligner(cfg.align.display_margin, cfg.align.display_size),
         QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score, q.min_sharpness,
-                        q.max_clipped),
+                        q.max_clipped, q.min_in_frame),
         scorer, calibration.min_score(q), embedder, embedding_name(embedder, scorer), event_embedder(cfg, embedder),
         heavy, RegionDetector(detector, d.full_every, d.window) if d.full_every > 1 else None)
 

@@ -195,7 +195,7 @@ class Runner:
             with self.clock("align"):
                 crops = self.s.aligner.align(frame.image, faces)
             with self.clock("quality"):
-                quality = self.s.assessor.assess(faces, crops.aligned)
+                quality = self.s.assessor.assess(faces, crops.aligned, crops.valid)
             full = None if self.s.regions is None else st.index in self.s.regions.last_full
             items.append((st, ScoredFrame(frame, faces, crops, quality, {"tier0": quality.score}, full=full)))
         return items

@@ -50,3 +50,25 @@ def test_gates_report_which_failed(faces_and_crops):
     assert all(r == ["min_inter_eye"] for r in q.reasons)
     assert q.components.shape == (len(faces), len(COMPONENTS))
     assert set(q.row(0)) == set(COMPONENTS)
+
+
+def test_a_face_cut_by_the_frame_edge_is_measured_on_what_the_frame_holds(group_photo, mtcnn):
+    """Each face of a real photo, with the photo ending a fifth of the way into it: the crop's black padding is not
+    counted as the sharpest edge of the face, nor as clipped pixels; the face is ``in_frame`` in part and fails
+    ``min_in_frame``, where every whole face passes."""
+    faces = mtcnn.detect(group_photo)
+    aligner, qa = Aligner(), QualityAssessor()
+    whole = aligner.align(group_photo, faces)
+    assert whole.valid.all() and qa.assess(faces, whole.aligned, whole.valid).passed.all()
+    for k in range(len(faces)):
+        x1, _, x2, _ = faces.boxes[k][:4]
+        frame = np.ascontiguousarray(group_photo[:, : int(x2 - 0.2 * (x2 - x1))])
+        one = faces[np.array([k])]
+        cut = aligner.align(frame, one)
+        q = qa.assess(one, cut.aligned, cut.valid).row(0)
+        blind = QualityAssessor().assess(one, cut.aligned).row(0)  # the padding counted as face
+        sharp = qa.assess(one, whole.aligned[k:k + 1]).row(0)["sharpness"]  # the whole face's
+        assert 0.5 < q["in_frame"] < 0.99 and blind["in_frame"] == 1.0
+        assert q["clipped"] < blind["clipped"]
+        assert abs(q["sharpness"] / sharp - 1) < 0.2 and blind["sharpness"] > 1.5 * sharp
+        assert qa.assess(one, cut.aligned, cut.valid).reasons == [["min_in_frame"]]
