@@ -428,6 +428,9 @@ def read_yaml(path: str | Path) -> dict:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:  # a binary file, or text saved in another encoding
+        raise ConfigError(f"config file {path}: expected UTF-8 YAML text, found a byte that is not UTF-8 at "
+                          f"position {exc.start}") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

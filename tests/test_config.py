@@ -11,6 +11,13 @@ def test_defaults_and_overrides(tmp_path):
     assert cfg.publish.endpoint == "tcp://127.0.0.1:6000"
 
 
+def test_a_config_file_that_is_no_utf8_text_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes("tracker:\n  max_age: 7  # sieben Bilder\n".encode("utf-16"))  # saved by a Windows editor
+    with pytest.raises(ConfigError, match=r"c.yaml: expected UTF-8 YAML text, found a byte that is not UTF-8"):
+        load_config(path)
+
+
 def test_a_number_with_an_exponent_is_a_number():
     # YAML 1.1 reads 1e9 (no dot) as a string; a float key takes it, and still refuses words and infinities
     assert load_config(None, ["sources.cut_change=1e9"]).sources.cut_change == 1e9
