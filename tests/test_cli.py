@@ -33,6 +33,9 @@ def test_demo_refuses_what_it_cannot_make_in_one_line(tmp_path):
         p = subprocess.run(CLI + ["demo", "--out", str(tmp_path / "d"), *args], capture_output=True, text=True,
                            env=ENV)
         assert p.returncode == 2 and "Traceback" not in p.stderr and "demo: expected 1 to 6 --faces" in p.stderr
+    (tmp_path / "f").write_text("")  # an --out naming a file said only "[Errno 17] File exists"
+    p = subprocess.run(CLI + ["demo", "--out", str(tmp_path / "f")], capture_output=True, text=True, env=ENV)
+    assert p.returncode == 2 and "expected a directory, found a file" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_a_count_below_its_floor_is_refused_not_sliced():

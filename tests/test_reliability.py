@@ -190,6 +190,8 @@ def test_listen_says_when_the_curve_handshake_fails(tmp_path):
     assert (keys / "streamfiqa.key_secret").stat().st_mode & 0o777 == 0o600  # written so, never readable by others
     again = subprocess.run(CLI + ["keys", str(keys)], capture_output=True, text=True, env=ENV)
     assert again.returncode == 2 and len(again.stderr.splitlines()) == 1 and "exists" in again.stderr
+    into_file = subprocess.run(CLI + ["keys", str(keys / "streamfiqa.key")], capture_output=True, text=True, env=ENV)
+    assert into_file.returncode == 2 and "expected a folder to write keys into" in into_file.stderr
     port = free_port()
     pub = zmq.Context.instance().socket(zmq.PUB)
     auth = curve_server(pub, str(keys / "streamfiqa.key_secret"), None)

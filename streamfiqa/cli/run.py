@@ -107,6 +107,9 @@ def cmd_demo(argv: list[str]) -> int:
     from streamfiqa.eval.synth import make_clip
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        log.error("demo --out %s: expected a directory, found a file", out)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     clip = out / "demo.mp4"
     truth = make_clip(clip, faces=args.faces, frames=args.frames)

@@ -55,6 +55,9 @@ def cmd_keys(argv: list[str]) -> int:
     import zmq.auth
 
     folder = Path(args.dir)
+    if folder.exists() and not folder.is_dir():
+        print(f"streamfiqa keys: expected a folder to write keys into at {folder}, found a file", file=sys.stderr)
+        return 2
     if (folder / f"{args.name}.key_secret").exists():
         print(f"streamfiqa keys: {folder / args.name}.key_secret exists; choose another --name or folder",
               file=sys.stderr)
