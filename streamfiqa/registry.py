@@ -49,8 +49,11 @@ class Registry(Generic[T]):
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             unknown = sorted(set(kwargs) - set(params))
             if unknown:
+                # YAML reads {weights:x.pth} (no space after the colon) as one key 'weights:x.pth' with no value
+                glued = [k for k in unknown if ":" in k and kwargs[k] is None and k.split(":")[0] in params]
+                hint = f" (YAML needs a space after the colon: {{{glued[0].replace(':', ': ', 1)}}})" if glued else ""
                 raise ValueError(f"{self.family} {name!r}: unknown argument(s) {', '.join(unknown)}; valid: "
-                                 f"{', '.join(params) or 'none'}")
+                                 f"{', '.join(params) or 'none'}{hint}")
         missing = missing_arguments(factory, kwargs)
         if missing:
             example = ";".join(f"{m}=…" for m in missing)

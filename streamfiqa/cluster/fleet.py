@@ -28,8 +28,7 @@ from streamfiqa.config import Config
 from streamfiqa.events import Event
 from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.specs import SourceSpec, parse_sources
-from streamfiqa.pipeline.build import build_runner, build_sinks
-from streamfiqa.pipeline.per_source import selection_plugins
+from streamfiqa.pipeline.build import build_runner, build_sinks, check_plugins
 
 log = logging.getLogger(__name__)
 # Ray's processes install absl's failure signal handler, which prints a crash report ("*** SIGTERM received at time=…
@@ -144,12 +143,15 @@ class Fleet:
         if cfg.fleet.workers < 1:
             raise ValueError(f"fleet.workers: expected >= 1, found {cfg.fleet.workers}")
         self.cfg = cfg
-        selection_plugins(cfg)  # an unknown name among the selectors' parts fails here, before Ray starts
+        check_plugins(cfg)  # an unknown scorer or selector part fails here, before Ray starts (not in a worker)
         specs = parse_sources(sources, cfg.sources.live, strict=False)
         if sinks is None:
             sinks = build_sinks(cfg)
         self.sinks = sinks
         n = min(cfg.fleet.workers, len(specs))
+        if n < cfg.fleet.workers:  # a worker runs whole sources: one source is never split over two
+            log.warning("fleet: %d workers asked for, %d source(s) to run: starting %d (a source runs on one "
+                        "worker)", cfg.fleet.workers, len(specs), n)
         self.sources = {s.id: _Source(s, i % n) for i, s in enumerate(specs)}
         self.workers: list = [None] * n
         self.stats = {"workers": n, "restarts": 0, "events": 0, "worker_lost_tracks": 0, "gap_s": 0.0,
@@ -309,9 +311,17 @@ class Fleet:
                 # CLI's: set ``stop``, flush every track, exit 0) is put back
                 signal.signal(signal.SIGTERM, before)
         try:
-            for i in range(len(self.workers)):
-                self._spawn(i)
-                self._start(i, [n for n, s in self.sources.items() if s.worker == i])
+            try:
+                for i in range(len(self.workers)):
+                    self._spawn(i)
+                    self._start(i, [n for n, s in self.sources.items() if s.worker == i])
+            except ray.exceptions.RayTaskError as exc:
+                # a model the config names cannot be built (a detector without its model_path, missing weights):
+                # every worker would fail alike, so it is the user's mistake, said in one line
+                if not isinstance(getattr(exc, "cause", None), (ValueError, OSError)):
+                    raise
+                log.error("%s", exc.cause)
+                return 2
             while not stop.is_set() and not all(s.done for s in self.sources.values()):
                 refs = {i: w.poll.remote() for i, w in enumerate(self.workers)}
                 for i, ref in refs.items():
@@ -322,6 +332,8 @@ class Fleet:
                 stop.wait(self.cfg.fleet.poll_s)
         finally:
             for i, w in enumerate(self.workers):
+                if w is None:  # never spawned: an earlier worker failed to start
+                    continue
                 try:
                     self._handle(ray.get(w.stop.remote(), timeout=60))
                 except Exception as exc:  # noqa: BLE001 - a dead worker at shutdown: its checkpoint stands

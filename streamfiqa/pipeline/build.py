@@ -74,6 +74,16 @@ def build_sinks(cfg: Config) -> list:
     return sinks
 
 
+def check_plugins(cfg: Config) -> None:
+    """Refuse an unknown scorer, FR model or face check named by ``cfg``, or an argument it does not take, before
+    any model loads or any sink opens: a mistyped name fails in a second and leaves nothing behind."""
+    q = cfg.quality
+    for name, args in ((q.scorer, q.scorer_args), (q.heavy, q.heavy_args)):
+        if name:
+            SCORERS.check(name, **args)
+    selection_plugins(cfg)
+
+
 def build_stages(cfg: Config) -> Stages:
     """The detector, aligner, quality stages, scorers, embedders and heavy tier that ``cfg`` asks for.
 
@@ -82,11 +92,7 @@ def build_stages(cfg: Config) -> Stages:
     """
 
     d, q = cfg.detector, cfg.quality
-    # names and arguments first: a mistyped scorer is refused in a second, not after the other models load
-    for name, args in ((q.scorer, q.scorer_args), (q.heavy, q.heavy_args)):
-        if name:
-            SCORERS.check(name, **args)
-    selection_plugins(cfg)  # the per-source parts' names: checked here, before anything starts
+    check_plugins(cfg)
     detector = detector_from_config(d)
     scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
     embedder = tracker_embedder(cfg, scorer)
@@ -119,6 +125,7 @@ def build(sources: list[str], cfg: Config) -> Runner:
         ValueError, OSError: a model, endpoint or output directory the config names cannot be used.
     """
     specs = readable(parse_sources(sources, cfg.sources.live, strict=False))
+    check_plugins(cfg)
     sinks = build_sinks(cfg)
     try:
         return build_runner(cfg, specs, sinks)

@@ -120,7 +120,7 @@ def test_killed_worker_resumes_elsewhere_and_every_track_ends_with_best(tmp_path
     assert codes == [0]
 
 
-def test_fleet_cli_refuses_bad_input_before_starting_ray(tmp_path):
+def test_fleet_cli_refuses_bad_input_before_starting_ray(tmp_path, synth_clip):
     import subprocess
     import sys
 
@@ -130,6 +130,23 @@ def test_fleet_cli_refuses_bad_input_before_starting_ray(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "streamfiqa.cli", str(tmp_path), "--workers", "-1"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "fleet.workers" in proc.stderr and "Traceback" not in proc.stderr
+    # a scorer named without the weights it needs was a worker's traceback and exit 1
+    proc = subprocess.run([sys.executable, "-m", "streamfiqa.cli", str(synth_clip[0]), "--workers", "1", "--set",
+                           "quality.heavy=diffiqa"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "scorer 'diffiqa'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_model_no_worker_can_build_is_one_line_and_exit_2(synth_clip):
+    """A detector without its model file is found only when a worker builds its stages, on Ray: it was the
+    worker's traceback and exit 1."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "streamfiqa.cli", str(synth_clip[0]), "--workers", "1", "--set",
+                           "detector.name=yunet", "--set", "publish.endpoint=null"], capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "yunet: expected detector.model_path to name a YuNet .onnx file" in proc.stderr
 
 
 def test_a_fleet_stopped_by_sigterm_flushes_without_a_crash_report(tmp_path, synth_clip):
@@ -163,3 +180,14 @@ def test_a_fleet_stopped_by_sigterm_flushes_without_a_crash_report(tmp_path, syn
     assert "SIGTERM received at time" not in err and "Traceback" not in err
     ends = [e["track"]["end_reason"] for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "best"]
     assert ends == ["shutdown"]
+
+
+def test_more_workers_than_sources_says_how_many_start(caplog, synth_clip):
+    """``--workers 2`` with one source started one worker and said nothing: a source is never split over workers."""
+    from streamfiqa.cluster.fleet import Fleet
+    from streamfiqa.config import load_config
+
+    cfg = load_config(None, ["fleet.workers=3", "publish.endpoint=null"])
+    with caplog.at_level("WARNING", logger="streamfiqa.cluster.fleet"):
+        fleet = Fleet(cfg, [f"a={synth_clip[0]}", f"b={synth_clip[0]}"], sinks=[])
+    assert len(fleet.workers) == 2 and "3 workers asked for, 2 source(s) to run: starting 2" in caplog.text
