@@ -81,7 +81,8 @@ def read_identities(folder: str | Path) -> IdentitySet:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"expected an identity folder, found nothing at {folder}")
+        found = "a file" if folder.exists() else "nothing"
+        raise FileNotFoundError(f"expected an identity folder, found {found} at {folder}")
     paths, ids = [], []
     table = folder / "identities.csv"
     if table.is_file():
