@@ -12,7 +12,8 @@ percentile from 82.7 / 83.3 / 80.1 to 85.4 / 85.3 / 84.1 under buffalo_s / SFace
 student's order in 20 of 20 random halves of those tracks; 4 leaders gave 81.4 / 82.1 / 81.3, 6 gave 84.6 / 83.4 /
 83.7, 12–24 about as much as 8; the pipeline with it then measured 85.8 / 84.9 / 83.6 there. FaceNet is none of
 the recognisers the protocol measures with, and none of the students' teachers. It costs one FaceNet pass per leader
-(about 15 ms a face on one thread) when a track ends.
+when a track ends: about 13–14 ms a face on one thread on ONNX Runtime (``facenet_onnx``, the default), 18 ms on the
+torch port (``facenet``), the same embeddings within 1e-5.
 """
 from __future__ import annotations
 
@@ -33,14 +34,14 @@ class SecondLook:
     """Re-ranks a track's leading faces by a second FR model's typicality.
 
     Args:
-        fr: a registered FR model name (``facenet``, embedded, by default); an unknown name fails here, listing the
-            valid ones.
+        fr: a registered FR model name (``facenet_onnx``, the embedded FaceNet on ONNX Runtime, by default); an
+            unknown name fails here, listing the valid ones.
         fr_args: its arguments (a weights path, say).
         min_faces: at least this many eligible leaders with a crop, else the order is kept (the cosine to the mean of
             two faces is the same for both).
     """
 
-    def __init__(self, fr: str = "facenet", fr_args: dict | None = None, min_faces: int = 3) -> None:
+    def __init__(self, fr: str = "facenet_onnx", fr_args: dict | None = None, min_faces: int = 3) -> None:
         from streamfiqa.models.fr import FR_MODELS
         from streamfiqa.registry import missing_arguments
 
@@ -55,6 +56,8 @@ class SecondLook:
         if min_faces < 2:
             raise ValueError(f"second look: expected min_faces >= 2, found {min_faces}")
         self.name, self.args, self.min_faces = fr, dict(fr_args or {}), int(min_faces)
+        # the score names the network, not its runtime: facenet_onnx's cosines are facenet's (within 1e-5)
+        self.key = f"typicality_{fr.removesuffix('_onnx')}"
         #: Faces embedded, and tracks whose leaders were re-ranked.
         self.looked = 0
         self.reranked = 0
@@ -83,7 +86,7 @@ class SecondLook:
         key = np.full(len(cands), -np.inf)
         for k, v in emb_of.items():
             cos = float(v @ centre)
-            cands[k].scores[f"typicality_{self.name}"] = round(cos, 5)
+            cands[k].scores[self.key] = round(cos, 5)
             key[k] = cos
             cands[k].score = cos
         # a candidate without a crop keeps its place behind those the model saw; ineligible ones behind all eligible

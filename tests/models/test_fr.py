@@ -92,9 +92,21 @@ def test_same_person_is_closer_than_others(name, group_photo, mtcnn):
     assert (np.argmax(sims, axis=1) == np.arange(len(aligned))).all()
 
 
+def test_facenet_on_onnx_runtime_embeds_as_the_port_does_from_one_cached_export(group_photo, mtcnn):
+    from streamfiqa.align import Aligner
+    from streamfiqa.backends.base import cache_dir
+
+    aligned = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned
+    onnx = create_fr("facenet_onnx")
+    assert np.abs(onnx.embed(aligned) - create_fr("facenet", device="cpu").embed(aligned)).max() < 1e-5
+    made = [p.stat().st_mtime_ns for p in cache_dir().glob("facenet112-*.onnx")]
+    assert made and create_fr("facenet_onnx").embed(aligned[:1]).shape == (1, 512)
+    assert [p.stat().st_mtime_ns for p in cache_dir().glob("facenet112-*.onnx")] == made  # kept, not made again
+
+
 def test_registry_lists_names_and_reports_missing_weights(tmp_path):
-    names = ["arcface_onnx", "buffalo_s", "facenet", "iresnet", "mobilefacenet", "mobilefacenet_onnx", "sface",
-             "student"]
+    names = ["arcface_onnx", "buffalo_s", "facenet", "facenet_onnx", "iresnet", "mobilefacenet", "mobilefacenet_onnx",
+             "sface", "student"]
     assert FR_MODELS.names() == names
     with pytest.raises(ValueError, match="valid names: " + ", ".join(names)):
         create_fr("vgg")

@@ -44,7 +44,16 @@ def test_too_few_eligible_faces_keep_the_track_s_order(group_photo):
 
 
 def test_every_camera_s_second_look_shares_one_loaded_model():
-    assert SecondLook()._load() is SecondLook("facenet", {})._load()
+    assert SecondLook()._load() is SecondLook("facenet_onnx", {})._load()
+
+
+def test_facenet_on_onnx_runtime_ranks_as_its_torch_port_under_the_same_key(group_photo):
+    """The default runs FaceNet's ONNX export (a third faster); the torch port gives the same order and cosines."""
+    ranked = {fr: SecondLook(fr)(leaders(group_photo), [False] * 5 + [True]) for fr in ("facenet_onnx", "facenet")}
+    onnx, port = ranked["facenet_onnx"], ranked["facenet"]
+    assert [c.frame_index for c in onnx] == [c.frame_index for c in port]
+    assert all(a.scores["typicality_facenet"] == pytest.approx(b.scores["typicality_facenet"], abs=1e-4)
+               for a, b in zip(onnx, port))
 
 
 def test_an_unknown_or_incomplete_recogniser_fails_at_construction_naming_the_key():
