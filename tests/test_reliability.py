@@ -427,3 +427,11 @@ def test_a_signal_while_the_models_load_stops_cleanly(synth_clip):
     err = head + err
     assert p.returncode == 0, err[-2000:]
     assert "received SIGTERM" in err and "Traceback" not in err
+
+
+def test_a_file_in_which_no_face_is_found_says_so_with_the_settings_that_hide_faces(synth_clip):
+    """A detector scaled too far down (detector.max_side 10) found nothing in a clip full of faces: exit 0 and a
+    summary of '0 faces' at INFO. It still exits 0 (a file without faces is valid input) and now warns."""
+    p = _cli(str(synth_clip[0]), "--set", "detector.max_side=10", "--set", "publish.endpoint=null")
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    assert "no face found in any of its" in p.stderr and "detector.max_side 10" in p.stderr

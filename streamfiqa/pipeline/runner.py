@@ -289,6 +289,12 @@ class Runner:
         if st.progress is not None:
             st.progress.close()
         log.info("%s", st.summary(reason))
+        if reason == "eof" and not st.live and st.processed and not st.faces:
+            d = self.cfg.detector  # a file without a single face is rarely what was meant: say what could hide them
+            side = f"frames are detected at {d.max_side} px on their longer side" if d.max_side else "at full size"
+            log.warning("%s: no face found in any of its %d frames (detector.max_side %d: %s; detector.min_face %d "
+                        "px; detector.score_threshold %s)", st.id, st.processed, d.max_side, side, d.min_face,
+                        "null: the detector's own" if d.score_threshold is None else d.score_threshold)
 
     def _defer(self, st: SourceRun, ended: list) -> list:
         """Ended tracks whose finalists the heavy tier still has to score wait for it; returns the rest."""
