@@ -129,6 +129,10 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
                 continue
             received += 1
             stats["received"] = received
+            if stats.pop("after_drop", False):
+                log.warning("the publisher's connection dropped (%d so far) and it went on publishing: unless it "
+                            "restarted, a message over --max-bytes (%d bytes) was lost with the drop",
+                            stats["dropped_peers"], max_bytes)
             if root:
                 stem = f"{run}_{received:05d}_{safe_name(topic)}_t{safe_name(meta.get('track_id'))}"
                 if parts[2]:
@@ -159,9 +163,10 @@ def _peer_event(event: int, stats: dict, max_bytes: int) -> bool:
 
     if event == zmq.EVENT_DISCONNECTED:
         stats["dropped_peers"] += 1
-        log.warning("the publisher's connection dropped (%d so far): ZeroMQ drops a sender whose message is over %d "
-                    "bytes (--max-bytes), and a publisher that went away; connecting again", stats["dropped_peers"],
-                    max_bytes)
+        # a publisher that ended closes its connection too: only a drop followed by more events is worth a warning
+        log.info("the publisher's connection closed (%d so far): it ended or restarted, or ZeroMQ dropped it for a "
+                 "message over %d bytes (--max-bytes); connecting again", stats["dropped_peers"], max_bytes)
+        stats["after_drop"] = True
         return True
     else:
         stats["handshake_failed"] += 1
