@@ -141,16 +141,27 @@ def facenet_onnx(graph_path: str | None = None, providers: list | None = None, t
     st = graph.stat()  # named by the file's size and time, not its 95 MB content (hashing it cost 0.15 s a start)
     digest = hashlib.sha256(f"{graph.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
     path = cache_dir() / f"facenet112-v{FACENET_EXPORT}-{digest}.onnx"
+
+    def export(to: Path) -> None:
+        with warnings.catch_warnings():  # the tracer's notes on the port's shape arithmetic (fixed at 112 px)
+            warnings.simplefilter("ignore")
+            export_onnx(FaceNet112(str(graph)), to, output_names=("embedding",))
+
+    # the graph takes the 112 crops in [-1, 1] RGB (ARCFACE) and resizes to FaceNet's 160 itself, as the port does
     if not path.is_file():
         log.info("facenet_onnx: exporting the FaceNet port to %s (once per model cache)", path)
         try:
-            with warnings.catch_warnings():  # the tracer's notes on the port's shape arithmetic (fixed at 112 px)
-                warnings.simplefilter("ignore")
-                export_onnx(FaceNet112(str(graph)), path, output_names=("embedding",))
+            export(path)
         except OSError as exc:
-            raise OSError(f"facenet_onnx: expected a writable model cache, found {exc}; set STREAMFIQA_CACHE to a "
-                          f"writable folder") from exc
-    # the graph takes the 112 crops in [-1, 1] RGB (ARCFACE) and resizes to FaceNet's 160 itself, as the port does
+            # a read-only cache costs this process the export, not the run: the session reads the whole file
+            import tempfile
+
+            log.warning("facenet_onnx: the model cache cannot be written (%s), so FaceNet is exported again by every "
+                        "process (about 2 s); set STREAMFIQA_CACHE to a writable folder to keep it", exc)
+            with tempfile.TemporaryDirectory() as tmp:
+                one_off = Path(tmp) / "facenet112.onnx"
+                export(one_off)
+                return OnnxFR(str(one_off), ARCFACE, "facenet_onnx", providers, threads)
     return OnnxFR(str(path), ARCFACE, "facenet_onnx", providers, threads)
 
 

@@ -104,6 +104,18 @@ def test_facenet_on_onnx_runtime_embeds_as_the_port_does_from_one_cached_export(
     assert [p.stat().st_mtime_ns for p in cache_dir().glob("facenet112-*.onnx")] == made  # kept, not made again
 
 
+def test_facenet_on_onnx_runtime_runs_without_a_writable_cache(tmp_path, monkeypatch, caplog, group_photo, mtcnn):
+    from streamfiqa.align import Aligner
+
+    (tmp_path / "cache").write_text("")  # a file where the cache folder should be: nothing can be written there
+    monkeypatch.setenv("STREAMFIQA_CACHE", str(tmp_path / "cache"))
+    with caplog.at_level("WARNING", logger="streamfiqa.models.fr"):
+        fr = create_fr("facenet_onnx")
+    assert "model cache cannot be written" in caplog.text
+    aligned = Aligner().align(group_photo, mtcnn.detect(group_photo)).aligned[:2]
+    assert np.abs(fr.embed(aligned) - create_fr("facenet", device="cpu").embed(aligned)).max() < 1e-5
+
+
 def test_registry_lists_names_and_reports_missing_weights(tmp_path):
     names = ["arcface_onnx", "buffalo_s", "facenet", "facenet_onnx", "iresnet", "mobilefacenet", "mobilefacenet_onnx",
              "sface", "student"]
