@@ -29,6 +29,7 @@ class Candidate:
             None; published only when ``publish.embedding`` is on (it is a biometric template).
         embedding_model: the FR model that produced ``embedding``.
         typicality: cosine of ``embedding`` to its track's mean embedding when the track was last ranked (NaN before).
+        image: the file name of the photo the face is in, for an image folder's frames (empty for video).
     """
 
     score: float
@@ -53,6 +54,7 @@ class Candidate:
     embedding: np.ndarray | None = None
     embedding_model: str = ""
     typicality: float = float("nan")
+    image: str = ""
 
     def __post_init__(self) -> None:
         if np.isnan(self.fast_score):
@@ -87,6 +89,8 @@ class Candidate:
         """Short description used in candidate lists."""
         out = {"frame_index": self.frame_index, "pts": round(self.pts, 4), "score": round(self.score, 5),
                "decided_by": self.decided_by, "fast_score": round(self.fast_score, 5)}
+        if self.image:
+            out["image"] = self.image
         if self.has_heavy:
             out["heavy_score"] = round(self.heavy_score, 5)
         if np.isfinite(self.typicality):
@@ -139,7 +143,8 @@ class Event:
         if c is not None:
             h, w = c.display.shape[:2]
             meta.update({
-                "frame_index": c.frame_index, "pts": round(c.pts, 4), "wallclock": round(c.wallclock, 3),
+                "frame_index": c.frame_index, **({"image": c.image} if c.image else {}),
+                "pts": round(c.pts, 4), "wallclock": round(c.wallclock, 3),
                 "box": [round(float(v), 1) for v in c.box],
                 "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in c.landmarks],
                 "det_score": round(float(c.det_score), 4),

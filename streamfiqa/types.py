@@ -79,6 +79,7 @@ class Frame:
         step: its change is a one-frame step (a cut candidate whatever ``change`` is; :mod:`streamfiqa.io.shots`).
         capture: estimated wall time the frame was captured (live sources: anchored on the earliest
             arrival); 0 for a recording read at the pipeline's pace (files, HLS VOD, a file over HTTP).
+        name: the image's file name when the frame is a photo of an image folder; empty for video frames.
     """
 
     source_id: str
@@ -90,6 +91,7 @@ class Frame:
     change: float = 0.0
     step: bool = False
     capture: float = 0.0
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:

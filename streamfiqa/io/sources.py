@@ -578,6 +578,11 @@ class Source:
         files = self._folder_images()
         if not files:
             raise FileNotFoundError(f"{self.spec.uri}: expected images ({', '.join(IMAGE_EXTENSIONS)}), found none")
+        inner = sorted(p.name for p in Path(self.spec.uri).iterdir() if p.is_dir())
+        if inner:  # one folder is one sequence of photos: what is inside its sub-folders is not read
+            log.warning("%s: %d sub-folder(s) not read (%s%s): a folder source reads the images directly inside it; "
+                        "give a sub-folder as a source of its own to read it", self.spec.id, len(inner),
+                        ", ".join(inner[:3]), ", …" if len(inner) > 3 else "")
         self.total_frames = len(files)
         for i, path in enumerate(files):
             pts = i / max(self.cfg.folder_fps, 1e-6)
@@ -593,4 +598,5 @@ class Source:
                 continue
             self.decoded += 1
             # unrelated photos: each is a shot of its own (faces are tracked across them only when asked)
-            yield Frame(self.spec.id, i, pts, image, time.time(), cut=i > 0 and not self.cfg.folder_tracking)
+            yield Frame(self.spec.id, i, pts, image, time.time(), cut=i > 0 and not self.cfg.folder_tracking,
+                        name=path.name)

@@ -74,7 +74,8 @@ class ScoredFrame:
             float(self.scores[decided_by][d]), decided_by, {k: float(v[d]) for k, v in self.scores.items()},
             self.quality.row(d), passed, reasons, f.index, f.pts, f.wallclock, faces.boxes[d], faces.landmarks[d],
             float(faces.scores[d]), self.crops.aligned[d], self.crops.display[d],
-            embedding=None if self.embeddings is None else self.embeddings[d], embedding_model=embedding_model)
+            embedding=None if self.embeddings is None else self.embeddings[d], embedding_model=embedding_model,
+            image=f.name)
 
 
 #: Workers of :func:`track_finisher`.

@@ -198,15 +198,20 @@ def test_a_file_stopped_before_its_end_counts_the_rest_as_unread_not_lost(synth_
     assert src.frames_lost == 0 and 0 < src.unread == 40 - src.decoded
 
 
-def test_folder_source_skips_unreadable_images(tmp_path, group_photo):
+def test_folder_source_skips_unreadable_images(tmp_path, group_photo, caplog):
     cv2.imwrite(str(tmp_path / "a.jpg"), group_photo)
     (tmp_path / "b.jpg").write_bytes(b"not an image")
     cv2.imwrite(str(tmp_path / "c.png"), group_photo[:200, :200])
+    (tmp_path / "later").mkdir()  # a sub-folder beside the photos is not read, and that is said
+    cv2.imwrite(str(tmp_path / "later" / "d.jpg"), group_photo)
     (spec,) = parse_sources([f"stills={tmp_path}"])
     assert spec.kind == "folder" and spec.id == "stills"
     src = Source(spec, SourcesConfig())
-    frames = drain(src.start())
+    with caplog.at_level("WARNING", logger="streamfiqa.io.sources"):
+        frames = drain(src.start())
     assert [f.index for f in frames] == [0, 2]
+    assert [f.name for f in frames] == ["a.jpg", "c.png"]  # each photo says which file it is (events carry it)
+    assert "1 sub-folder(s) not read (later)" in caplog.text
     # counted as a frame that could not be decoded, not as one decoded and left unprocessed when the run ended
     assert src.frames_lost == 1 and src.decoded == 2
 

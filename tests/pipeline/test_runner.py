@@ -33,6 +33,22 @@ def test_known_sharp_frame_of_each_track_is_published_as_best(synth_clip, tmp_pa
     assert (tmp_path / "contact_sheet.png").is_file()
 
 
+def test_a_photo_folder_s_events_name_the_photo_each_face_is_in(group_photo, tmp_path):
+    """An image folder's events gave only a frame index: which photo a crop came from was left to guess."""
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "group.jpg"), group_photo)
+    cv2.imwrite(str(photos / "mirrored.png"), group_photo[:, ::-1])
+    code, events = run_offline([photos], tmp_path / "out")
+    assert code == 0
+    best = [e for e in events if e["event"] == "best"]
+    assert {e["image"] for e in best} == {"group.jpg", "mirrored.png"}
+    assert all(e["image"] == ("group.jpg", "mirrored.png")[e["frame_index"]] for e in best)
+    assert all(c["image"] in ("group.jpg", "mirrored.png") for e in best for c in e["candidates"])
+
+
 def test_region_detection_publishes_the_same_sharp_frames(synth_clip, tmp_path):
     path, truth = synth_clip
     code, events = run_offline([path], tmp_path, "detector.full_every=4", "quality.scorer_args.precision=int8")
