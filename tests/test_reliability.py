@@ -240,6 +240,9 @@ def test_user_mistakes_exit_2_with_one_line(synth_clip, tmp_path):
     # refused before the sinks open: no output folder is left behind for a misnamed model
     _one_line_exit_2(_cli(str(clip), "--out", str(tmp_path / "o"), "--set", "quality.heavy=nope"), "unknown scorer")
     assert not (tmp_path / "o").exists()
+    _one_line_exit_2(_cli(str(clip), "--out", str(tmp_path / "o"), "--set", "tracker.appearance=nope"),
+                     "tracker.appearance 'nope'", "valid names")
+    assert not (tmp_path / "o").exists()
     # YAML reads {jitter:4} as one key 'jitter:4': said so
     _one_line_exit_2(_cli(str(clip), "--set", "quality.scorer_args={jitter:4}"), "a space after the colon")
     _one_line_exit_2(_cli(str(clip), "--publish", "tcp://nowhere:x"), "publish.endpoint")

@@ -1,9 +1,14 @@
 """ONNX Runtime backend: CPU always; CUDA / TensorRT execution providers when present."""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 
 from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches
+
+log = logging.getLogger(__name__)
 
 
 def session_options(threads: int = 0):
@@ -49,8 +54,16 @@ class OrtBackend(Backend):
         if not onnx_path:
             raise ValueError("onnxruntime backend: expected onnx_path=<model.onnx>, found none")
         have = set(ort.get_available_providers())
+        unknown = [p for p in providers or [] if p not in ort.get_all_providers()]
+        if unknown:
+            raise ValueError(f"onnxruntime: unknown execution provider(s) {', '.join(map(str, unknown))}; expected "
+                             f"names ONNX Runtime knows, available here: {', '.join(sorted(have))}")
         wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         chosen = [p for p in wanted if p in have and p != "CPUExecutionProvider"] + ["CPUExecutionProvider"]
+        absent = [p for p in providers or [] if p not in have]
+        if absent:  # asked for by name (a GPU provider on a CPU-only install, say): not silently replaced
+            log.warning("onnxruntime: %s not available in this onnxruntime install (available: %s); %s runs on %s",
+                        ", ".join(absent), ", ".join(sorted(have)), Path(str(onnx_path)).name, ", ".join(chosen))
         opts = session_options(threads)
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=chosen)

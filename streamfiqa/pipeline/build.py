@@ -82,6 +82,22 @@ def check_plugins(cfg: Config) -> None:
         if name:
             SCORERS.check(name, **args)
     selection_plugins(cfg)
+    from streamfiqa.models.fr import FR_MODELS
+    from streamfiqa.registry import missing_arguments
+
+    t, p = cfg.tracker, cfg.publish
+    for key, name, args in (("tracker.appearance", t.appearance, t.appearance_args),
+                            ("publish.embedding_fr", p.embedding_fr, p.embedding_fr_args)):
+        if name in ("auto", "off", "false", "none"):
+            continue
+        try:
+            missing = missing_arguments(FR_MODELS.get(name), args)
+            if missing:
+                raise ValueError(f"expected {key}_args to give {', '.join(missing)}, found "
+                                 f"{', '.join(sorted(args)) or 'none'}")
+            FR_MODELS.check(name, **args)
+        except ValueError as exc:
+            raise ValueError(f"{key} {name!r}: {exc}") from None
 
 
 def build_stages(cfg: Config) -> Stages:

@@ -95,6 +95,21 @@ def test_wrong_input_shape_is_named(model_and_onnx):
         create_backend("torch", module=model, device="cpu").run(torch.zeros(2, 3, 64, 64))
 
 
+def test_an_execution_provider_asked_for_is_never_replaced_silently(model_and_onnx, caplog):
+    """``detector.providers: [CUDAExecutionProvider]`` on a CPU-only install ran on the CPU without a word, and a
+    mistyped provider name was dropped the same way."""
+    import onnxruntime as ort
+
+    _, path = model_and_onnx
+    with pytest.raises(ValueError, match="unknown execution provider.*Cuda.*available here: .*CPUExecutionProvider"):
+        create_backend("onnxruntime", onnx_path=str(path), providers=["Cuda"])
+    absent = next((p for p in ort.get_all_providers() if p not in ort.get_available_providers()), None)
+    if absent is not None:
+        with caplog.at_level("WARNING", logger="streamfiqa.backends.onnxruntime_backend"):
+            backend = create_backend("onnxruntime", onnx_path=str(path), providers=[absent, "CPUExecutionProvider"])
+        assert f"{absent} not available" in caplog.text and backend.providers == ["CPUExecutionProvider"]
+
+
 def test_auto_without_an_onnx_model_is_torch(model_and_onnx):
     assert create_backend("auto", module=model_and_onnx[0], device="cpu").kind == "torch"
     with pytest.raises(ValueError, match="valid names: onnxruntime, openvino, tensorrt, torch"):
