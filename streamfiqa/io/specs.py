@@ -53,8 +53,8 @@ class SourceSpec:
 
 
 #: Query keys whose values are credentials (a camera's ``password=``, a signed stream's ``token=``).
-_SECRET_QUERY = re.compile(r"(?i)(^|[&;])((?:pass(?:word|phrase)?|pwd|passwd|token|access_token|secret|key|api_?key|auth"
-                           r"|sig(?:nature)?)=)[^&;#]*")
+_SECRET_QUERY = re.compile(r"(?i)(^|[&;])((?:pass(?:word|phrase)?|pwd|passwd|token|access_token|secret|key"
+                           r"|api_?key|auth|sig(?:nature)?)=)[^&;#]*")
 
 
 def redact(uri: str) -> str:

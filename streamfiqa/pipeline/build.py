@@ -14,7 +14,7 @@ from streamfiqa.detect.regions import RegionDetector
 from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.sinks import ContactSheet, FileSink, LogSink, ZmqPublisher
 from streamfiqa.io.specs import SourceSpec, parse_sources, readable
-from streamfiqa.pipeline.embed import embedding_name, event_embedder, tracker_embedder
+from streamfiqa.pipeline.embed import TRACKER_WORDS, embedding_name, event_embedder, tracker_embedder
 from streamfiqa.pipeline.per_source import selection_plugins
 from streamfiqa.pipeline.persons import embedding_model, PersonMerger
 from streamfiqa.pipeline.rescore import HeavyTier
@@ -86,9 +86,9 @@ def check_plugins(cfg: Config) -> None:
     from streamfiqa.registry import missing_arguments
 
     t, p = cfg.tracker, cfg.publish
-    for key, name, args in (("tracker.appearance", t.appearance, t.appearance_args),
-                            ("publish.embedding_fr", p.embedding_fr, p.embedding_fr_args)):
-        if name in ("auto", "off", "false", "none"):
+    for key, name, args, words in (("tracker.appearance", t.appearance, t.appearance_args, TRACKER_WORDS),
+                                   ("publish.embedding_fr", p.embedding_fr, p.embedding_fr_args, ("auto",))):
+        if name in words:  # not an FR model's name: what the tracker or the publisher decides for itself
             continue
         try:
             missing = missing_arguments(FR_MODELS.get(name), args)

@@ -13,11 +13,15 @@ log = logging.getLogger(__name__)
 FROM_SCORER = "scorer"
 
 
+#: ``tracker.appearance`` values that name no FR model: the fast scorer's backbone, or none (YAML reads off as false).
+TRACKER_WORDS = ("auto", "off", "false", "none")
+
+
 def tracker_embedder(cfg: Config, scorer):
     """What gives the tracker its FR embeddings: :data:`FROM_SCORER` when the fast scorer has an FR backbone (no
     extra pass), a named FR model (``tracker.appearance``), or None (geometry alone)."""
     t = cfg.tracker
-    if t.appearance in ("off", "false", "none"):  # YAML reads a bare off as false
+    if t.appearance in TRACKER_WORDS[1:]:  # off (YAML reads a bare off as false)
         return None
     if t.appearance == "auto":
         if scorer is not None and hasattr(scorer, "score_and_embed"):
