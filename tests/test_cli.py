@@ -170,6 +170,29 @@ def test_rtsp_live_reconnects_after_outage_and_sigterm_flushes(synth_clip, tmp_p
 
 
 
+def test_a_camera_that_stops_sending_ends_its_tracks_without_waiting_for_the_run_to_stop(synth_clip, tmp_path):
+    """A camera that dropped held its people's tracks open, their best crops unpublished, until it came back or the
+    run was stopped (30 s later in a probe). After ``tracker.max_age`` frames' time without a frame (2 s at cctv's 5
+    a second) they end as ``stalled`` while the camera is reconnected."""
+    clip, _ = synth_clip
+    url = f"rtsp://127.0.0.1:{free_port()}/cam"
+    with _running(f"cam={url}", "--pipeline", "cctv", "--out", str(tmp_path), "--set", "sources.rtsp_listen=true",
+                  "--set", "sources.open_timeout_s=30", "--set", "publish.endpoint=null") as pipeline:
+        assert _push(clip, url).returncode == 0
+        deadline = time.monotonic() + 10
+        best = []
+        while not best and time.monotonic() < deadline:
+            time.sleep(0.5)
+            lines = (tmp_path / "events.jsonl").read_text().splitlines() if (tmp_path / "events.jsonl").exists() else []
+            best = [e for e in map(json.loads, lines) if e["event"] == "best"]
+        assert pipeline.poll() is None  # still running, the camera being reconnected
+        pipeline.send_signal(signal.SIGTERM)
+        _, err = pipeline.communicate(timeout=60)
+    assert pipeline.returncode == 0, err[-3000:]
+    assert best and {e["track"]["end_reason"] for e in best} == {"stalled"}, best
+    assert "no frame for" in err and "ending its" in err
+
+
 def test_one_stop_request_signalled_twice_at_once_still_flushes_the_open_tracks(tmp_path):
     """``timeout``, and any sender that signals a process and its process group, delivers SIGTERM twice within a
     millisecond: that is one request to stop, so the open tracks are flushed and published, not dropped as a second

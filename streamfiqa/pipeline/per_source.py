@@ -1,6 +1,7 @@
 """One source's run: its decoder, tracker, best-crop selector and enrolment, and its counters."""
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass, field
 
@@ -41,6 +42,10 @@ class SourceRun:
         last_pts: stream time of the newest processed frame.
         detected_pts: stream time of the newest detected frame (the detection stage's own).
         cuts: shot cuts found.
+        recent_pts: stream times of the newest (up to 50) processed frames: the source's processed rate in its own
+            clock (a catch-up burst does not quicken it), and so how long a live source's silence is a stall
+            (:meth:`stalled`).
+        last_frame_at: monotonic time the newest frame was processed (None before the first).
     """
 
     index: int
@@ -62,6 +67,8 @@ class SourceRun:
     progress: object = None
     show_progress: bool = False
     rate: RateWindow = field(default_factory=RateWindow)
+    recent_pts: collections.deque = field(default_factory=lambda: collections.deque(maxlen=50))
+    last_frame_at: float | None = None
 
     @classmethod
     def open(cls, spec: SourceSpec, index: int, cfg: Config, wake, first_track_id: int = 1,
@@ -124,11 +131,29 @@ class SourceRun:
             self.first_pts = sf.frame.pts
         self.processed += 1
         self.last_pts = sf.frame.pts
+        self.recent_pts.append(sf.frame.pts)
+        self.last_frame_at = time.monotonic()
         self.faces += len(sf.faces)
         self.rate.add(len(sf.faces))
         if self.progress is not None:
             self.progress.total = self.source.total_frames or None
             self.progress.update(1)
+
+    def stalled(self, max_age: int, floor_s: float = 1.0) -> bool:
+        """A live source with open tracks from which no frame has come, none waiting in its queue, for as long as
+        ``max_age`` frames take at its processed rate (at least ``floor_s``): its camera dropped or froze."""
+        pts = self.recent_pts
+        if not self.live or self.done or len(pts) < 2 or not self.tracker.tracks:
+            return False
+        if self.source.depth:  # frames are waiting: the runner is behind, the camera is not silent
+            return False
+        interval = max(pts[-1] - pts[0], 0.0) / (len(pts) - 1)
+        return self.silent_s > max(floor_s, max_age * interval)
+
+    @property
+    def silent_s(self) -> float:
+        """Seconds since the newest frame was processed (0 before the first)."""
+        return time.monotonic() - self.last_frame_at if self.last_frame_at is not None else 0.0
 
     def counted(self, kind: str) -> None:
         """An event of ``kind`` was emitted."""

@@ -107,6 +107,7 @@ class Runner:
                     elif not busy:
                         self.wake.wait(0.05)
                 self._publish_finished()
+                self._end_stalled()
                 for tick in self.tickers:
                     tick(self)
                 if self.cfg.stats_interval_s > 0 and time.monotonic() >= next_stats:
@@ -182,6 +183,17 @@ class Runner:
             elif st.source.finished:
                 (on_end or self._end_source)(st)
         return ready
+
+    def _end_stalled(self) -> None:
+        """End the open tracks of each live source that stalled (:meth:`SourceRun.stalled`): a camera that dropped
+        or froze would otherwise hold its people's best crops until it came back or the run stopped. Its frames,
+        when they come again, start new tracks."""
+        for st in self.states:
+            if st.stalled(self.cfg.tracker.max_age):
+                log.info("%s: no frame for %.1f s: ending its %d open track(s)", st.id, st.silent_s,
+                         len(st.tracker.tracks))
+                ended = self._defer(st, st.tracker.flush("stalled"))
+                self._emit(st, st.selector.select(st.id, st.last_pts, {}, set(), ended, []))
 
     def _end_source(self, st: SourceRun) -> None:
         self._finish(st, "error" if st.source.error else "eof")
