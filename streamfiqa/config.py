@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -270,7 +271,18 @@ class Config:
     progress: str = choice("auto", "auto", "true", "false")
 
 
+def _home(value: Any) -> Any:
+    """``~/…`` in a string (or in a dict of plug-in arguments) as the user's home, as a shell would: neither YAML nor
+    a shell expands it after ``--set key=`` (a run with ``output.dir: ~/runs`` wrote into a folder named ``~``)."""
+    if isinstance(value, str) and (value == "~" or value.startswith("~/")):
+        return os.path.expanduser(value)
+    if isinstance(value, dict):
+        return {k: _home(v) for k, v in value.items()}
+    return value
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    value = _home(value)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)

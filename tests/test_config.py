@@ -83,3 +83,15 @@ def test_an_unknown_detector_is_refused_when_built_with_the_registered_names():
     cfg = load_config(overrides=["detector.name=retina"])
     with pytest.raises(ValueError, match=r"unknown detector 'retina'; valid names: " + ", ".join(detector_names())):
         detector_from_config(cfg.detector)
+
+
+def test_a_home_path_is_expanded_as_a_shell_would():
+    """Neither YAML nor a shell expands ``~`` after ``--set key=``: ``output.dir: ~/runs`` wrote into a folder named
+    ``~`` in the working directory."""
+    import os
+
+    cfg = load_config(overrides=["output.dir=~/runs", "quality.scorer_args={weights: ~/w.pth}"])
+    home = os.path.expanduser("~")
+    assert cfg.output.dir == f"{home}/runs" and cfg.quality.scorer_args == {"weights": f"{home}/w.pth"}
+    assert load_config(overrides=["detector.model_path=~"]).detector.model_path is None  # YAML: ~ alone is null
+    assert load_config(overrides=["output.dir=runs~/x"]).output.dir == "runs~/x"  # only a leading ~ is the home
