@@ -229,32 +229,49 @@ class FileSink:
         self.cfg, self.jpeg_quality, self.embedding = cfg, jpeg_quality, embedding
         self._log = open(self.root / "events.jsonl", "w", encoding="utf-8")
         self._n = self.lines = 0
+        #: Events that could not be written (a full disk): counted, logged once.
+        self.unwritten = 0
 
     def emit(self, event: Event) -> None:
-        """Write the event's crops and append its metadata line."""
+        """Write the event's crops and append its metadata line. A write that fails (a full disk, a folder gone)
+        costs this sink the event, counted in :attr:`unwritten`, never the run or the other sinks."""
         meta = event.metadata(self.embedding)
-        if event.candidate is not None:
-            folder = self.root / "crops" / event.source_id
-            folder.mkdir(exist_ok=True)
-            self._n += 1
-            stem = f"{event.kind}_t{event.track_id}_f{event.candidate.frame_index}_{self._n:05d}"
-            jpg, png = event.encoded_crops(self.jpeg_quality)
-            (folder / f"{stem}.jpg").write_bytes(jpg)
-            meta["files"] = {"display": f"crops/{event.source_id}/{stem}.jpg"}
-            if self.cfg.save_aligned:
-                (folder / f"{stem}_aligned.png").write_bytes(png)
-                meta["files"]["aligned"] = f"crops/{event.source_id}/{stem}_aligned.png"
-        self._log.write(json.dumps(meta) + "\n")
-        self._log.flush()
-        self.lines += 1
+        try:
+            if event.candidate is not None:
+                folder = self.root / "crops" / event.source_id
+                folder.mkdir(exist_ok=True)
+                self._n += 1
+                stem = f"{event.kind}_t{event.track_id}_f{event.candidate.frame_index}_{self._n:05d}"
+                jpg, png = event.encoded_crops(self.jpeg_quality)
+                (folder / f"{stem}.jpg").write_bytes(jpg)
+                meta["files"] = {"display": f"crops/{event.source_id}/{stem}.jpg"}
+                if self.cfg.save_aligned:
+                    (folder / f"{stem}_aligned.png").write_bytes(png)
+                    meta["files"]["aligned"] = f"crops/{event.source_id}/{stem}_aligned.png"
+            self._log.write(json.dumps(meta) + "\n")
+            self._log.flush()
+            self.lines += 1
+        except OSError as exc:
+            self.unwritten += 1
+            if self.unwritten == 1:
+                log.error("output.dir %s: cannot write (%s): this and later events that cannot be written are "
+                          "counted (events_unwritten); the other sinks still get them", self.root,
+                          exc.strerror or exc)
 
     def summarise(self, summary: dict) -> None:
-        """Write the run's summary as ``DIR/manifest.json``."""
-        (self.root / "manifest.json").write_text(json.dumps(summary, indent=1))
+        """Write the run's summary as ``DIR/manifest.json`` (logged, not raised, when it cannot be)."""
+        try:
+            (self.root / "manifest.json").write_text(json.dumps(summary, indent=1))
+        except OSError as exc:
+            (self.root / "manifest.json").unlink(missing_ok=True)  # no half a summary left to be read as one
+            log.error("output.dir %s: cannot write manifest.json (%s)", self.root, exc.strerror or exc)
 
     def close(self) -> None:
-        self._log.close()
-        if not self.lines:  # nothing written: nothing to block the next run
+        try:
+            self._log.close()  # flushes: a full disk fails here too
+        except OSError as exc:
+            log.error("output.dir %s: cannot finish events.jsonl (%s)", self.root, exc.strerror or exc)
+        if not self.lines and not self.unwritten:  # nothing written: nothing to block the next run
             (self.root / "events.jsonl").unlink(missing_ok=True)
             if not any((self.root / "crops").iterdir()):
                 (self.root / "crops").rmdir()
@@ -326,8 +343,17 @@ class ContactSheet:
             for j, text in enumerate((ev.source_id, f"#{ev.track_id} {q.decided_by} {q.score:.3f}")):
                 cv2.putText(sheet, _fit(text, t - 6), (x + 3, y + t + 14 + 16 * j), _FONT, _SCALE, (0, 0, 0), 1,
                             cv2.LINE_AA)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(self.path), sheet)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(self.path), sheet):
+                raise OSError(f"OpenCV could not write {self.path.name}")
+            self._write_html()
+        except OSError as exc:  # a full disk: the run's events are written; the sheet is lost, and said so
+            log.error("contact sheet %s: cannot write it (%s)", self.path, exc.strerror or exc)
+            return
+        log.info("contact sheet: %s (%d tracks)", self.path, len(self.items))
+
+    def _write_html(self) -> None:
         # a source's id is a file's name or the user's: escaped, as anything that reaches a page
         rows_html = "".join(
             f"<tr><td>{html.escape(e.source_id)}</td><td>{e.track_id}</td><td>{e.candidate.pts:.2f}</td>"
@@ -337,7 +363,6 @@ class ContactSheet:
             f"<!doctype html><meta charset=utf-8><title>streamfiqa contact sheet</title>"
             f"<img src='{html.escape(self.path.name, quote=True)}'><table border=1><tr><th>source</th><th>track</th><th>pts</th>"
             f"<th>score</th><th>scorer</th><th>components</th></tr>{rows_html}</table>", encoding="utf-8")
-        log.info("contact sheet: %s (%d tracks)", self.path, len(self.items))
 
 
 class LogSink:

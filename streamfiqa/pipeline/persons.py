@@ -111,8 +111,8 @@ class PersonMerger:
         for sink in self.sinks:
             sink.emit(event)
 
-    def close(self) -> None:
-        """Publish every person still open, then close the sinks."""
+    def flush(self) -> None:
+        """Publish every person still open (the run's end; the sinks stay open)."""
         with self._lock:
             closed, self._open = self._open, []
         for person in closed:
@@ -120,6 +120,10 @@ class PersonMerger:
         log.info("persons: %d sightings → %d persons (%d merged, %d without an embedding)",
                  self.stats["sightings"], self.stats["persons"], self.stats["merged"],
                  self.stats["without_embedding"])
+
+    def close(self) -> None:
+        """Publish every person still open, then close the sinks."""
+        self.flush()
         for sink in self.sinks:
             sink.close()
 

@@ -126,15 +126,25 @@ class Runner:
                     self._finish(st, "shutdown")
             if finisher is not None:
                 finisher.shutdown()
-            # Publishers close first (what ZeroMQ could not get out counts in the summary), then the sinks that keep
-            # the summary (manifest.json).
+            # A stage that wraps sinks (the persons merger) publishes what it holds; then publishers close first
+            # (what ZeroMQ could not get out counts in the summary), then the sinks that keep the summary
+            # (manifest.json).
             for sink in self.sinks:
+                if hasattr(sink, "sinks"):
+                    sink.flush()
+            leaves = self.leaf_sinks()
+            for sink in leaves:
                 if not hasattr(sink, "summarise"):
                     sink.close()
             self._summarise(time.monotonic() - started)
-            for sink in self.sinks:
+            for sink in leaves:
                 if hasattr(sink, "summarise"):
                     sink.close()
+            unwritten = sum(getattr(s, "unwritten", 0) for s in leaves)
+            if unwritten:
+                self.exit_code = max(self.exit_code, 1)
+                log.error("%d event(s) could not be written to output.dir (events_unwritten in the summary)",
+                          unwritten)
             if self.s.heavy is not None:
                 self.s.heavy.close()
             if self.metrics is not None:
@@ -340,6 +350,10 @@ class Runner:
             for sink in self.sinks:
                 sink.emit(event)
 
+    def leaf_sinks(self) -> list:
+        """The sinks events end in: a wrapping stage's own sinks (the persons merger's) in its place."""
+        return [leaf for s in self.sinks for leaf in getattr(s, "sinks", [s])]
+
     def status(self) -> list[SourceStatus]:
         """Every source's counters so far."""
         return [st.status() for st in self.states]
@@ -349,8 +363,9 @@ class Runner:
         status = self.status()
         out = {"stages_ms": self.clock.ms_per_frame(sum(s.processed for s in status)),
                "sources": {s.id: s.as_dict() for s in status},
-               "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.sinks),
-               "publish_close_complete": all(getattr(s, "close_complete", True) for s in self.sinks)}
+               "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.leaf_sinks()),
+               "output_unwritten": sum(getattr(s, "unwritten", 0) for s in self.leaf_sinks()),
+               "publish_close_complete": all(getattr(s, "close_complete", True) for s in self.leaf_sinks())}
         out["faces_dropped"] = dict(self.s.detector.dropped)
         if self.s.regions is not None:
             out["detector"] = dict(self.s.regions.counts)
@@ -364,7 +379,7 @@ class Runner:
         stream_s = sum(st.last_pts - st.first_pts for st in self.states if st.first_pts is not None)  # 0.0 is a time
         summary = run_summary(self.stats(), elapsed, stream_s, sum(st.tracker.started for st in self.states),
                               self.states[0].tracker.new_track_thresh if self.states else None)
-        for sink in self.sinks:
+        for sink in self.leaf_sinks():
             if hasattr(sink, "summarise"):
                 sink.summarise(summary)
 

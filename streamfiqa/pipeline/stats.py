@@ -200,6 +200,7 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "events_by_kind": kinds,
         "dropped": {**{k: sum(d[k] for d in drops.values()) for k in _SOURCE_DROPS},
                     "heavy_keyframes": heavy.get("skipped", 0), "events_unsent": stats["publish_dropped"],
+                    "events_unwritten": stats.get("output_unwritten", 0),
                     **{f"faces_{k}": v for k, v in stats.get("faces_dropped", {}).items()},
                     "tracks_unconfirmed": sum(s.get("unconfirmed", 0) for s in src)},
         "rejected_tracks": rejected,

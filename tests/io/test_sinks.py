@@ -91,3 +91,23 @@ def test_an_endpoint_whose_port_is_no_port_is_refused_not_wrapped(tmp_path):
         ZmqPublisher(PublishConfig(endpoint="tcp://127.0.0.1:99999"))
     with pytest.raises(ValueError, match="listen tcp://127.0.0.1:70000: expected a TCP port"):
         listen("tcp://127.0.0.1:70000", None, timeout_s=0.1)
+
+
+def test_a_full_disk_costs_the_file_sink_its_events_counted_not_the_run(tmp_path, caplog):
+    """A full disk (/dev/full: every write fails with ENOSPC) raised out of the sink and took the run down with a
+    traceback, the publisher and the other sources with it. The sink now counts what it could not write and says so
+    once; a run that lost events exits 1 (tests/pipeline)."""
+    from streamfiqa.config import OutputConfig
+    from streamfiqa.io.sinks import FileSink
+
+    sink = FileSink(OutputConfig(dir=str(tmp_path / "out")))
+    sink.emit(make_event(1))
+    sink._log.close()
+    sink._log = open("/dev/full", "w", encoding="utf-8")  # the disk fills up
+    with caplog.at_level("ERROR", logger="streamfiqa.io.sinks"):
+        sink.emit(make_event(2))
+        sink.emit(make_event(3))
+    assert sink.lines == 1 and sink.unwritten == 2
+    assert caplog.text.count("cannot write") == 1 and "No space left on device" in caplog.text
+    sink._log = open(tmp_path / "out" / "events.jsonl", "a", encoding="utf-8")  # (its own handle back, for close)
+    sink.close()

@@ -129,3 +129,6 @@ def test_two_cameras_end_to_end_publish_one_person_per_identity(tmp_path):
     persons = [m for m in lines if m["event"] == "person"]
     assert len(bests) == 4 and all(decode_embedding(m) is not None for m in bests)
     assert sorted(len(p["sources"]) for p in persons) == [1, 1, 2], [p["sightings"] for p in persons]
+    # the run's summary is written behind the merger too (it was not: no manifest.json with persons on)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["events_by_kind"]["best"] == 4 and manifest["dropped"]["events_unwritten"] == 0
