@@ -182,6 +182,24 @@ def test_listen_survives_deep_json_and_huge_messages_and_never_overwrites(tmp_pa
     assert len((save / "events.jsonl").read_text().splitlines()) == 2
 
 
+def test_listen_that_cannot_save_stops_with_one_line_and_exit_1(tmp_path):
+    """A full disk under --save ended in '[Errno 28] No space left on device' and exit 2 (a user's mistake). Here
+    the events file is /dev/full, where every write fails with ENOSPC as on a full disk."""
+    save = tmp_path / "recv"
+    save.mkdir()
+    (save / "events.jsonl").symlink_to("/dev/full")
+    port = free_port()
+    pub = _xpub(port)
+    p = _listen_proc(f"tcp://127.0.0.1:{port}", save)
+    _wait_subscribed(pub)
+    pub.send_multipart([b"face.best.cam", json.dumps({"schema": 1, "event": "best", "track_id": 1}).encode(), b"",
+                        b""])
+    _, err = p.communicate(timeout=30)
+    pub.close(linger=0)
+    assert p.returncode == 1 and "Traceback" not in err, err
+    assert f"listen --save {save}: cannot write event 1 (No space left on device)" in err
+
+
 def test_listen_says_when_the_curve_handshake_fails(tmp_path):
     from streamfiqa.io.curve import curve_server
 

@@ -28,12 +28,15 @@ def cmd_listen(argv: list[str]) -> int:
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    from streamfiqa.io.listen import listen
+    from streamfiqa.io.listen import SaveFailed, listen
 
     stats: dict = {}
     try:
         n = listen(args.endpoint, args.save, args.count, args.timeout, pull=args.pull, stop=stop_on_signals(),
                    server_key=args.curve_server_key, secret_key=args.curve_key, stats=stats, max_bytes=args.max_bytes)
+    except SaveFailed as exc:  # not the user's mistake: the run went wrong
+        log.error("%s", exc)
+        return 1
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2

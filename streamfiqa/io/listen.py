@@ -135,14 +135,18 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
                             stats["dropped_peers"], max_bytes)
             if root:
                 stem = f"{run}_{received:05d}_{safe_name(topic)}_t{safe_name(meta.get('track_id'))}"
-                if parts[2]:
-                    with open(root / "crops" / f"{stem}.jpg", "xb") as f:
-                        f.write(parts[2])
-                    with open(root / "crops" / f"{stem}_aligned.png", "xb") as f:
-                        f.write(parts[3])
-                    meta["files"] = {"display": f"crops/{stem}.jpg", "aligned": f"crops/{stem}_aligned.png"}
-                with open(root / "events.jsonl", "a", encoding="utf-8") as f:
-                    f.write(json.dumps(meta) + "\n")
+                try:
+                    if parts[2]:
+                        with open(root / "crops" / f"{stem}.jpg", "xb") as f:
+                            f.write(parts[2])
+                        with open(root / "crops" / f"{stem}_aligned.png", "xb") as f:
+                            f.write(parts[3])
+                        meta["files"] = {"display": f"crops/{stem}.jpg", "aligned": f"crops/{stem}_aligned.png"}
+                    with open(root / "events.jsonl", "a", encoding="utf-8") as f:
+                        f.write(json.dumps(meta) + "\n")
+                except OSError as exc:  # a full disk: nothing more can be kept, and the sender does not wait
+                    raise SaveFailed(f"listen --save {root}: cannot write event {received} ({exc.strerror or exc}); "
+                                     f"the {received - 1} before it are saved") from None
             print(json.dumps({"topic": topic, **meta}), file=out, flush=True)
     finally:
         close_socket(sock, monitor)
@@ -155,6 +159,10 @@ def listen(endpoint: str, save: str | None = None, count: int = 0, timeout_s: fl
                     "say); events published before this listener connected are not kept for it", endpoint,
                     timeout_s, "connecting" if bind else "bound", endpoint)
     return received
+
+
+class SaveFailed(OSError):
+    """``--save`` could not write an event (a full disk): the listener stops, the events before it kept."""
 
 
 def _peer_event(event: int, stats: dict, max_bytes: int) -> bool:
