@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from streamfiqa.config import Config
 from streamfiqa.detect.base import ScoreScale
+from streamfiqa.io.media import is_image
 from streamfiqa.io.sources import Source
 from streamfiqa.io.specs import SourceSpec
 from streamfiqa.pipeline.best_crop import BestSelector, ScoredFrame, Typicality
@@ -78,7 +79,9 @@ class SourceRun:
         selector configured by ``cfg`` (tracker thresholds left null take the detector's ``scale``; ``finisher``: the
         executor ending its tracks, see :class:`~streamfiqa.pipeline.best_crop.BestSelector`)."""
         t, s, scale = cfg.tracker, cfg.selection, scale or ScoreScale()
-        photos = spec.kind == "folder" and not cfg.sources.folder_tracking  # each photo its own shot: one hit suffices
+        # each photo its own shot: one hit suffices (a folder's photos, and an image given as a file of its own)
+        photos = (spec.kind == "folder" and not cfg.sources.folder_tracking) or (spec.kind == "file"
+                                                                                 and is_image(spec.uri))
         pick = lambda value, own: own if value is None else value  # noqa: E731
         tracker = Tracker(pick(t.high_thresh, scale.high), pick(t.low_thresh, scale.low),
                           pick(t.new_track_thresh, scale.new), t.match_iou, t.max_age,

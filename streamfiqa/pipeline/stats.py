@@ -218,6 +218,13 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         log.warning("%d faces were found but no track started: their detector scores stayed below "
                     "tracker.new_track_thresh %s", summary["faces"], new_track_thresh)
         summary["warning"] = "faces found, no track started (tracker.new_track_thresh)"
+    elif (tracks_started and not summary["events_by_kind"]
+          and summary["dropped"]["tracks_unconfirmed"] == tracks_started):
+        # every track ended before tracker.min_hits frames found its face: nothing was published, and why is said
+        log.warning("%d faces were found but every one of the %d tracks ended unconfirmed: a face must be found in "
+                    "tracker.min_hits frames before its track counts (a clip of a few frames, faces flickering in "
+                    "and out)", summary["faces"], tracks_started)
+        summary["warning"] = "faces found, every track unconfirmed (tracker.min_hits)"
     log.info("summary | %.1f s for %.1f s of video (%.2fx real time), %d frames, %d faces, %d tracks, events %s, "
              "rejected %s, dropped %s", summary["elapsed_s"], summary["stream_s"], summary["realtime_factor"] or 0,
              summary["frames_processed"], summary["faces"], tracks_started, summary["events_by_kind"],

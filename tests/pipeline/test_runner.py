@@ -49,6 +49,28 @@ def test_a_photo_folder_s_events_name_the_photo_each_face_is_in(group_photo, tmp
     assert all(c["image"] in ("group.jpg", "mirrored.png") for e in best for c in e["candidates"])
 
 
+def test_a_photo_given_as_a_file_publishes_its_faces(group_photo, tmp_path):
+    """A photo named on its own was read as a one-frame video, so every face's track ended unconfirmed (min_hits 3)
+    and nothing was published, exit 0; it is a photo, as one in a folder is."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "group.jpg"), group_photo)
+    code, events = run_offline([tmp_path / "group.jpg"], tmp_path / "out")
+    assert code == 0 and len([e for e in events if e["event"] == "best"]) >= 4
+
+
+def test_a_clip_too_short_for_any_track_says_why_nothing_was_published(group_photo, tmp_path, caplog):
+    from conftest import write_clip
+
+    clip = write_clip(tmp_path / "two.mp4", [group_photo[:480, :640]] * 2)  # two frames: under min_hits
+    with caplog.at_level("WARNING", logger="streamfiqa.pipeline.stats"):
+        cfg = load_config(overrides=[f"output.dir={tmp_path / 'out'}", "stats_interval_s=0"], base=offline.DEFAULTS)
+        assert offline.run([str(clip)], cfg) == 0
+    assert "every one of the" in caplog.text and "tracker.min_hits" in caplog.text
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["warning"] == "faces found, every track unconfirmed (tracker.min_hits)"
+
+
 def test_region_detection_publishes_the_same_sharp_frames(synth_clip, tmp_path):
     path, truth = synth_clip
     code, events = run_offline([path], tmp_path, "detector.full_every=4", "quality.scorer_args.precision=int8")
