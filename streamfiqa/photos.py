@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -78,8 +79,10 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
         idx += list(range(len(faces)))
         t0 += list(q.score)
     if files and unreadable == len(files):
+        video = Path(files[0]).suffix.lower() in (".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v", ".flv")
+        hint = f"; a video's faces are scored by a run: streamfiqa {files[0]} --out OUT" if video else ""
         raise ValueError(f"expected readable images, found none: {len(files)} file(s) such as {files[0]} could not "
-                         "be read as images")
+                         f"be read as images{hint}")
     arr = np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)
     return FaceSet(arr, where, idx, np.asarray(t0, np.float32))
 

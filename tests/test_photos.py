@@ -57,6 +57,9 @@ def test_score_of_nothing_readable_is_an_error_not_an_empty_success(tmp_path):
     out = cli("score", str(tmp_path / "notes.jpg"))
     assert out.returncode == 2 and "expected readable images, found none" in out.stderr
     assert out.stdout == "" and "Traceback" not in out.stderr
+    (tmp_path / "clip.mp4").write_bytes(b"")  # a video given to score: said how its faces are scored
+    out = cli("score", str(tmp_path / "clip.mp4"))
+    assert out.returncode == 2 and "a video's faces are scored by a run: streamfiqa" in out.stderr
 
 
 def test_models_lists_every_scorer_with_its_weights():
