@@ -29,6 +29,7 @@ from streamfiqa.events import Event
 from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.specs import SourceSpec, parse_sources
 from streamfiqa.pipeline.build import build_runner, build_sinks, check_plugins
+from streamfiqa.pipeline.stats import merged_summary
 
 log = logging.getLogger(__name__)
 # Ray's processes install absl's failure signal handler, which prints a crash report ("*** SIGTERM received at time=…
@@ -46,6 +47,11 @@ class _QueueSink:
     def emit(self, event: Event) -> None:
         with self.lock:
             self.items.append(("event", event))
+
+    def summarise(self, summary: dict) -> None:
+        """The runner's summary at its end: the fan-in adds up the workers' into the run's ``manifest.json``."""
+        with self.lock:
+            self.items.append(("summary", summary))
 
     def close(self) -> None:
         pass
@@ -160,6 +166,7 @@ class Fleet:
         self._source_stats: dict[str, dict] = {}  # each source's runner counters, as last polled
         self._base: dict[str, dict] = {}          # counters of the source's earlier (dead) workers
         self._heavy: dict[int, dict] = {}
+        self._summaries: list[dict] = []  # each worker runner's summary at its end
         self.metrics = None
         if cfg.metrics.port is not None:  # the fan-in serves the fleet's metrics (workers serve none)
 
@@ -248,12 +255,28 @@ class Fleet:
                         self._source_stats[sid] = st
                         if payload.get("heavy"):
                             self._heavy[self.sources[sid].worker] = payload["heavy"]
+            elif kind == "summary":
+                self._summaries.append(payload)
             elif kind == "finished":
                 sid, code, error, processed, dropped = payload
                 src = self.sources[sid]
                 src.done, src.code = True, code
                 src.open.clear()
                 self.stats["sources"][sid] = {"processed": processed, "dropped": dropped, "error": error}
+
+    def _write_summary(self, elapsed_s: float) -> None:
+        """The run's ``manifest.json`` (a file sink's): the workers' summaries added up, the fleet's own counts
+        beside them. A worker that died gave none: its sources' counts before the failure are missing, which
+        ``fleet.restarts`` says."""
+        leaves = [leaf for s in self.sinks for leaf in getattr(s, "sinks", [s])]
+        keepers = [s for s in leaves if hasattr(s, "summarise")]
+        if not keepers or not self._summaries:
+            return
+        summary = merged_summary(self._summaries, elapsed_s, {k: v for k, v in self.stats.items() if k != "sources"})
+        summary["publish_close_complete"] = all(getattr(s, "close_complete", True) for s in leaves)
+        summary["dropped"]["events_unsent"] = sum(getattr(s, "dropped", 0) for s in leaves)
+        for sink in keepers:
+            sink.summarise(summary)
 
     def _emit(self, event: Event) -> None:
         self.stats["events"] += 1
@@ -302,6 +325,7 @@ class Fleet:
         import ray
 
         stop = stop or threading.Event()
+        started = time.monotonic()
         if not ray.is_initialized():
             before = signal.getsignal(signal.SIGTERM)
             ray.init(address=self.cfg.fleet.address, include_dashboard=False, log_to_driver=True,
@@ -342,6 +366,7 @@ class Fleet:
                         if src.worker == i:
                             self._end_open(src)
                 ray.kill(w, no_restart=True)
+            self._write_summary(time.monotonic() - started)
             for sink in self.sinks:
                 sink.close()
             if self.metrics is not None:

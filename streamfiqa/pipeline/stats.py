@@ -230,3 +230,33 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
              summary["frames_processed"], summary["faces"], tracks_started, summary["events_by_kind"],
              summary["rejected_tracks"], {k: v for k, v in summary["dropped"].items() if v})
     return summary
+
+
+#: Summary fields that are no counts: merged by taking the largest (a lag) or one part's value.
+_LARGEST, _KEPT = {"max_lag_s"}, {"rotation", "sample_aspect", "interlaced", "versions", "warning", "error"}
+
+
+def merged_summary(parts: list[dict], elapsed_s: float, fleet: dict | None = None) -> dict:
+    """One run summary from the summaries of several runners over the same run (a fleet's workers, a source's
+    earlier worker and its replacement): counts added, a lag's largest kept, the time and the real-time factor the
+    whole run's (``elapsed_s``), ``fleet``'s own counts beside them."""
+
+    def add(a, b, key: str = ""):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {k: add(a[k], b[k], k) if k in a and k in b else a.get(k, b.get(k)) for k in {**a, **b}}
+        if key in _KEPT:
+            return a if a not in (None, "", 0) else b
+        if isinstance(a, bool) or isinstance(b, bool):
+            return bool(a) and bool(b)  # publish_close_complete: complete only if every part's was
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return max(a, b) if key in _LARGEST else a + b
+        return a if a is not None else b
+
+    out: dict = {}
+    for part in parts:
+        out = add(out, part) if out else dict(part)
+    out["elapsed_s"] = round(elapsed_s, 2)
+    out["realtime_factor"] = round(out.get("stream_s", 0.0) / elapsed_s, 3) if elapsed_s > 0 else None
+    if fleet is not None:
+        out["fleet"] = fleet
+    return out

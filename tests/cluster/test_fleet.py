@@ -180,6 +180,10 @@ def test_a_fleet_stopped_by_sigterm_flushes_without_a_crash_report(tmp_path, syn
     assert "SIGTERM received at time" not in err and "Traceback" not in err
     ends = [e["track"]["end_reason"] for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "best"]
     assert ends == ["shutdown"]
+    # the run's summary, added up from its worker's (a fleet run wrote none)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["events_by_kind"]["best"] == 1 and manifest["sources"]["cam"]["processed"] > 0
+    assert manifest["fleet"]["workers"] == 1 and manifest["frames_processed"] == manifest["sources"]["cam"]["processed"]
 
 
 def test_more_workers_than_sources_says_how_many_start(caplog, synth_clip):
