@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from streamfiqa.config import Config
 from streamfiqa.events import Event
 from streamfiqa.io.metrics import Metrics
+from streamfiqa.io.sinks import delivery_counts, leaf_sinks
 from streamfiqa.io.specs import SourceSpec, parse_sources
 from streamfiqa.pipeline.build import build_runner, build_sinks, check_plugins
 from streamfiqa.pipeline.stats import merged_summary
@@ -196,7 +197,7 @@ class Fleet:
             for k in ("submitted", "skipped", "done", "failed", "queue"):
                 heavy[k] = heavy.get(k, 0) + h.get(k, 0)
         return {"sources": sources, "heavy": heavy or None,
-                "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.sinks),
+                "publish_dropped": delivery_counts(self.sinks)["publish_dropped"],
                 "fleet": {k: v for k, v in self.stats.items() if k != "sources"}}
 
     def _spawn(self, index: int):
@@ -268,13 +269,14 @@ class Fleet:
         """The run's ``manifest.json`` (a file sink's): the workers' summaries added up, the fleet's own counts
         beside them. A worker that died gave none: its sources' counts before the failure are missing, which
         ``fleet.restarts`` says."""
-        leaves = [leaf for s in self.sinks for leaf in getattr(s, "sinks", [s])]
-        keepers = [s for s in leaves if hasattr(s, "summarise")]
+        keepers = [s for s in leaf_sinks(self.sinks) if hasattr(s, "summarise")]
         if not keepers or not self._summaries:
             return
         summary = merged_summary(self._summaries, elapsed_s, {k: v for k, v in self.stats.items() if k != "sources"})
-        summary["publish_close_complete"] = all(getattr(s, "close_complete", True) for s in leaves)
-        summary["dropped"]["events_unsent"] = sum(getattr(s, "dropped", 0) for s in leaves)
+        counts = delivery_counts(self.sinks)  # the fan-in's own sinks: the workers' queues drop nothing
+        summary["publish_close_complete"] = counts["publish_close_complete"]
+        summary["dropped"]["events_unsent"] = counts["publish_dropped"]
+        summary["dropped"]["events_unwritten"] = counts["output_unwritten"]
         for sink in keepers:
             sink.summarise(summary)
 
@@ -372,4 +374,7 @@ class Fleet:
             if self.metrics is not None:
                 self.metrics.close()
             log.info("fleet: %s", {k: v for k, v in self.stats.items() if k != "sources"})
-        return max((s.code for s in self.sources.values()), default=0)
+        unwritten = delivery_counts(self.sinks)["output_unwritten"]
+        if unwritten:  # as a single runner's run: events the output folder could not take fail the run
+            log.error("%d event(s) could not be written to output.dir (events_unwritten in the summary)", unwritten)
+        return max([s.code for s in self.sources.values()] + [1 if unwritten else 0])

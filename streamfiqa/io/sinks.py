@@ -365,6 +365,20 @@ class ContactSheet:
             f"<th>score</th><th>scorer</th><th>components</th></tr>{rows_html}</table>", encoding="utf-8")
 
 
+def leaf_sinks(sinks: list) -> list:
+    """The sinks events end in: a stage that wraps sinks (the persons merger) gives its own in its place."""
+    return [leaf for s in sinks for leaf in getattr(s, "sinks", [s])]
+
+
+def delivery_counts(sinks: list) -> dict:
+    """What ``sinks`` could not deliver, as the stats and the run's summary give it: ``publish_dropped`` (events a
+    publisher dropped), ``output_unwritten`` (events a file sink could not write) and ``publish_close_complete``."""
+    leaves = leaf_sinks(sinks)
+    return {"publish_dropped": sum(getattr(s, "dropped", 0) for s in leaves),
+            "output_unwritten": sum(getattr(s, "unwritten", 0) for s in leaves),
+            "publish_close_complete": all(getattr(s, "close_complete", True) for s in leaves)}
+
+
 class LogSink:
     """Logs each event's topic and score (used when no other sink is configured)."""
 

@@ -12,6 +12,7 @@ import time
 
 from streamfiqa.config import Config
 from streamfiqa.events import Event
+from streamfiqa.io.sinks import delivery_counts, leaf_sinks
 from streamfiqa.io.specs import SourceSpec
 from streamfiqa.pipeline.best_crop import ScoredFrame, track_finisher
 from streamfiqa.pipeline.detect_thread import DetectStage
@@ -132,7 +133,7 @@ class Runner:
             for sink in self.sinks:
                 if hasattr(sink, "sinks"):
                     sink.flush()
-            leaves = self.leaf_sinks()
+            leaves = leaf_sinks(self.sinks)
             for sink in leaves:
                 if not hasattr(sink, "summarise"):
                     sink.close()
@@ -140,7 +141,7 @@ class Runner:
             for sink in leaves:
                 if hasattr(sink, "summarise"):
                     sink.close()
-            unwritten = sum(getattr(s, "unwritten", 0) for s in leaves)
+            unwritten = delivery_counts(leaves)["output_unwritten"]
             if unwritten:
                 self.exit_code = max(self.exit_code, 1)
                 log.error("%d event(s) could not be written to output.dir (events_unwritten in the summary)",
@@ -350,10 +351,6 @@ class Runner:
             for sink in self.sinks:
                 sink.emit(event)
 
-    def leaf_sinks(self) -> list:
-        """The sinks events end in: a wrapping stage's own sinks (the persons merger's) in its place."""
-        return [leaf for s in self.sinks for leaf in getattr(s, "sinks", [s])]
-
     def status(self) -> list[SourceStatus]:
         """Every source's counters so far."""
         return [st.status() for st in self.states]
@@ -362,10 +359,7 @@ class Runner:
         """Counters of the run so far, per source and per stage."""
         status = self.status()
         out = {"stages_ms": self.clock.ms_per_frame(sum(s.processed for s in status)),
-               "sources": {s.id: s.as_dict() for s in status},
-               "publish_dropped": sum(getattr(s, "dropped", 0) for s in self.leaf_sinks()),
-               "output_unwritten": sum(getattr(s, "unwritten", 0) for s in self.leaf_sinks()),
-               "publish_close_complete": all(getattr(s, "close_complete", True) for s in self.leaf_sinks())}
+               "sources": {s.id: s.as_dict() for s in status}, **delivery_counts(self.sinks)}
         out["faces_dropped"] = dict(self.s.detector.dropped)
         if self.s.regions is not None:
             out["detector"] = dict(self.s.regions.counts)
@@ -379,7 +373,7 @@ class Runner:
         stream_s = sum(st.last_pts - st.first_pts for st in self.states if st.first_pts is not None)  # 0.0 is a time
         summary = run_summary(self.stats(), elapsed, stream_s, sum(st.tracker.started for st in self.states),
                               self.states[0].tracker.new_track_thresh if self.states else None)
-        for sink in self.leaf_sinks():
+        for sink in leaf_sinks(self.sinks):
             if hasattr(sink, "summarise"):
                 sink.summarise(summary)
 
