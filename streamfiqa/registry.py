@@ -61,6 +61,23 @@ class Registry(Generic[T]):
                              f"found none; name them as {name}:{example}")
         return factory
 
+    def check_config(self, key: str, name: str, args: dict | None = None) -> Callable[..., T]:
+        """:meth:`check` of a plug-in a config names at ``key``, its arguments at ``{key}_args`` (an FR model at
+        ``selection.second_look``, say): the errors name those keys.
+
+        Raises:
+            ValueError: as :meth:`check`, prefixed with ``key`` and ``name``; a missing argument names ``{key}_args``.
+        """
+        args = args or {}
+        try:
+            missing = missing_arguments(self.get(name), args)
+            if missing:
+                raise ValueError(f"expected {key}_args to give {', '.join(missing)}, found "
+                                 f"{', '.join(sorted(args)) or 'none'}")
+            return self.check(name, **args)
+        except ValueError as exc:
+            raise ValueError(f"{key} {name!r}: {exc}") from None
+
     def create(self, name: str, **kwargs) -> T:
         """Build the plug-in ``name`` with ``kwargs``.
 

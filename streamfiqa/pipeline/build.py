@@ -83,21 +83,12 @@ def check_plugins(cfg: Config) -> None:
             SCORERS.check(name, **args)
     selection_plugins(cfg)
     from streamfiqa.models.fr import FR_MODELS
-    from streamfiqa.registry import missing_arguments
 
     t, p = cfg.tracker, cfg.publish
     for key, name, args, words in (("tracker.appearance", t.appearance, t.appearance_args, TRACKER_WORDS),
                                    ("publish.embedding_fr", p.embedding_fr, p.embedding_fr_args, ("auto",))):
-        if name in words:  # not an FR model's name: what the tracker or the publisher decides for itself
-            continue
-        try:
-            missing = missing_arguments(FR_MODELS.get(name), args)
-            if missing:
-                raise ValueError(f"expected {key}_args to give {', '.join(missing)}, found "
-                                 f"{', '.join(sorted(args)) or 'none'}")
-            FR_MODELS.check(name, **args)
-        except ValueError as exc:
-            raise ValueError(f"{key} {name!r}: {exc}") from None
+        if name not in words:  # a word is no FR model's name: what the tracker or the publisher decides itself
+            FR_MODELS.check_config(key, name, args)
 
 
 def build_stages(cfg: Config) -> Stages:

@@ -43,16 +43,8 @@ class SecondLook:
 
     def __init__(self, fr: str = "facenet_onnx", fr_args: dict | None = None, min_faces: int = 3) -> None:
         from streamfiqa.models.fr import FR_MODELS
-        from streamfiqa.registry import missing_arguments
 
-        try:
-            factory = FR_MODELS.get(fr)
-        except ValueError as exc:
-            raise ValueError(f"selection.second_look: {exc}") from None
-        missing = missing_arguments(factory, fr_args or {})
-        if missing:
-            raise ValueError(f"selection.second_look {fr!r}: expected selection.second_look_args to give "
-                             f"{', '.join(missing)}, found {sorted(fr_args or {}) or 'none'}")
+        FR_MODELS.check_config("selection.second_look", fr, fr_args)  # unknown, missing or extra arguments: now
         if min_faces < 2:
             raise ValueError(f"second look: expected min_faces >= 2, found {min_faces}")
         self.name, self.args, self.min_faces = fr, dict(fr_args or {}), int(min_faces)

@@ -61,3 +61,6 @@ def test_an_unknown_or_incomplete_recogniser_fails_at_construction_naming_the_ke
         SecondLook("nope")
     with pytest.raises(ValueError, match="second_look_args to give weights"):
         SecondLook("mobilefacenet")
+    # an argument the model does not take: refused here too (it was a traceback at the first track's end)
+    with pytest.raises(ValueError, match="selection.second_look 'facenet_onnx': .*unknown argument.*bogus"):
+        SecondLook("facenet_onnx", {"bogus": 1})
