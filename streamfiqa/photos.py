@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from streamfiqa.align import Aligner
 from streamfiqa.detect import create_detector
-from streamfiqa.io.media import image_files
+from streamfiqa.io.media import VIDEO_EXTENSIONS, image_files
 from streamfiqa.quality.scorers import create_scorer
 from streamfiqa.quality.tier0 import QualityAssessor
 
@@ -79,7 +79,7 @@ def load_faces(paths: list[str], aligned: bool = False, largest_only: bool = Fal
         idx += list(range(len(faces)))
         t0 += list(q.score)
     if files and unreadable == len(files):
-        video = Path(files[0]).suffix.lower() in (".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v", ".flv")
+        video = Path(files[0]).suffix.lower() in VIDEO_EXTENSIONS
         hint = f"; a video's faces are scored by a run: streamfiqa {files[0]} --out OUT" if video else ""
         raise ValueError(f"expected readable images, found none: {len(files)} file(s) such as {files[0]} could not "
                          f"be read as images{hint}")
