@@ -14,7 +14,8 @@ from streamfiqa.detect.regions import RegionDetector
 from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.sinks import ContactSheet, FileSink, LogSink, ZmqPublisher
 from streamfiqa.io.specs import SourceSpec, parse_sources, readable
-from streamfiqa.pipeline.embed import TRACKER_WORDS, embedding_name, event_embedder, tracker_embedder
+from streamfiqa.pipeline.embed import (TRACKER_WORDS, appearance_off, embedding_name, event_embedder,
+                                       face_embedder)
 from streamfiqa.pipeline.per_source import selection_plugins
 from streamfiqa.pipeline.persons import embedding_model, PersonMerger
 from streamfiqa.pipeline.rescore import HeavyTier
@@ -102,7 +103,7 @@ def build_stages(cfg: Config) -> Stages:
     check_plugins(cfg)
     detector = detector_from_config(d)
     scorer = create_scorer(q.scorer, **q.scorer_args) if q.scorer else None
-    embedder = tracker_embedder(cfg, scorer)
+    embedder = face_embedder(cfg, scorer)
     heavy = None
     if q.heavy:
         heavy = HeavyTier(create_scorer(q.heavy, **q.heavy_args), q.keyframes)
@@ -111,7 +112,8 @@ def build_stages(cfg: Config) -> Stages:
         QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score, q.min_sharpness,
                         q.max_clipped, q.min_in_frame),
         scorer, calibration.min_score(q), embedder, embedding_name(embedder, scorer), event_embedder(cfg, embedder),
-        heavy, RegionDetector(detector, d.full_every, d.window) if d.full_every > 1 else None)
+        heavy, RegionDetector(detector, d.full_every, d.window) if d.full_every > 1 else None,
+        appearance=not appearance_off(cfg))
 
 
 def build_runner(cfg: Config, specs: list[SourceSpec], sinks: list) -> Runner:

@@ -13,31 +13,67 @@ log = logging.getLogger(__name__)
 FROM_SCORER = "scorer"
 
 
-#: ``tracker.appearance`` values that name no FR model: the fast scorer's backbone, or none (YAML reads off as false).
+#: ``tracker.appearance`` values that name no FR model: the fast scorer's backbone, or none (config reads a YAML
+#: ``off``, ``false`` or ``none`` as ``off``).
 TRACKER_WORDS = ("auto", "off", "false", "none")
+#: The FR model that embeds faces when the fast scorer has no backbone: the embedded fast student's.
+FALLBACK = "student"
 
 
-def tracker_embedder(cfg: Config, scorer):
-    """What gives the tracker its FR embeddings: :data:`FROM_SCORER` when the fast scorer has an FR backbone (no
-    extra pass), a named FR model (``tracker.appearance``), or None (geometry alone)."""
+def face_embedder(cfg: Config, scorer):
+    """What gives every face its FR embedding: a named FR model (``tracker.appearance``), :data:`FROM_SCORER` when the
+    fast scorer has an FR backbone (no extra pass), the embedded ``fiqa_fast`` student's backbone when it has none, or
+    None.
+
+    The embeddings are the tracker's appearance (unless ``tracker.appearance`` is off) and what selection ranks and
+    checks by: the typicality ranking (``selection.rank: typical``), the split of a track that holds two people and
+    the merge of one person's fragments. Without them the pick falls back to the fast score, at chance among a
+    track's faces on real video (README, "The best crop on real video"): so a scorer without a backbone (``crop_iqa``,
+    an official eDifFIQA checkpoint) gets ``fiqa_fast``'s backbone beside it, one more pass a face, and only
+    ``tracker.appearance: off`` with ``selection.rank: fast`` leaves faces unembedded."""
     t = cfg.tracker
-    if t.appearance in TRACKER_WORDS[1:]:  # off (YAML reads a bare off as false)
-        return None
-    if t.appearance == "auto":
-        if scorer is not None and hasattr(scorer, "score_and_embed"):
-            return FROM_SCORER
-        log.info("tracker: the fast scorer has no FR backbone; tracking by geometry alone "
-                 "(set tracker.appearance to an FR model name to add appearance)")
+    if t.appearance not in TRACKER_WORDS:
+        from streamfiqa.models.fr import create_fr
+
+        return create_fr(t.appearance, **t.appearance_args)
+    if scorer is not None and hasattr(scorer, "score_and_embed"):
+        return FROM_SCORER
+    if appearance_off(cfg) and cfg.selection.rank != "typical":
+        log.info("tracker.appearance off and selection.rank fast: faces are not embedded (tracking by geometry "
+                 "alone, no split of a track that holds two people)")
         return None
     from streamfiqa.models.fr import create_fr
 
-    return create_fr(t.appearance, **t.appearance_args)
+    uses = "" if appearance_off(cfg) else "the tracker's appearance and "
+    log.info("the fast scorer %s has no FR backbone: faces are embedded by fiqa_fast's backbone for %sthe "
+             "typicality ranking (one more pass a face; tracker.appearance=NAME names another FR model)",
+             getattr(scorer, "name", "(none)"), uses)
+    return create_fr(FALLBACK)
+
+
+def embedding_model(cfg: Config) -> str:
+    """The name the faces' embeddings will carry under ``cfg`` (:func:`embedding_name` before any model loads)."""
+    t, scorer = cfg.tracker, cfg.quality.scorer
+    if t.appearance not in TRACKER_WORDS:
+        return f"student:{t.appearance_args.get('name', 'fiqa_fast')}" if t.appearance == FALLBACK else t.appearance
+    if scorer in ("fiqa_fast", "fiqa_heavy"):
+        return f"student:{scorer}"
+    if scorer == "student":  # a distil checkpoint's own name, known once it loads
+        return "student"
+    return "" if appearance_off(cfg) and cfg.selection.rank != "typical" else "student:fiqa_fast"
+
+
+def appearance_off(cfg: Config) -> bool:
+    """Whether ``tracker.appearance`` is off: the tracker is not given the faces' embeddings (geometry alone)."""
+    return str(cfg.tracker.appearance).lower() in TRACKER_WORDS[1:]
 
 
 def embedding_name(embedder, scorer) -> str:
-    """The model name the tracker's embeddings carry in events."""
+    """The model name the faces' embeddings carry in events (the fallback student's as the fast scorer's own)."""
     if embedder == FROM_SCORER:
         return f"student:{scorer.name}"
+    if hasattr(embedder, "score_and_embed"):  # a student named as the FR model, or the fallback: the same embedding
+        return f"student:{embedder.name}"
     return getattr(embedder, "name", "")
 
 
@@ -61,16 +97,17 @@ class EventEmbedder:
                 c.embedding, c.embedding_model = v.astype(np.float32), name
 
 
-def event_embedder(cfg: Config, tracker) -> EventEmbedder | None:
+def event_embedder(cfg: Config, faces) -> EventEmbedder | None:
     """The embedder of published crops (``publish.embedding`` or the cross-camera merge need them): None when
-    neither is on, or when the tracker's own embeddings serve (``publish.embedding_fr: auto``)."""
+    neither is on, or when the faces' own embeddings (``faces``: :func:`face_embedder`'s) serve
+    (``publish.embedding_fr: auto``)."""
     if not (cfg.publish.embedding or cfg.persons.enabled):
         return None
     if cfg.publish.embedding_fr == "auto":
-        if tracker is None:
-            raise ConfigError("config key 'publish.embedding_fr': auto means the tracker's embedding, found "
-                              "none (tracker.appearance is off and the fast scorer has no FR backbone); "
-                              "name an FR model instead, e.g. facenet")
+        if faces is None:
+            raise ConfigError("config key 'publish.embedding_fr': auto means the faces' own embedding, found "
+                              "none (tracker.appearance is off and selection.rank is fast); name an FR model "
+                              "instead, e.g. facenet")
         return None
     from streamfiqa.models.fr import create_fr
 

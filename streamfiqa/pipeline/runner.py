@@ -259,7 +259,7 @@ class Runner:
         if sf.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track
             self._emit(st, st.selector.select(sid, frame.pts, {}, set(), self._defer(st, st.tracker.flush("cut")), []))
         with self.clock("track"):
-            update = st.tracker.update(sf.faces, sf.embeddings, frame.pts, sf.full)
+            update = st.tracker.update(sf.faces, sf.embeddings if s.appearance else None, frame.pts, sf.full)
             confirmed = {t.track_id for t in st.tracker.tracks if t.state is TrackState.CONFIRMED}
             for observe in self.observers:
                 observe(sid, sf, update.assignments, confirmed)

@@ -24,11 +24,13 @@ class Stages:
         assessor: tier-0 components and gates.
         scorer: the fast scorer (None: tier-0 only).
         min_score: the ``min_score`` gate on the fast score (None: no gate).
-        embedder: the tracker's embeddings: ``"scorer"`` (the fast scorer's own), an FR model, or None.
+        embedder: the faces' embeddings (the tracker's appearance, typicality, splits): ``"scorer"`` (the fast
+            scorer's own), an FR model, or None (:func:`streamfiqa.pipeline.embed.face_embedder`).
         embedding_model: the name those embeddings carry in events.
         event_embedder: embeds published crops with another FR model (``publish.embedding_fr``), or None.
         heavy: the heavy tier, or None.
         regions: region detection around known faces (``detector.full_every`` > 1), or None.
+        appearance: whether the tracker is given the embeddings (``tracker.appearance`` not off).
     """
 
     detector: Detector
@@ -41,6 +43,7 @@ class Stages:
     event_embedder: object = None
     heavy: HeavyTier | None = None
     regions: RegionDetector | None = None
+    appearance: bool = True
 
     def score(self, fast: list[ScoredFrame], every: list) -> None:
         """Score the faces of the ``fast`` frames in one fast-tier batch (their scores and, when the scorer embeds for

@@ -1,0 +1,61 @@
+"""The faces' embeddings in a run: whichever scorer scores them and whatever the tracker is told, the typicality
+ranking keeps its embeddings (without them a track's pick is its best fast score: at chance on real video)."""
+import json
+
+import pytest
+
+from conftest import shared_path
+from pipelines import offline
+from streamfiqa.config import load_config
+
+# andrew_clip_1, eyes shut (blinks) in its first 320 frames, found by looking (tests/pipeline/test_real_video.py)
+SHUT = {*range(20, 32), *range(49, 53), *range(84, 88), *range(124, 127), *range(196, 200), *range(306, 309)}
+
+
+@pytest.fixture(scope="module")
+def andrew(tmp_path_factory):
+    shared_path("data/videos/talking/MANIFEST.tsv")
+    from streamfiqa.eval.videocases import excerpt
+    from streamfiqa.eval.videoset import read_video_set
+
+    (clip,) = [c for c in read_video_set().half("dev") if c.name == "FuxiVirtualHuman__styletalk__andrew_clip_1.mp4"]
+    return excerpt(clip, tmp_path_factory.mktemp("andrew"), 0, 320).path
+
+
+def best_of(path, out, *overrides) -> dict:
+    cfg = load_config(overrides=[f"output.dir={out}", "stats_interval_s=0", *overrides], base=offline.DEFAULTS)
+    assert offline.run([str(path)], cfg) == 0
+    (best,) = [e for e in map(json.loads, (out / "events.jsonl").read_text().splitlines()) if e["event"] == "best"]
+    return best
+
+
+@pytest.mark.parametrize("overrides", [
+    ["quality.scorer=crop_iqa"],        # a scorer with no FR backbone: fiqa_fast's backbone embeds beside it
+    ["tracker.appearance=off"],         # geometry-only tracking still leaves selection its embeddings
+], ids=["scorer-without-backbone", "tracker-appearance-off"])
+def test_the_pick_stays_the_most_typical_face(andrew, tmp_path, overrides):
+    best = best_of(andrew, tmp_path, *overrides)
+    assert best["quality"]["decided_by"] == "typicality" and "typicality_facenet" in best["quality"]["scores"]
+    assert best["frame_index"] not in SHUT and not {c["frame_index"] for c in best["candidates"]} & SHUT
+
+
+def test_only_geometry_and_the_fast_ranking_together_leave_faces_unembedded(andrew, tmp_path):
+    best = best_of(andrew, tmp_path, "tracker.appearance=off", "selection.rank=fast")
+    assert best["quality"]["decided_by"] == "fiqa_fast" and "typicality" not in best["quality"]["scores"]
+
+
+@pytest.mark.parametrize("overrides, name", [
+    ([], "student:fiqa_fast"),
+    (["quality.scorer=fiqa_heavy"], "student:fiqa_heavy"),
+    (["quality.scorer=crop_iqa"], "student:fiqa_fast"),
+    (["quality.scorer=crop_iqa", "tracker.appearance=off", "selection.rank=fast"], ""),
+    (["tracker.appearance=facenet"], "facenet"),
+])
+def test_the_embedding_is_named_before_it_loads_as_after(overrides, name):
+    """The cross-camera merge picks its threshold by the name before any model loads (``embedding_model``)."""
+    from streamfiqa.pipeline.embed import embedding_model, embedding_name, face_embedder
+    from streamfiqa.quality.scorers import create_scorer
+
+    cfg = load_config(overrides=overrides, base=offline.DEFAULTS)
+    scorer = create_scorer(cfg.quality.scorer, **cfg.quality.scorer_args)
+    assert embedding_model(cfg) == embedding_name(face_embedder(cfg, scorer), scorer) == name
