@@ -83,7 +83,8 @@ def cmd_eval(argv: list[str]) -> int:
     p.add_argument("--videos", metavar="DIR", help="the video protocol on the clips of DIR (a MANIFEST.tsv; e.g. "
                    "../shared/data/videos/talking)")
     p.add_argument("--half", default="test", choices=("dev", "test", "all"),
-                   help="--videos: which half of the clips (split by person, seeded; default test)")
+                   help="--videos: which half of the clips (split by person, seeded; default test, the half "
+                   "nothing was fit on; all: every clip, e.g. of a folder of your own)")
     p.add_argument("--cases", type=at_least(0), default=6, help="--videos: joined, jump-cut and pasted cases made from the "
                    "half's clips, of each kind (default 6; 0: none)")
     p.add_argument("--pipeline", default="offline", help="--videos: the pipeline whose defaults run the clips")
@@ -138,6 +139,9 @@ def _eval_videos(args) -> int:
         raise ValueError(f"--videos {args.videos}: expected clips in its {args.half} half (split by person, seed "
                          f"{args.seed}), found none of its {len(every)} clip(s) of {persons} person(s); --half all "
                          "evaluates every clip")
+    if len(clips) < len(every):
+        log.info("video protocol: the %s half, %d of the %d clips (--half all: every clip)", args.half, len(clips),
+                 len(every))
     frs = recognisers(args.fr or ["buffalo_s", "mobilefacenet", "sface"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +154,9 @@ def _eval_videos(args) -> int:
     (out / "video.json").write_text(json.dumps(result, indent=1))
     for name, summary in result["summary"].items():
         print(json.dumps({"recogniser": name, **summary, "gallery_edc": result["gallery_edc"][name]}))
-    print(json.dumps({"cuts": result["cuts"], "json": str(out / "video.json"), "plots": str(out / "plots")}))
+    print(json.dumps({"cuts": result["cuts"], "clips": {"half": args.half, "evaluated": len(clips),
+                                                        "in_folder": len(every), "cases": len(cases)},
+                      "json": str(out / "video.json"), "plots": str(out / "plots")}))
     return 0
 
 
