@@ -15,7 +15,8 @@ def bench_tracking(results: list) -> None:
     from streamfiqa.eval.tracking import mot_metrics, track_clip
     from streamfiqa.eval.synth import make_scene
 
-    before = ["tracker.appearance=off", "sources.shot_cuts=false", "tracker.reid_window_s=0"]
+    # faces unembedded as they were: appearance off alone now leaves selection its embeddings (pipeline.embed)
+    before = ["tracker.appearance=off", "selection.rank=fast", "sources.shot_cuts=false", "tracker.reid_window_s=0"]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (0, 1, 2):
             clip = Path(tmp) / f"scene{seed}.mp4"

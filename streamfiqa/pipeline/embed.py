@@ -36,12 +36,12 @@ def face_embedder(cfg: Config, scorer):
         from streamfiqa.models.fr import create_fr
 
         return create_fr(t.appearance, **t.appearance_args)
-    if scorer is not None and hasattr(scorer, "score_and_embed"):
-        return FROM_SCORER
     if appearance_off(cfg) and cfg.selection.rank != "typical":
         log.info("tracker.appearance off and selection.rank fast: faces are not embedded (tracking by geometry "
                  "alone, no split of a track that holds two people)")
         return None
+    if scorer is not None and hasattr(scorer, "score_and_embed"):
+        return FROM_SCORER
     from streamfiqa.models.fr import create_fr
 
     uses = "" if appearance_off(cfg) else "the tracker's appearance and "
@@ -56,11 +56,13 @@ def embedding_model(cfg: Config) -> str:
     t, scorer = cfg.tracker, cfg.quality.scorer
     if t.appearance not in TRACKER_WORDS:
         return f"student:{t.appearance_args.get('name', 'fiqa_fast')}" if t.appearance == FALLBACK else t.appearance
+    if appearance_off(cfg) and cfg.selection.rank != "typical":
+        return ""
     if scorer in ("fiqa_fast", "fiqa_heavy"):
         return f"student:{scorer}"
     if scorer == "student":  # a distil checkpoint's own name, known once it loads
         return "student"
-    return "" if appearance_off(cfg) and cfg.selection.rank != "typical" else "student:fiqa_fast"
+    return "student:fiqa_fast"
 
 
 def appearance_off(cfg: Config) -> bool:

@@ -49,6 +49,7 @@ def test_only_geometry_and_the_fast_ranking_together_leave_faces_unembedded(andr
     (["quality.scorer=fiqa_heavy"], "student:fiqa_heavy"),
     (["quality.scorer=crop_iqa"], "student:fiqa_fast"),
     (["quality.scorer=crop_iqa", "tracker.appearance=off", "selection.rank=fast"], ""),
+    (["tracker.appearance=off", "selection.rank=fast"], ""),
     (["tracker.appearance=facenet"], "facenet"),
 ])
 def test_the_embedding_is_named_before_it_loads_as_after(overrides, name):
