@@ -13,6 +13,9 @@ DEFAULTS = {
     # (README, "Video protocol"); quality.heavy=fiqa_heavy with selection.rank=fast brings it back
     "quality.heavy": None,
     "selection.emit_updates": False,
+    # files have no alert to deliver early: a lost track waits 5 s (not 2) for its person to come back, so someone who
+    # walks behind another for 2.6 s keeps one track and one crop (the crowd clip; README, "Tracking quality")
+    "tracker.reid_window_s": 5.0,
 }
 
 
