@@ -107,6 +107,11 @@ def build_stages(cfg: Config) -> Stages:
     heavy = None
     if q.heavy:
         heavy = HeavyTier(create_scorer(q.heavy, **q.heavy_args), q.keyframes)
+        if cfg.selection.rank == "typical":  # its keyframes are the fast tier's picks; typicality ranks without them
+            log.warning("quality.heavy=%s scores keyframes, but selection.rank=typical ranks each track's faces by "
+                        "typicality: the heavy scores decide nothing and cost CPU (on the real clips the heavy tier "
+                        "brought no gain; README). selection.rank=fast ranks by them; quality.heavy=null saves them",
+                        q.heavy)
     return Stages(
         detector, Aligner(cfg.align.display_margin, cfg.align.display_size),
         QualityAssessor(q.min_inter_eye, q.max_yaw, q.max_pitch, q.max_roll, q.min_det_score, q.min_sharpness,

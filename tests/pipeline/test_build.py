@@ -15,3 +15,19 @@ def test_malloc_arenas_are_capped_unless_the_user_chose():
     theirs = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**env, "MALLOC_ARENA_MAX": "4"})
     assert mine.stdout.strip() == "True" and theirs.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("rank, warned", [("typical", True), ("fast", False)])
+def test_a_heavy_tier_that_would_decide_nothing_is_said(rank, warned, caplog):
+    """The heavy tier re-scores keyframes the fast tier picks; the typicality ranking never looks at them."""
+    import logging
+
+    from pipelines import offline
+    from streamfiqa.config import load_config
+    from streamfiqa.pipeline.build import build_stages
+
+    cfg = load_config(overrides=["quality.heavy=fiqa_heavy", f"selection.rank={rank}"], base=offline.DEFAULTS)
+    with caplog.at_level(logging.WARNING, logger="streamfiqa.pipeline.build"):
+        stages = build_stages(cfg)
+    assert stages.heavy is not None
+    assert any("decide nothing" in r.getMessage() for r in caplog.records) is warned
