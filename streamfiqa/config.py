@@ -98,7 +98,7 @@ class TrackerConfig:
     match_iou: float = bounded(0.2, 0, 1)
     max_age: int = bounded(15, 0)
     min_hits: int = bounded(3, 1)
-    appearance: str = "auto"  # FR embeddings in the association: auto (the fast scorer's), off, or an FR name
+    appearance: str = "auto"  # faces' embeddings: auto (the scorer's, else fiqa_fast's), off, or an FR name
     appearance_args: dict = field(default_factory=dict)
     min_similarity: float = bounded(0.25, -1, 1)
     reid_similarity: float = bounded(0.5, -1, 1)

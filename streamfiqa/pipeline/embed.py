@@ -1,4 +1,5 @@
-"""FR embeddings in the runtime: what gives the tracker its appearance, and what embeds published crops."""
+"""FR embeddings in the runtime: what gives faces theirs (the tracker's appearance, the typicality ranking, the split
+of a two-person track), and what embeds published crops."""
 from __future__ import annotations
 
 import logging
