@@ -200,9 +200,10 @@ class Tracker:
                     >= self.match_iou]
         done_t = {id(t) for t, _ in matched}
         rest_high = np.array([d for d in high if d not in {int(x) for _, x in matched}], np.int64)
-        # Stage 1b: re-identification: lost tracks against the leftover confident faces, by appearance only.
+        # Stage 1b: re-identification: unmatched tracks (lost, or visible until this frame: at a low processed rate a
+        # face can move past the IoU gate between two frames) against the leftover confident faces, by appearance.
         if emb is not None:
-            lost = [t for t in active if id(t) not in done_t and t.state is TrackState.LOST and t.feature is not None]
+            lost = [t for t in active if id(t) not in done_t and t.feature is not None]
             if lost and len(rest_high):
                 sim = np.nan_to_num(self._similarity(lost, emb[rest_high]), nan=-1.0)
                 far = ~self.plausible(lost, faces.boxes[rest_high]) & (sim < self.strong_similarity)

@@ -94,6 +94,20 @@ def test_appearance_refuses_a_geometric_match_with_another_person():
     assert other[0][0] != first[0][0]
 
 
+def test_a_face_that_jumps_past_the_iou_gate_between_two_frames_keeps_its_track():
+    """At a low processed rate (cctv: 5 frames a second) a walking face can move further than the IoU gate in one
+    frame: its track, unmatched on that frame, is re-identified by appearance (within reach), as a lost one would
+    be, instead of the face starting a second track; someone else there still starts one."""
+    a, b = _unit([1, 0.1, 0]), _unit([0, 1, 0])
+    for emb, same in ((a, True), (b, False)):
+        tr = Tracker(min_hits=1, max_age=5, reid_similarity=0.5)
+        for f in range(3):
+            tid = tr.update(faces([[100, 100, 160, 170]]), a[None], now=f * 0.2).assignments[0][0]
+        # 45 px down and 20 % larger in 0.2 s: IoU 0.17 with the last box, far under match_iou
+        moved = tr.update(faces([[96, 145, 168, 229]]), emb[None], now=0.6).assignments
+        assert (moved[0][0] == tid) is same
+
+
 def test_lost_person_resumes_anywhere_within_the_reid_window():
     tr = Tracker(min_hits=1, max_age=2, reid_similarity=0.6, reid_window_s=1.0)
     a = _unit([1, 0.1, 0])
