@@ -21,6 +21,16 @@ TRACKER_WORDS = ("auto", "off", "false", "none")
 FALLBACK = "student"
 
 
+def _source(cfg: Config) -> str:
+    """Where the faces' embeddings come from under ``cfg``, before any model loads: ``"named"`` (the FR model
+    ``tracker.appearance`` names), ``"none"`` (``tracker.appearance`` off with ``selection.rank: fast``) or ``"own"``
+    (the fast scorer's backbone, else the :data:`FALLBACK` student's); :func:`face_embedder` and
+    :func:`face_embedding_model` both follow it."""
+    if cfg.tracker.appearance not in TRACKER_WORDS:
+        return "named"
+    return "none" if appearance_off(cfg) and cfg.selection.rank != "typical" else "own"
+
+
 def face_embedder(cfg: Config, scorer):
     """What gives every face its FR embedding: a named FR model (``tracker.appearance``), :data:`FROM_SCORER` when the
     fast scorer has an FR backbone (no extra pass), the embedded ``fiqa_fast`` student's backbone when it has none, or
@@ -32,19 +42,17 @@ def face_embedder(cfg: Config, scorer):
     track's faces on real video (README, "The best crop on real video"): so a scorer without a backbone (``crop_iqa``,
     an official eDifFIQA checkpoint) gets ``fiqa_fast``'s backbone beside it, one more pass a face, and only
     ``tracker.appearance: off`` with ``selection.rank: fast`` leaves faces unembedded."""
-    t = cfg.tracker
-    if t.appearance not in TRACKER_WORDS:
-        from streamfiqa.models.fr import create_fr
+    from streamfiqa.models.fr import create_fr
 
+    source, t = _source(cfg), cfg.tracker
+    if source == "named":
         return create_fr(t.appearance, **t.appearance_args)
-    if appearance_off(cfg) and cfg.selection.rank != "typical":
+    if source == "none":
         log.info("tracker.appearance off and selection.rank fast: faces are not embedded (tracking by geometry "
                  "alone, no split of a track that holds two people)")
         return None
     if scorer is not None and hasattr(scorer, "score_and_embed"):
         return FROM_SCORER
-    from streamfiqa.models.fr import create_fr
-
     uses = "" if appearance_off(cfg) else "the tracker's appearance and "
     log.info("the fast scorer %s has no FR backbone: faces are embedded by fiqa_fast's backbone for %sthe "
              "typicality ranking (one more pass a face; tracker.appearance=NAME names another FR model)",
@@ -52,12 +60,12 @@ def face_embedder(cfg: Config, scorer):
     return create_fr(FALLBACK)
 
 
-def embedding_model(cfg: Config) -> str:
+def face_embedding_model(cfg: Config) -> str:
     """The name the faces' embeddings will carry under ``cfg`` (:func:`embedding_name` before any model loads)."""
-    t, scorer = cfg.tracker, cfg.quality.scorer
-    if t.appearance not in TRACKER_WORDS:
+    source, t, scorer = _source(cfg), cfg.tracker, cfg.quality.scorer
+    if source == "named":
         return f"student:{t.appearance_args.get('name', 'fiqa_fast')}" if t.appearance == FALLBACK else t.appearance
-    if appearance_off(cfg) and cfg.selection.rank != "typical":
+    if source == "none":
         return ""
     if scorer in ("fiqa_fast", "fiqa_heavy"):
         return f"student:{scorer}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamfiqa.events import Event
-from streamfiqa.pipeline.embed import embedding_model as faces_embedding_model
+from streamfiqa.pipeline.embed import face_embedding_model
 
 log = logging.getLogger(__name__)
 
@@ -133,4 +133,4 @@ def embedding_model(cfg) -> str:
     """The name the crops' embeddings will carry under config ``cfg`` (what the merge's threshold is for)."""
     if cfg.publish.embedding_fr != "auto":
         return cfg.publish.embedding_fr
-    return faces_embedding_model(cfg)
+    return face_embedding_model(cfg)

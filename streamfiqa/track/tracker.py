@@ -5,7 +5,8 @@ exponential moving average of the unit-norm embeddings of its confident faces; a
 refused when the face's cosine similarity to the track's embedding is below ``min_similarity`` (it
 starts a new track instead of continuing someone else's), and appearance breaks geometric ties.
 Re-identification: a lost track whose person reappears (cosine ≥ ``reid_similarity``) anywhere in the
-frame within ``reid_window_s`` of stream time resumes with the same id.
+frame within ``reid_window_s`` of stream time resumes with the same id; so does a track unmatched on this frame only
+(at a low processed rate a face can move past the IoU gate between two frames), within reach.
 """
 from __future__ import annotations
 
@@ -203,15 +204,15 @@ class Tracker:
         # Stage 1b: re-identification: unmatched tracks (lost, or visible until this frame: at a low processed rate a
         # face can move past the IoU gate between two frames) against the leftover confident faces, by appearance.
         if emb is not None:
-            lost = [t for t in active if id(t) not in done_t and t.feature is not None]
-            if lost and len(rest_high):
-                sim = np.nan_to_num(self._similarity(lost, emb[rest_high]), nan=-1.0)
-                far = ~self.plausible(lost, faces.boxes[rest_high]) & (sim < self.strong_similarity)
+            unmatched = [t for t in active if id(t) not in done_t and t.feature is not None]
+            if unmatched and len(rest_high):
+                sim = np.nan_to_num(self._similarity(unmatched, emb[rest_high]), nan=-1.0)
+                far = ~self.plausible(unmatched, faces.boxes[rest_high]) & (sim < self.strong_similarity)
                 pairs, _, _ = match(np.where(far, 1e6, 1 - sim), 1 - self.reid_similarity)
-                matched += [(lost[r], rest_high[c]) for r, c in pairs]
+                matched += [(unmatched[r], rest_high[c]) for r, c in pairs]
                 taken = {int(rest_high[c]) for _, c in pairs}
                 rest_high = np.array([d for d in rest_high if d not in taken], np.int64)
-                done_t |= {id(lost[r]) for r, _ in pairs}
+                done_t |= {id(unmatched[r]) for r, _ in pairs}
         # Stage 2: low-score detections only extend tracks that are still visible.
         remaining = [t for t in active if id(t) not in done_t and t.state is TrackState.CONFIRMED]
         pairs, _, _ = match(self._cost(remaining, low, faces, emb), 0.5 + w)

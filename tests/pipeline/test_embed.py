@@ -53,10 +53,10 @@ def test_only_geometry_and_the_fast_ranking_together_leave_faces_unembedded(andr
     (["tracker.appearance=facenet"], "facenet"),
 ])
 def test_the_embedding_is_named_before_it_loads_as_after(overrides, name):
-    """The cross-camera merge picks its threshold by the name before any model loads (``embedding_model``)."""
-    from streamfiqa.pipeline.embed import embedding_model, embedding_name, face_embedder
+    """The cross-camera merge picks its threshold by the name before any model loads (``face_embedding_model``)."""
+    from streamfiqa.pipeline.embed import embedding_name, face_embedder, face_embedding_model
     from streamfiqa.quality.scorers import create_scorer
 
     cfg = load_config(overrides=overrides, base=offline.DEFAULTS)
     scorer = create_scorer(cfg.quality.scorer, **cfg.quality.scorer_args)
-    assert embedding_model(cfg) == embedding_name(face_embedder(cfg, scorer), scorer) == name
+    assert face_embedding_model(cfg) == embedding_name(face_embedder(cfg, scorer), scorer) == name
