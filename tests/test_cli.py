@@ -52,7 +52,8 @@ def test_models_says_what_runs_here():
     rows = [json.loads(line) for line in subprocess.run(CLI + ["models", "--json"], capture_output=True, text=True,
                                                           check=True).stdout.splitlines()]
     got = {(r["kind"], r["name"]): r for r in rows}
-    for key in [("scorer", "fiqa_fast"), ("fr", "student"), ("fr", "facenet"), ("fr", "facenet_onnx"), ("fr", "buffalo_s"), ("fr", "sface")]:
+    for key in [("scorer", "fiqa_fast"), ("fr", "student"), ("fr", "facenet"), ("fr", "facenet_onnx"), ("fr", "facenet_int8"),
+                ("fr", "buffalo_s"), ("fr", "sface")]:
         assert got[key]["available"], got[key]
     assert "fiqa_heavy" in got[("scorer", "faceqan")]["weights"]  # what it runs on without fr=
     assert "distil" in got[("scorer", "student")]["weights"] and not got[("scorer", "student")]["available"]

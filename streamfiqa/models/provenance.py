@@ -52,6 +52,7 @@ PROVENANCE: dict[tuple[str, str], Provenance] = {
                                       "the teachers, backbone and data you trained it with (model card: a recipe)"),
     ("fr", "facenet"): Provenance(*_FACENET),
     ("fr", "facenet_onnx"): Provenance(*_FACENET),  # the same weights, exported to ONNX here
+    ("fr", "facenet_int8"): Provenance(*_FACENET),  # the same weights, quantised here
     ("fr", "mobilefacenet"): Provenance("Apache-2.0 (foamliu/MobileFaceNet)", f"trained on {_MS1M}"),
     ("fr", "mobilefacenet_onnx"): Provenance("Apache-2.0 (foamliu/MobileFaceNet)", f"trained on {_MS1M}"),
     ("fr", "buffalo_s"): Provenance("insightface's models: non-commercial research (wheel code BSD-3)",

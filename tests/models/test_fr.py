@@ -116,9 +116,32 @@ def test_facenet_on_onnx_runtime_runs_without_a_writable_cache(tmp_path, monkeyp
     assert np.abs(fr.embed(aligned) - create_fr("facenet", device="cpu").embed(aligned)).max() < 1e-5
 
 
+def test_facenet_in_int8_embeds_held_out_faces_as_the_float_model_does_and_is_quantised_once():
+    """The second look's default: FaceNet quantised on the insightface wheel's sample faces, checked on faces it was
+    not calibrated on (CelebA's held-out half: every face of 12 people)."""
+    from conftest import shared_path
+    from streamfiqa.backends.base import cache_dir
+    from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, read_identities
+
+    shared_path("data/faces/celeba_ids/identities.csv")
+    ids = read_identities(celeba_ids_dir()).split("test")
+    sub = ids.subset(np.isin(ids.ids, np.unique(ids.ids)[:12]))
+    aligned = load_crops(sub.paths).aligned
+    int8, fp32 = create_fr("facenet_int8"), create_fr("facenet_onnx")
+    a, b = int8.embed(aligned), fp32.embed(aligned)
+    assert len(aligned) >= 100 and np.einsum("ij,ij->i", a, b).min() > 0.998
+    # a recogniser still: each face's nearest other face is the same person's as often as with the float model
+    nearest = [np.argmax(np.where(np.eye(len(e), dtype=bool), -2, e @ e.T), axis=1) for e in (a, b)]
+    assert (sub.ids[nearest[0]] == sub.ids).mean() >= (sub.ids[nearest[1]] == sub.ids).mean() - 0.02
+    made = [p.stat().st_mtime_ns for p in cache_dir().glob("facenet112-*.int8-*.onnx")]
+    assert made and create_fr("facenet_int8").embed(aligned[:1]).shape == (1, 512)
+    assert [p.stat().st_mtime_ns for p in cache_dir().glob("facenet112-*.int8-*.onnx")] == made  # kept
+    assert not list(cache_dir().glob("*.part"))  # nothing half-written left behind
+
+
 def test_registry_lists_names_and_reports_missing_weights(tmp_path):
-    names = ["arcface_onnx", "buffalo_s", "facenet", "facenet_onnx", "iresnet", "mobilefacenet", "mobilefacenet_onnx",
-             "sface", "student"]
+    names = ["arcface_onnx", "buffalo_s", "facenet", "facenet_int8", "facenet_onnx", "iresnet", "mobilefacenet",
+             "mobilefacenet_onnx", "sface", "student"]
     assert FR_MODELS.names() == names
     with pytest.raises(ValueError, match="valid names: " + ", ".join(names)):
         create_fr("vgg")
