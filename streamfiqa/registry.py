@@ -1,9 +1,14 @@
 """A small name → factory registry shared by the plug-in families."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
+
+#: Plug-in arguments that name a file (weights, an exported model, a graph): :meth:`Registry.check` makes sure it is
+#: there before anything loads.
+FILE_ARGUMENTS = ("weights", "model_path", "graph_path", "onet_path")
 
 
 class Registry(Generic[T]):
@@ -41,6 +46,7 @@ class Registry(Generic[T]):
         Raises:
             ValueError: an unknown name (the valid ones listed), an argument the plug-in does not take (those it takes
                 listed), or one it needs and was not given.
+            FileNotFoundError: a file argument (:data:`FILE_ARGUMENTS`) that names no file.
         """
         import inspect
 
@@ -59,6 +65,14 @@ class Registry(Generic[T]):
             example = ";".join(f"{m}=…" for m in missing)
             raise ValueError(f"{self.family} {name!r}: expected the argument(s) {', '.join(missing)} (no default), "
                              f"found none; name them as {name}:{example}")
+        for key in FILE_ARGUMENTS:
+            # checked now: some plug-ins load at their first use (the second look at the first track's end), where a
+            # mistyped path failed after the whole input had been read
+            value = kwargs.get(key)
+            if isinstance(value, (str, Path)) and not Path(value).expanduser().is_file():
+                found = "a folder" if Path(value).expanduser().is_dir() else "nothing"
+                raise FileNotFoundError(f"{self.family} {name!r}: expected a file at {key}={value}, found {found} "
+                                        "there")
         return factory
 
     def check_config(self, key: str, name: str, args: dict | None = None) -> Callable[..., T]:
@@ -66,7 +80,8 @@ class Registry(Generic[T]):
         ``selection.second_look``, say): the errors name those keys.
 
         Raises:
-            ValueError: as :meth:`check`, prefixed with ``key`` and ``name``; a missing argument names ``{key}_args``.
+            ValueError, FileNotFoundError: as :meth:`check`, prefixed with ``key`` and ``name``; a missing argument
+                names ``{key}_args``.
         """
         args = args or {}
         try:
@@ -75,8 +90,8 @@ class Registry(Generic[T]):
                 raise ValueError(f"expected {key}_args to give {', '.join(missing)}, found "
                                  f"{', '.join(sorted(args)) or 'none'}")
             return self.check(name, **args)
-        except ValueError as exc:
-            raise ValueError(f"{key} {name!r}: {exc}") from None
+        except (ValueError, FileNotFoundError) as exc:
+            raise type(exc)(f"{key} {name!r}: {exc}") from None
 
     def create(self, name: str, **kwargs) -> T:
         """Build the plug-in ``name`` with ``kwargs``.

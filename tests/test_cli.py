@@ -65,6 +65,18 @@ def test_models_says_what_runs_here():
     assert "CelebA" in got[("scorer", "fiqa_fast")]["derives_from"] and "research" in got[("fr", "buffalo_s")]["licence"]
 
 
+def test_a_plug_in_file_that_is_not_there_stops_the_run_before_it_starts(synth_clip, tmp_path):
+    """The second look loads at the first track's end: a mistyped graph path was a traceback there, exit 1, after the
+    whole input had been read and with nothing published. Now one line, exit 2, before anything is read."""
+    path, _ = synth_clip
+    p = subprocess.run(CLI + [str(path), "--out", str(tmp_path / "out"), "--set",
+                              "selection.second_look_args={graph_path: /nonexistent/graph_final.pb}"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-600:]
+    assert "selection.second_look 'facenet_int8'" in p.stderr and "graph_path=/nonexistent/graph_final.pb" in p.stderr
+    assert not (tmp_path / "out" / "events.jsonl").exists()
+
+
 def test_config_error_names_key_and_exits_2(synth_clip):
     path, _ = synth_clip
     p = subprocess.run(CLI + [str(path), "--set", "tracker.maxage=3"], capture_output=True, text=True)

@@ -145,7 +145,7 @@ def test_registry_lists_names_and_reports_missing_weights(tmp_path):
     assert FR_MODELS.names() == names
     with pytest.raises(ValueError, match="valid names: " + ", ".join(names)):
         create_fr("vgg")
-    with pytest.raises(FileNotFoundError, match="expected a checkpoint file"):
+    with pytest.raises(FileNotFoundError, match="expected a file at weights=.*missing.pth, found nothing"):
         create_fr("iresnet", weights=str(tmp_path / "missing.pth"))
 
 
