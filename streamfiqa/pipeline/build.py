@@ -125,6 +125,11 @@ def build_runner(cfg: Config, specs: list[SourceSpec], sinks: list) -> Runner:
     """A runner of ``cfg`` over ``specs`` into ``sinks`` (with its metrics endpoint when ``metrics.port`` is set)."""
     fewer_malloc_arenas()  # before the models' and the sources' threads start
     runner = Runner(cfg, specs, sinks, build_stages(cfg))
+    _, look = selection_plugins(cfg)
+    if look is not None and any(spec.live for spec in specs):
+        # live cameras: the second look's model loads now (and is made, the first time on a machine, about 11 s of a
+        # core), not at the first track's end, where that CPU would lag every camera; files keep it lazy
+        look.prepare()
     if cfg.metrics.port is not None:
         runner.metrics = Metrics(runner.stats, cfg.metrics.port, cfg.metrics.address)
     return runner

@@ -56,6 +56,10 @@ class SecondLook:
         self.looked = 0
         self.reranked = 0
 
+    def prepare(self) -> None:
+        """Load the model now rather than at the first track's end (live cameras: no lag spike then)."""
+        self._load()
+
     def _load(self):
         # one model a process, loaded at the first track's end: every camera's selector shares it (stateless)
         return _shared(self.name, json.dumps(self.args, sort_keys=True))
