@@ -13,10 +13,11 @@ RUN pip install ".[gpu,metrics,ray]" opencv-python-headless \
  && pip uninstall -y onnxruntime || true
 COPY configs ./configs
 COPY engines ./engines
-# Exports and quantised copies made at a model's first use are kept here: FaceNet's INT8 copy (the second look's,
-# about 11 s of one core) is made now, so no container makes it again at its first track's end.
+# Exports and quantised copies made at a model's first use are kept here: FaceNet's for the second look (float, the
+# default: 2–3 s of one core; INT8, configs/offline_realtime_cpu.yaml's: about 11 s) are made now, not by every
+# container at its first track's end.
 ENV STREAMFIQA_CACHE=/opt/streamfiqa/cache
-RUN python -c "from streamfiqa.models.fr import create_fr; create_fr('facenet_int8')"
+RUN python -c "from streamfiqa.models.fr import create_fr; create_fr('facenet_onnx'); create_fr('facenet_int8')"
 
 # Publishers bind to 127.0.0.1 by default. To reach subscribers outside the container, bind 0.0.0.0 WITH CURVE
 # (face crops are biometric data; the filter refuses a non-loopback bind without it):

@@ -170,9 +170,9 @@ class SelectionConfig:
                                              # leaders' median loses this × the shortfall (typicality ranking)
     eyes_closed: float = bounded(0.2, 0, 1)  # with face measures: a leading face whose eyes_open is below this goes
                                              # behind all others (0: no such rule)
-    second_look: str | None = "facenet_int8"  # typical: FR model re-ranking each track's 8 leading faces by its
+    second_look: str | None = "facenet_onnx"  # typical: FR model re-ranking each track's 8 leading faces by its
                                               # own typicality at the track's end (null: the tracker's embedding
-                                              # alone); FaceNet in INT8 on ONNX Runtime, 2.7x its float model's speed
+                                              # alone); FaceNet on ONNX Runtime (facenet_int8: 2.7x faster, README)
     second_look_args: dict = field(default_factory=dict)
     finish_thread: bool = True  # tracks end (second look, face measures) in two worker threads, not the frame loop
 

@@ -73,7 +73,7 @@ def test_a_plug_in_file_that_is_not_there_stops_the_run_before_it_starts(synth_c
                               "selection.second_look_args={graph_path: /nonexistent/graph_final.pb}"],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-600:]
-    assert "selection.second_look 'facenet_int8'" in p.stderr and "graph_path=/nonexistent/graph_final.pb" in p.stderr
+    assert "selection.second_look 'facenet_onnx'" in p.stderr and "graph_path=/nonexistent/graph_final.pb" in p.stderr
     assert not (tmp_path / "out" / "events.jsonl").exists()
 
 

@@ -138,8 +138,8 @@ FACENET_INT8 = 1
 
 @FR_MODELS.register("facenet_int8")
 def facenet_int8(graph_path: str | None = None, providers: list | None = None, threads: int = 1) -> OnnxFR:
-    """The embedded FaceNet on ONNX Runtime in INT8 (the second look's default): ``facenet_onnx`` quantised
-    statically (QDQ, per-channel INT8 weights, UINT8 activations with min–max ranges), 2.7× faster on one thread
+    """The embedded FaceNet on ONNX Runtime in INT8 (``configs/offline_realtime_cpu.yaml``'s second look):
+    ``facenet_onnx`` quantised statically (QDQ, per-channel INT8 weights, UINT8 activations with min–max ranges), 2.7× faster on one thread
     (8 faces: about 39 ms against 106 ms on 2 AVX-512 VNNI cores), its embeddings at cosine ≥ 0.999 to the float
     model's on 100 CelebA faces (``tests/models/test_fr.py``). Quantised at the first use (a few seconds, 24 MB) and
     kept in the model cache beside the float export. Calibrated on the faces of the sample photos that the

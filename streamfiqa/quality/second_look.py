@@ -12,9 +12,10 @@ percentile from 82.7 / 83.3 / 80.1 to 85.4 / 85.3 / 84.1 under buffalo_s / SFace
 student's order in 20 of 20 random halves of those tracks; 4 leaders gave 81.4 / 82.1 / 81.3, 6 gave 84.6 / 83.4 /
 83.7, 12–24 about as much as 8; the pipeline with it then measured 85.8 / 84.9 / 83.6 there. FaceNet is none of
 the recognisers the protocol measures with, and none of the students' teachers. It costs one FaceNet pass per leader
-when a track ends: about 5 ms a face on one thread in INT8 on ONNX Runtime (``facenet_int8``, the default; cosines
-within about 1e-3 of the float model's), 13–14 ms in float (``facenet_onnx``), 18 ms on the torch port
-(``facenet``; the same embeddings as ``facenet_onnx`` within 1e-5).
+when a track ends: about 13–14 ms a face on one thread on ONNX Runtime (``facenet_onnx``, the default), 18 ms on the
+torch port (``facenet``; the same embeddings within 1e-5), about 5 ms in INT8 (``facenet_int8``; cosines within about
+2e-3 of the float model's, which moved 7–12 of 60–67 picks on the real clips' test half, a little lower on average:
+README, "A second recogniser's look").
 """
 from __future__ import annotations
 
@@ -35,14 +36,14 @@ class SecondLook:
     """Re-ranks a track's leading faces by a second FR model's typicality.
 
     Args:
-        fr: a registered FR model name (``facenet_int8``, the embedded FaceNet in INT8 on ONNX Runtime, by default); an
+        fr: a registered FR model name (``facenet_onnx``, the embedded FaceNet on ONNX Runtime, by default); an
             unknown name fails here, listing the valid ones.
         fr_args: its arguments (a weights path, say).
         min_faces: at least this many eligible leaders with a crop, else the order is kept (the cosine to the mean of
             two faces is the same for both).
     """
 
-    def __init__(self, fr: str = "facenet_int8", fr_args: dict | None = None, min_faces: int = 3) -> None:
+    def __init__(self, fr: str = "facenet_onnx", fr_args: dict | None = None, min_faces: int = 3) -> None:
         from streamfiqa.models.fr import FR_MODELS
 
         FR_MODELS.check_config("selection.second_look", fr, fr_args)  # unknown, missing or extra arguments: now
@@ -50,7 +51,7 @@ class SecondLook:
             raise ValueError(f"second look: expected min_faces >= 2, found {min_faces}")
         self.name, self.args, self.min_faces = fr, dict(fr_args or {}), int(min_faces)
         # the score names the network, not its runtime: facenet_onnx's cosines are facenet's (within 1e-5), and
-        # facenet_int8's within about 1e-3
+        # facenet_int8's within about 2e-3
         self.key = f"typicality_{fr.removesuffix('_onnx').removesuffix('_int8')}"
         #: Faces embedded, and tracks whose leaders were re-ranked.
         self.looked = 0

@@ -35,7 +35,7 @@ def test_a_heavy_tier_that_would_decide_nothing_is_said(rank, warned, caplog):
 
 @pytest.mark.parametrize("live", [True, False])
 def test_live_cameras_get_the_second_look_s_model_before_they_open(live, synth_clip, monkeypatch):
-    """At a live camera's first track end, loading (on a fresh machine: quantising, about 11 s of a core) would lag
+    """At a live camera's first track end, loading (on a fresh machine: exporting, 2–3 s of a core) would lag
     every camera; a live run loads it while being built. A file keeps it for its first track's end."""
     from conftest import free_port
     from pipelines import cctv
@@ -47,4 +47,4 @@ def test_live_cameras_get_the_second_look_s_model_before_they_open(live, synth_c
     monkeypatch.setattr(second_look, "_MODELS", {})  # none loaded yet in this process
     source = f"rtsp://127.0.0.1:{free_port()}/cam" if live else str(synth_clip[0])
     build_runner(load_config(base=cctv.DEFAULTS), parse_sources([source]), [])  # builds; opens no source
-    assert [name for name, _ in second_look._MODELS] == (["facenet_int8"] if live else [])
+    assert [name for name, _ in second_look._MODELS] == (["facenet_onnx"] if live else [])

@@ -1,12 +1,12 @@
 """The crowd clip and the demo clip give the events recorded in tests/data/events_snapshot.json (offline defaults
-with the fast tier and the second look's FaceNet in float, a heavy-tier queue large enough that no keyframe is skipped
+with the fast tier and the second look's FaceNet in float, named, a heavy-tier queue large enough that no keyframe is skipped
 for timing). Timing fields are
 ignored and scores compared to 1e-3, so a refactoring that keeps behaviour passes and a change of behaviour shows here.
 
 Why float: the INT8 fast tier's integer kernels differ between CPUs (ONNX Runtime picks them by instruction set), and
 its scores moved by 0.01-0.02 between two CI machines — enough to swap near-tied picks. Float kernels differ by about
 1e-6, far under the tolerance, so the snapshot holds on any x86 machine; the INT8 models have their own tests. The
-second look's INT8 FaceNet (``facenet_int8``, the default) moves its cosines by up to about 2e-3 from the float
+second look's INT8 FaceNet (``facenet_int8``, opt-in) moves its cosines by up to about 2e-3 from the float
 model's, past the tolerance, and would move them differently on another CPU.
 
 A change that means to alter the events records them anew, and says so in its commit:
