@@ -129,7 +129,7 @@ def facenet_onnx(graph_path: str | None = None, providers: list | None = None, t
     use and kept in the model cache (``STREAMFIQA_CACHE``), named by the graph file's path, size and time. ``threads``
     1 runs a batch on the calling thread: the track finisher's workers each run their own
     (:func:`~streamfiqa.pipeline.best_crop.track_finisher`)."""
-    return _facenet_cached(graph_path, "", _export_facenet, providers, threads)
+    return _facenet_cached("facenet_onnx", graph_path, "", _export_facenet, providers, threads)
 
 
 #: Bumped when the INT8 recipe (:func:`_quantize_facenet`) changes, so that no older quantised copy is run.
@@ -139,34 +139,43 @@ FACENET_INT8 = 1
 @FR_MODELS.register("facenet_int8")
 def facenet_int8(graph_path: str | None = None, providers: list | None = None, threads: int = 1) -> OnnxFR:
     """The embedded FaceNet on ONNX Runtime in INT8 (``configs/offline_realtime_cpu.yaml``'s second look):
-    ``facenet_onnx`` quantised statically (QDQ, per-channel INT8 weights, UINT8 activations with min–max ranges), 2.7× faster on one thread
-    (8 faces: about 39 ms against 106 ms on 2 AVX-512 VNNI cores), its embeddings at cosine ≥ 0.999 to the float
-    model's on 100 CelebA faces (``tests/models/test_fr.py``). Quantised at the first use (a few seconds, 24 MB) and
-    kept in the model cache beside the float export. Calibrated on the faces of the sample photos that the
+    ``facenet_onnx`` quantised statically (QDQ, per-channel INT8 weights, UINT8 activations with min–max ranges),
+    2.7× faster on one thread (8 faces: about 39 ms against 106 ms on 2 AVX-512 VNNI cores), its embeddings at cosine
+    ≥ 0.998 to the float model's on 100+ held-out CelebA faces (``tests/models/test_fr.py``). Quantised at the first
+    use (about 11 s of a core, 24 MB; from the cached float export when there is one) and kept in the model cache
+    beside the float export. Calibrated on the faces of the sample photos that the
     ``insightface`` wheel ships (as found by RetinaFace and aligned, each also mirrored, blurred and darkened), so a
     fresh machine makes the same model without any dataset. Integer kernels differ by CPU instruction set, as the
     fast tier's do (README, "Engines and speed")."""
-    return _facenet_cached(graph_path, f".int8-v{FACENET_INT8}", _quantize_facenet, providers, threads)
+    return _facenet_cached("facenet_int8", graph_path, f".int8-v{FACENET_INT8}", _quantize_facenet, providers, threads)
 
 
-def _facenet_cached(graph_path: str | None, suffix: str, make, providers: list | None, threads: int) -> OnnxFR:
-    """FaceNet's ONNX model ``suffix`` (``""``: the float export), made by ``make(graph, to)`` into the model cache
-    when it is not there yet (or into a temporary folder when the cache cannot be written)."""
+def _cache_path(graph: Path, suffix: str) -> Path:
+    """Where FaceNet's ONNX model ``suffix`` (``""``: the float export) of ``graph`` is kept in the model cache: named
+    by the graph file's path, size and time, not its 95 MB content (hashing it cost 0.15 s a start)."""
     import hashlib
+
+    from streamfiqa.backends.base import cache_dir
+
+    st = graph.stat()
+    digest = hashlib.sha256(f"{graph.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / f"facenet112-v{FACENET_EXPORT}-{digest}{suffix}.onnx"
+
+
+def _facenet_cached(name: str, graph_path: str | None, suffix: str, make, providers: list | None,
+                    threads: int) -> OnnxFR:
+    """The FR model ``name``: FaceNet's ONNX model ``suffix`` (:func:`_cache_path`), made by ``make(graph, to)`` into
+    the model cache when it is not there yet (or into a temporary folder when the cache cannot be written)."""
     import os
     import tempfile
     import threading
 
-    from streamfiqa.backends.base import cache_dir
     from streamfiqa.models.facenet import default_graph_path
 
-    name = "facenet_int8" if suffix else "facenet_onnx"
     graph = Path(graph_path) if graph_path else default_graph_path()
     if not graph.is_file():
         raise FileNotFoundError(f"{name}: expected FaceNet's graph_final.pb at {graph}, found no such file")
-    st = graph.stat()  # named by the file's size and time, not its 95 MB content (hashing it cost 0.15 s a start)
-    digest = hashlib.sha256(f"{graph.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    path = cache_dir() / f"facenet112-v{FACENET_EXPORT}-{digest}{suffix}.onnx"
+    path = _cache_path(graph, suffix)
     if path.is_file():
         return OnnxFR(str(path), ARCFACE, name, providers, threads)
     log.info("%s: making %s (once per model cache)", name, path)
@@ -204,18 +213,14 @@ def _export_facenet(graph: Path, to: Path) -> None:
 def calibration_faces() -> np.ndarray:
     """Aligned BGR crops for calibrating an INT8 recogniser on any machine: the faces RetinaFace finds in the
     ``insightface`` wheel's sample photos, each as found, mirrored, blurred (σ 1.5 px) and at half the light."""
-    import importlib.util
-
     import cv2
 
     from streamfiqa.align import Aligner
     from streamfiqa.detect import create_detector
 
-    spec = importlib.util.find_spec("insightface")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "data" / "images" if spec else None
-    photos = sorted(folder.glob("*")) if folder is not None and folder.is_dir() else []
+    folder = package_file("insightface", "data/images/t1.jpg", "insightface").parent
     detector, aligner, crops = create_detector("retinaface"), Aligner(), []
-    for photo in photos:
+    for photo in sorted(folder.glob("*")):
         img = cv2.imread(str(photo))
         faces = detector.detect(img) if img is not None else []
         if len(faces):
@@ -228,7 +233,8 @@ def calibration_faces() -> np.ndarray:
 
 
 def _quantize_facenet(graph: Path, to: Path) -> None:
-    """The float export quantised statically to INT8 (QDQ) on :func:`calibration_faces`."""
+    """The float export quantised statically to INT8 (QDQ) on :func:`calibration_faces`: the cached one when the
+    cache holds it (``facenet_onnx`` made it), else exported here."""
     import tempfile
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -236,8 +242,10 @@ def _quantize_facenet(graph: Path, to: Path) -> None:
 
     x = ARCFACE.apply(calibration_faces()).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="streamfiqa-quant-") as tmp:
-        float_onnx, prepared = Path(tmp) / "float.onnx", Path(tmp) / "prepared.onnx"
-        _export_facenet(graph, float_onnx)
+        float_onnx, prepared = _cache_path(graph, ""), Path(tmp) / "prepared.onnx"
+        if not float_onnx.is_file():
+            float_onnx = Path(tmp) / "float.onnx"
+            _export_facenet(graph, float_onnx)
         quant_pre_process(str(float_onnx), str(prepared), skip_symbolic_shape=True)
 
         class Reader(CalibrationDataReader):
