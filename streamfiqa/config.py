@@ -134,7 +134,8 @@ class QualityConfig:
     scorer: str | None = "fiqa_fast"
     scorer_args: dict = field(default_factory=dict)
     min_score: str | None = None  # a number, or an ``eval`` calibration.json (its entry for ``scorer``)
-    min_face_score: float | None = 0.2  # a track none of whose faces reaches this fast score is not published ...
+    min_face_score: float | None = 0.2  # a track none of whose faces reaches this predicted utility (fiqa_fast's
+                                        # scale, whatever the scorer) is not published ...
     face_check: str | None = "mtcnn"  # ... unless this second detector finds a face in its best crops (null: off)
     face_measures: bool = True  # eyes_open / mouth_open / face_presence of each track's leading faces (face mesh)
     min_score_fr: str | None = None  # which FR model's calibration (default: the file's first)
@@ -158,7 +159,7 @@ class SelectionConfig:
     update_margin: float = bounded(0.05, 0)
     rank: str = choice("typical", *RANKINGS)  # typical: closest to the track's mean appearance; fast: fast score
     pool: int = bounded(24, 1)       # passing candidates kept per track
-    quality_band: float = bounded(0.2, 0)  # typical: eligible within this of the track's best fast score
+    quality_band: float = bounded(0.2, 0)  # typical: eligible within this of the track's best predicted utility
     sharpness: float = bounded(0.5, 0, 1)  # typical: eligible at this fraction of the sharpest eligible face
     min_faces: int = bounded(5, 1)   # typical: embedded faces before typicality ranks a track
     split_below: float = bounded(0.5, 0, 1)  # a track whose faces' means before and after a change point agree less
@@ -182,7 +183,7 @@ class EnrollConfig:
     """Enrolment: stop once ``count`` pose-diverse crops score at least ``threshold``."""
 
     count: int = bounded(3, 1)
-    threshold: float = 0.45  # fiqa_fast: about the lower quartile of clean photos (README)
+    threshold: float = 0.45  # predicted utility (fiqa_fast's scale, any scorer): ~ lower quartile of clean photos
     min_pose_delta: float = bounded(8.0, 0)
     window_s: float = bounded(5.0, 0)  # collect this long after the first good crop, then enrol the most typical
     timeout_s: float = bounded(30.0, 0, above=True)

@@ -30,6 +30,9 @@ class Candidate:
         embedding_model: the FR model that produced ``embedding``.
         typicality: cosine of ``embedding`` to its track's mean embedding when the track was last ranked (NaN before).
         image: the file name of the photo the face is in, for an image folder's frames (empty for video).
+        utility: the face's predicted recognition utility (a cosine, ``fiqa_fast``'s scale): what selection's and
+            enrolment's floors and bands are set on, whatever scorer ranks (:func:`~streamfiqa.quality.scorers.
+            on_utility_scale`); the fast score itself when the fast scorer predicts utility (NaN given: that).
     """
 
     score: float
@@ -55,10 +58,13 @@ class Candidate:
     embedding_model: str = ""
     typicality: float = float("nan")
     image: str = ""
+    utility: float = float("nan")
 
     def __post_init__(self) -> None:
         if np.isnan(self.fast_score):
             self.fast_score = float(self.score)
+        if np.isnan(self.utility):
+            self.utility = self.fast_score
         self.fast_name = self.fast_name or self.decided_by
 
     @property

@@ -178,6 +178,8 @@ class StudentScorer:
         path = Path(weights) if weights else embedded_path(name)
         self.model, self.meta = load_student(path)
         self.name = name if not weights else str(self.meta.get("name", name))
+        #: utility labels make the score a predicted cosine (quality.scorers.UTILITY); other labels, their own scale
+        self.scale = str(self.meta.get("labels", "utility"))
         #: as an FR model: RGB in [-1, 1] at the student's input size (area-resampled from the 112 crop)
         self.convention = InputConvention(self.model.input_size)
         self.flip, self.jitter = bool(flip), int(jitter)
@@ -254,6 +256,8 @@ class StudentEnsemble:
         if not members:
             raise ValueError("student ensemble: expected at least one member, found none")
         self.members, self.name = members, name
+        scales = {getattr(m, "scale", None) for m in members}
+        self.scale = scales.pop() if len(scales) == 1 else None  # a mean of one label's predictions keeps its units
 
     def score_and_embed(self, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         outs = [m.score_and_embed(aligned) for m in self.members]

@@ -63,9 +63,11 @@ class ScoredFrame:
     full: bool | None = None
     cut: bool = False
 
-    def candidate(self, d: int, decided_by: str, min_score: float | None, embedding_model: str = "") -> Candidate:
+    def candidate(self, d: int, decided_by: str, min_score: float | None, embedding_model: str = "",
+                  utility: str = "") -> Candidate:
         """Face ``d`` as a candidate ranked by ``decided_by``'s score; it fails the ``min_score`` gate below
-        ``min_score`` (None: no such gate)."""
+        ``min_score`` (None: no such gate). ``utility`` names the score that is its predicted utility (the floors'
+        scale), when it is not ``decided_by``'s."""
         passed, reasons = bool(self.quality.passed[d]), self.quality.reasons[d]
         if min_score is not None and decided_by in self.scores and self.scores[decided_by][d] < min_score:
             passed, reasons = False, [*reasons, "min_score"]
@@ -75,7 +77,7 @@ class ScoredFrame:
             self.quality.row(d), passed, reasons, f.index, f.pts, f.wallclock, faces.boxes[d], faces.landmarks[d],
             float(faces.scores[d]), self.crops.aligned[d], self.crops.display[d],
             embedding=None if self.embeddings is None else self.embeddings[d], embedding_model=embedding_model,
-            image=f.name)
+            image=f.name, utility=float(self.scores[utility][d]) if utility in self.scores else float("nan"))
 
 
 #: Workers of :func:`track_finisher`.
@@ -122,7 +124,7 @@ class BestSelector:
         split_below: the cosine of the mean embeddings of a track's faces before and after its change point below
             which it holds two people. On the development clips (the embedded student's embedding) no real track went
             below 0.62 and 99.9 % of different people's 10-face means stayed below 0.54.
-        face_floor: a track none of whose faces reaches this fast score (a predicted recognisability) is not
+        face_floor: a track none of whose faces reaches this predicted utility (``Candidate.utility``) is not
             published and counted in :attr:`rejected` as ``unrecognisable``: a hand, a pattern, or a face too occluded,
             blurred or cut off to be matched. Detections that were no faces scored at most 0.21 on the development
             clips, half of all faces over 0.5 (None: every track is published).
@@ -297,8 +299,8 @@ class BestSelector:
                 continue
             if not self._is_face(part):
                 self.rejected["unrecognisable"] = self.rejected.get("unrecognisable", 0) + 1
-                log.info("%s: track %d is no recognisable face (best fast score %.3f < %.3f%s): not published",
-                         source_id, part_id, part.best_fast, self.face_floor,
+                log.info("%s: track %d is no recognisable face (best predicted utility %.3f < %.3f%s): not "
+                         "published", source_id, part_id, part.best_utility, self.face_floor,
                          f", and {self.face_check.name} found no face" if self.face_check is not None else "")
                 continue
             looks = self.measures is not None or self.second_look is not None
@@ -356,7 +358,7 @@ class BestSelector:
         return None
 
     def _is_face(self, part: TrackPool) -> bool:
-        if self.face_floor is None or part.best_fast >= self.face_floor:
+        if self.face_floor is None or part.best_utility >= self.face_floor:
             return True
         if self.face_check is None:
             return False

@@ -15,7 +15,7 @@ from streamfiqa.io.metrics import Metrics
 from streamfiqa.io.sinks import ContactSheet, FileSink, LogSink, ZmqPublisher
 from streamfiqa.io.specs import SourceSpec, parse_sources, readable
 from streamfiqa.pipeline.embed import (TRACKER_WORDS, appearance_off, embedding_name, event_embedder,
-                                       face_embedder)
+                                       face_embedder, utility_scorer)
 from streamfiqa.pipeline.per_source import selection_plugins
 from streamfiqa.pipeline.persons import embedding_model, PersonMerger
 from streamfiqa.pipeline.rescore import HeavyTier
@@ -118,7 +118,7 @@ def build_stages(cfg: Config) -> Stages:
                         q.max_clipped, q.min_in_frame),
         scorer, calibration.min_score(q), embedder, embedding_name(embedder, scorer), event_embedder(cfg, embedder),
         heavy, RegionDetector(detector, d.full_every, d.window) if d.full_every > 1 else None,
-        appearance=not appearance_off(cfg))
+        appearance=not appearance_off(cfg), utility=utility_scorer(cfg, scorer, embedder))
 
 
 def build_runner(cfg: Config, specs: list[SourceSpec], sinks: list) -> Runner:

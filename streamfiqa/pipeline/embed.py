@@ -60,6 +60,29 @@ def face_embedder(cfg: Config, scorer):
     return create_fr(FALLBACK)
 
 
+def utility_scorer(cfg: Config, scorer, embedder):
+    """What gives every candidate its predicted utility, the scale of ``quality.min_face_score``,
+    ``selection.quality_band`` and ``enroll.threshold`` (``fiqa_fast``'s: a cosine): None when the fast scorer's own
+    score is one (:func:`~streamfiqa.quality.scorers.on_utility_scale`), or when no floor or band applies; else the
+    faces' embedder when it is a student that predicts utility (its one pass gives both), else the ``fiqa_fast``
+    student (one more pass a face). Before, another scorer's score was held against those numbers as if it were on
+    that scale: ``crop_iqa`` scores a profile blurred past recognition 0.59, and such a track was published."""
+    from streamfiqa.quality.scorers import create_scorer, on_utility_scale
+
+    if on_utility_scale(scorer):
+        return None
+    if cfg.quality.min_face_score is None and cfg.selection.rank != "typical" and cfg.pipeline != "enroll":
+        return None
+    if hasattr(embedder, "score_and_embed") and on_utility_scale(embedder):
+        log.info("the fast scorer %s does not predict utility: the embedding pass of %s gives each face its predicted "
+                 "utility too, for quality.min_face_score, selection.quality_band and enroll.threshold",
+                 getattr(scorer, "name", "(none)"), embedder.name)
+        return embedder
+    log.info("the fast scorer %s does not predict utility: fiqa_fast scores faces beside it for quality.min_face_score"
+             ", selection.quality_band and enroll.threshold (one more pass a face)", getattr(scorer, "name", "(none)"))
+    return create_scorer("fiqa_fast")
+
+
 def face_embedding_model(cfg: Config) -> str:
     """The name the faces' embeddings will carry under ``cfg`` (:func:`embedding_name` before any model loads)."""
     source, t, scorer = _source(cfg), cfg.tracker, cfg.quality.scorer

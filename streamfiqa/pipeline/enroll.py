@@ -18,8 +18,9 @@ class EnrollSelector:
     The largest face of each frame is offered. The first crop accepted fixes the subject: a later one counts only when
     it is of the same track, or (another track: the subject left and came back, or the tracker lost them) when its FR
     embedding agrees with the subject's mean by ``same_person``; crops of anyone else are refused and counted in
-    :attr:`other_person`. A candidate counts when its score is at least ``threshold`` and it passed the gates (crops
-    that scored enough but failed a tier-0 gate are counted per gate, :attr:`gates`); it joins a pool ranked as a
+    :attr:`other_person`. A candidate counts when its predicted utility (``Candidate.utility``) is at least
+    ``threshold`` and it passed the gates (crops that scored enough but failed a tier-0 gate are counted per gate,
+    :attr:`gates`); it joins a pool ranked as a
     track's faces are ranked for its best crop (:class:`~streamfiqa.pipeline.track_pool.TrackPool`, ``typical``:
     among the good-enough, sharp-enough faces the one most like the subject's other appearances first). Within one
     track the fast score ranks faces no better than chance (README, "The best crop on real video"), so the first
@@ -32,7 +33,7 @@ class EnrollSelector:
 
     Args:
         count: crops to collect.
-        threshold: lowest score a crop needs.
+        threshold: lowest predicted utility a crop needs (``fiqa_fast``'s scale, whatever the fast scorer).
         min_pose_delta: degrees of yaw/pitch between any two collected crops.
         same_person: cosine (the tracker's embedding) a crop of another track needs to the subject's.
         measures: :class:`~streamfiqa.quality.expression.FaceMeasures` (None: crops are not measured).
@@ -81,8 +82,8 @@ class EnrollSelector:
         """Offer the subject's candidate of one frame; returns the ``enrolled`` events once complete."""
         if self.done or cand is None:
             return []
-        self.best_seen = max(self.best_seen, cand.score)
-        if cand.score < self.threshold:
+        self.best_seen = max(self.best_seen, cand.utility)
+        if cand.utility < self.threshold:
             return []
         if not cand.passed:
             for gate in cand.failed_gates:
@@ -172,7 +173,7 @@ class EnrollSelector:
         how = {"timeout": "timed out", "eof": "ended with its source", "error": "ended with its source's error",
                "shutdown": "was stopped"}.get(reason, reason)
         msg = (f"enrollment {how} after {waited_s:.1f} s: {collected}/{self.count} pose-diverse "
-               f"crops scored >= {self.threshold} (best score seen {self.best_seen:.3f}; refused: "
+               f"crops of predicted utility >= {self.threshold} (best seen {self.best_seen:.3f}; refused: "
                f"{self.other_person} of another person, {self.eyes_shut} with the eyes shut{self._gate_text()})")
         log.warning("%s: %s", source_id, msg)
         return Event("enroll_timeout", source_id, None, None, {},

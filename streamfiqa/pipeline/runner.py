@@ -265,7 +265,7 @@ class Runner:
                 observe(sid, sf, update.assignments, confirmed)
         with self.clock("select"):
             def candidate(d: int):
-                return sf.candidate(d, decided_by, s.min_score, s.embedding_model)
+                return sf.candidate(d, decided_by, s.min_score, s.embedding_model, s.utility_name)
 
             # a frame the fast tier skipped (quality.fast_every) is tracked, not a candidate
             assigned = {tid: candidate(d) for tid, d in update.assignments} if decided_by in sf.scores else {}

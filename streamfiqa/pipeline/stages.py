@@ -27,6 +27,8 @@ class Stages:
         embedder: the faces' embeddings (the tracker's appearance, typicality, splits): ``"scorer"`` (the fast
             scorer's own), an FR model, or None (:func:`streamfiqa.pipeline.embed.face_embedder`).
         embedding_model: the name those embeddings carry in events.
+        utility: the model that predicts each face's utility beside a fast scorer that does not (the floors' and
+            bands' scale), or None (:func:`streamfiqa.pipeline.embed.utility_scorer`).
         event_embedder: embeds published crops with another FR model (``publish.embedding_fr``), or None.
         heavy: the heavy tier, or None.
         regions: region detection around known faces (``detector.full_every`` > 1), or None.
@@ -44,25 +46,39 @@ class Stages:
     heavy: HeavyTier | None = None
     regions: RegionDetector | None = None
     appearance: bool = True
+    utility: object = None
+
+    @property
+    def utility_name(self) -> str:
+        """The score that is a face's predicted utility (:attr:`utility`'s, else the fast scorer's own)."""
+        model = self.utility if self.utility is not None else self.scorer
+        return getattr(model, "name", "")
 
     def score(self, fast: list[ScoredFrame], every: list) -> None:
         """Score the faces of the ``fast`` frames in one fast-tier batch (their scores and, when the scorer embeds for
         the tracker, their embeddings), then embed with a separate FR model the frames of ``every`` (``(source,
         frame)`` pairs) that have none yet."""
-        fast = [sf for sf in fast if len(sf.faces)] if self.scorer is not None else []
-        if fast:
-            batch = np.concatenate([sf.crops.aligned for sf in fast])
-            if self.embedder == FROM_SCORER:
-                q, e = self.scorer.score_and_embed(batch)
-            else:
-                q, e = self.scorer.score(batch), None
-            splits = np.cumsum([len(sf.faces) for sf in fast])[:-1]
-            for sf, qk in zip(fast, np.split(np.asarray(q, np.float32), splits)):
-                sf.scores[self.scorer.name] = qk
-            if e is not None:
-                for sf, ek in zip(fast, np.split(e, splits)):
-                    sf.embeddings = ek
+        fast = [sf for sf in fast if len(sf.faces)]
+        if self.scorer is not None and fast:
+            self._run(self.scorer, fast, self.embedder == FROM_SCORER)
+        if self.utility is not None:  # candidates: the fast tier's frames (every frame with tier 0 alone)
+            todo = fast if self.scorer is not None else [sf for _, sf in every if len(sf.faces)]
+            if todo:
+                self._run(self.utility, todo, self.utility is self.embedder)
         if self.embedder not in (None, FROM_SCORER):
             for _, sf in every:
                 if sf.embeddings is None and len(sf.faces):
                     sf.embeddings = self.embedder.embed(sf.crops.aligned)
+
+    @staticmethod
+    def _run(model, frames: list[ScoredFrame], embed: bool) -> None:
+        """``model``'s scores of the faces of ``frames`` in one batch (and, ``embed``, their embeddings from the same
+        pass)."""
+        batch = np.concatenate([sf.crops.aligned for sf in frames])
+        q, e = model.score_and_embed(batch) if embed else (model.score(batch), None)
+        splits = np.cumsum([len(sf.faces) for sf in frames])[:-1]
+        for sf, qk in zip(frames, np.split(np.asarray(q, np.float32), splits)):
+            sf.scores[model.name] = qk
+        if e is not None:
+            for sf, ek in zip(frames, np.split(e, splits)):
+                sf.embeddings = ek

@@ -13,14 +13,15 @@ from streamfiqa.events import Candidate
 class Typicality:
     """How ``rank: typical`` ranks a track's faces (fit on the development half of the real clips; README).
 
-    A face is **eligible** when its fast score is within ``quality_band`` of the track's best and its sharpness (the
+    A face is **eligible** when its predicted utility (``Candidate.utility``: the fast score of a scorer that predicts
+    utility, else ``fiqa_fast``'s beside it) is within ``quality_band`` of the track's best and its sharpness (the
     tier-0 variance of the Laplacian) is at least ``sharpness`` × the sharpest such face's: a heavily degraded or
     blurred face is never the pick, whatever it looks like. The track's **appearance** is the mean embedding of its
     eligible faces (over a time-spread sample of at most ``history`` faces), and an eligible face's **typicality** is the
     cosine of its embedding to it: the face most like the person's other good appearances wins.
 
     Attributes:
-        quality_band: on the fast score's scale (``fiqa_fast``: a predicted cosine).
+        quality_band: on the predicted utility's scale (``fiqa_fast``'s: a cosine).
         sharpness: a fraction of the sharpest eligible face's sharpness.
         min_faces: embedded faces a track needs before typicality ranks it (below, the fast score does).
         history: faces sampled (evenly over the track) for its appearance.
@@ -39,7 +40,7 @@ class TrackPool:
     ``pool`` holds the passing candidates kept: the ``size`` best on the track's scale, plus an even sample over time
     of a third as many (so that each part of a track split later keeps candidates of its own); ``seen`` samples every
     face the track was given (passing a gate or not, evenly over time: the stride doubles when it is full) as
-    ``(embedding, sharpness, fast, pts)``.
+    ``(embedding, sharpness, utility, pts)``.
     """
 
     first_pts: float
@@ -53,7 +54,7 @@ class TrackPool:
     seen: list = field(default_factory=list)
     stride: int = 1
     embedded: int = 0
-    best_fast: float = -np.inf
+    best_utility: float = -np.inf  # the best predicted utility of its faces (the face floor's)
     times: list = field(default_factory=list)  # stream time of every face given
     spread: list = field(default_factory=list)  # (n, candidate): the even sample over time of the passing ones
     passed: int = 0
@@ -63,11 +64,11 @@ class TrackPool:
 
     def add(self, cand: Candidate, size: int, how: Typicality) -> None:
         self.times.append(cand.pts)
-        self.best_fast = max(self.best_fast, cand.fast_score)
+        self.best_utility = max(self.best_utility, cand.utility)
         emb = cand.embedding
         if emb is not None and np.all(np.isfinite(emb)):
             if self.embedded % self.stride == 0:
-                self.seen.append((np.asarray(emb, np.float32), sharpness(cand), cand.fast_score, cand.pts))
+                self.seen.append((np.asarray(emb, np.float32), sharpness(cand), cand.utility, cand.pts))
                 if len(self.seen) > how.history:
                     self.stride *= 2
                     self.seen = self.seen[::2]
@@ -111,7 +112,7 @@ class TrackPool:
         seen = [s for s in self.seen if inside(s[3])]
         new = TrackPool(min(times), max(times), self.rank, self.top_k, len(times),
                          [c for c in self.pool if inside(c.pts)], None, None, seen, self.stride, len(seen) * self.stride,
-                         max([f for _, _, f, _ in seen] + [c.fast_score for c in self.pool if inside(c.pts)]
+                         max([u for _, _, u, _ in seen] + [c.utility for c in self.pool if inside(c.pts)]
                              or [-np.inf]), times)
         new.spread = [(m, c) for m, c in self.spread if inside(c.pts)]
         new.merged = [m for m in self.merged if m["first_pts"] < end and m["last_pts"] >= start]
@@ -126,16 +127,17 @@ class TrackPool:
         return (self.rank == "typical" and self.embedded >= how.min_faces and bool(self.seen)
                 and all(c.embedding is not None for c in self.pool))
 
-    def _eligible(self, fast: np.ndarray, sharp: np.ndarray, how: Typicality) -> np.ndarray:
-        good = fast >= self.best_fast - how.quality_band
-        ref = max([s for s, f in zip(sharp, fast) if f >= self.best_fast - how.quality_band]
-                  + [s for _, s, f, _ in self.seen if f >= self.best_fast - how.quality_band] or [0.0])
+    def _eligible(self, utility: np.ndarray, sharp: np.ndarray, how: Typicality) -> np.ndarray:
+        floor = self.best_utility - how.quality_band
+        good = utility >= floor
+        ref = max([s for s, u in zip(sharp, utility) if u >= floor] + [s for _, s, u, _ in self.seen if u >= floor]
+                  or [0.0])
         return good & (sharp >= how.sharpness * ref)
 
     def appearance(self, how: Typicality) -> np.ndarray:
         """The unit mean embedding of the track's eligible faces (of all sampled faces when none is)."""
         emb = np.stack([e for e, *_ in self.seen])
-        ok = self._eligible(np.array([f for _, _, f, _ in self.seen]), np.array([s for _, s, _, _ in self.seen]), how)
+        ok = self._eligible(np.array([u for _, _, u, _ in self.seen]), np.array([s for _, s, _, _ in self.seen]), how)
         mean = emb[ok].mean(0) if ok.any() else emb.mean(0)
         return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
@@ -155,7 +157,7 @@ class TrackPool:
         if scale == "typicality":
             c = self.appearance(how)
             typ = np.array([float(x.embedding @ c) for x in self.pool])
-            ok = self._eligible(np.array([x.fast_score for x in self.pool]), np.array([sharpness(x) for x in self.pool]),
+            ok = self._eligible(np.array([x.utility for x in self.pool]), np.array([sharpness(x) for x in self.pool]),
                                 how)
             for x, v in zip(self.pool, typ):
                 x.typicality = v

@@ -34,7 +34,11 @@ from streamfiqa.registry import Registry
 
 @runtime_checkable
 class Scorer(Protocol):
-    """A face-quality model: aligned crops in, one score each out (higher = better)."""
+    """A face-quality model: aligned crops in, one score each out (higher = better).
+
+    A scorer whose scores are a predicted recognition utility (the cosine of a face to its person's other faces, as
+    the embedded students regress) says so with ``scale = "utility"`` (:data:`UTILITY`); any other scorer's scale is
+    its own (see :func:`on_utility_scale`)."""
 
     name: str
 
@@ -43,6 +47,19 @@ class Scorer(Protocol):
 
 
 SCORERS: Registry[Scorer] = Registry("scorer")
+
+
+#: The ``scale`` of a scorer whose score is a predicted recognition utility (a cosine): the scale of the floors and
+#: bands that selection and enrolment apply (``quality.min_face_score``, ``selection.quality_band``,
+#: ``enroll.threshold``).
+UTILITY = "utility"
+
+
+def on_utility_scale(scorer) -> bool:
+    """Whether ``scorer``'s scores are a predicted recognition utility (``scale == "utility"``): the embedded
+    students and ``distil`` checkpoints of utility labels. ``crop_iqa``, GraFIQs, an official eDifFIQA or DifFIQA
+    checkpoint and the like score on scales of their own."""
+    return getattr(scorer, "scale", None) == UTILITY
 
 
 def create_scorer(name: str, **kwargs) -> Scorer:

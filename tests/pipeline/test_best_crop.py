@@ -252,3 +252,11 @@ def test_enrolment_ends_when_its_window_does_even_without_the_subject_in_frame()
     assert en.select("cam", 1, cand(0.8, 0)) == [] and en.tick("cam", 0.9) == []
     (ev,) = en.tick("cam", 1.0)
     assert ev.kind == "enrolled" and ev.candidate.frame_index == 0 and en.done and en.tick("cam", 2.0) == []
+
+
+def test_enrolment_s_threshold_is_on_the_predicted_utility_not_the_scorer_s_own_scale():
+    enrol = EnrollSelector(count=1, threshold=0.45)
+    c = cand(0.9)  # 0.9 on a scorer's own scale, a predicted utility of 0.3: under the threshold
+    c.utility = 0.3
+    assert enrol.select("cam", 1, c) == [] and enrol.pool is None and enrol.best_seen == 0.3
+    assert enrol.select("cam", 1, cand(0.5)) and enrol.done  # a utility-scale score is its own utility

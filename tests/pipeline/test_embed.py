@@ -60,3 +60,39 @@ def test_the_embedding_is_named_before_it_loads_as_after(overrides, name):
     cfg = load_config(overrides=overrides, base=offline.DEFAULTS)
     scorer = create_scorer(cfg.quality.scorer, **cfg.quality.scorer_args)
     assert face_embedding_model(cfg) == embedding_name(face_embedder(cfg, scorer), scorer) == name
+
+
+@pytest.mark.parametrize("overrides, utility", [
+    ([], None),                                          # fiqa_fast's score is a predicted utility itself
+    (["quality.scorer=fiqa_heavy"], None),
+    (["quality.scorer=crop_iqa"], "embedder"),           # the fallback student's one pass gives both
+    (["quality.scorer=null"], "embedder"),
+    (["quality.scorer=crop_iqa", "tracker.appearance=facenet"], "fiqa_fast"),  # one more pass a face
+    (["quality.scorer=crop_iqa", "selection.rank=fast", "quality.min_face_score=null"], None),  # no floor applies
+])
+def test_a_scorer_of_its_own_scale_gets_a_predicted_utility_beside_it(overrides, utility):
+    from streamfiqa.pipeline.embed import face_embedder, utility_scorer
+    from streamfiqa.quality.scorers import create_scorer
+
+    cfg = load_config(overrides=overrides, base=offline.DEFAULTS)
+    scorer = create_scorer(cfg.quality.scorer, **cfg.quality.scorer_args) if cfg.quality.scorer else None
+    embedder = face_embedder(cfg, scorer)
+    found = utility_scorer(cfg, scorer, embedder)
+    if utility is None:
+        assert found is None
+    elif utility == "embedder":
+        assert found is embedder and found.scale == "utility"
+    else:
+        assert found.name == utility and found is not embedder
+
+
+def test_another_scorer_s_scale_is_not_held_against_the_face_floor(tmp_path):
+    """The crowd clip's profile blurred past recognition (a track whose every face fails the gates) scores 0.59 with
+    crop_iqa, over the 0.2 floor set on fiqa_fast's scale: it was published; its predicted utility is under it."""
+    crowd = shared_path("data/videos/crowd_walk_1080p.mp4")
+    cfg = load_config(overrides=[f"output.dir={tmp_path}", "stats_interval_s=0", "quality.scorer=crop_iqa",
+                                 "quality.face_measures=false", "selection.second_look=null"], base=offline.DEFAULTS)
+    assert offline.run([str(crowd)], cfg) == 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["rejected_tracks"] == {"unrecognisable": 1}
+    best = [e for e in map(json.loads, (tmp_path / "events.jsonl").read_text().splitlines()) if e["event"] == "best"]
+    assert len(best) == 8 and all({"crop_iqa", "fiqa_fast"} <= set(e["quality"]["scores"]) for e in best)
