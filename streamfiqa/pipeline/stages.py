@@ -56,8 +56,9 @@ class Stages:
 
     def score(self, fast: list[ScoredFrame], every: list) -> None:
         """Score the faces of the ``fast`` frames in one fast-tier batch (their scores and, when the scorer embeds for
-        the tracker, their embeddings), then embed with a separate FR model the frames of ``every`` (``(source,
-        frame)`` pairs) that have none yet."""
+        the tracker, their embeddings); beside a scorer that does not predict utility, give the same faces their
+        predicted utility (:attr:`utility`; with no fast scorer, every frame's faces: each is a candidate); then embed
+        with a separate FR model the frames of ``every`` (``(source, frame)`` pairs) that have none yet."""
         fast = [sf for sf in fast if len(sf.faces)]
         if self.scorer is not None and fast:
             self._run(self.scorer, fast, self.embedder == FROM_SCORER)
