@@ -73,6 +73,10 @@ def utility_scorer(cfg: Config, scorer, embedder):
         return None
     if cfg.quality.min_face_score is None and cfg.selection.rank != "typical" and cfg.pipeline != "enroll":
         return None
+    changed = _floors_set(cfg)
+    if changed:  # until 2026-12-07 the README said to set them on another scorer's own scale
+        log.warning("%s: read as a predicted utility (fiqa_fast's scale, a cosine), not on %s's own scale",
+                    ", ".join(changed), getattr(scorer, "name", "tier0"))
     if hasattr(embedder, "score_and_embed") and on_utility_scale(embedder):
         log.info("the fast scorer %s does not predict utility: the embedding pass of %s gives each face its predicted "
                  "utility too, for quality.min_face_score, selection.quality_band and enroll.threshold",
@@ -81,6 +85,19 @@ def utility_scorer(cfg: Config, scorer, embedder):
     log.info("the fast scorer %s does not predict utility: fiqa_fast scores faces beside it for quality.min_face_score"
              ", selection.quality_band and enroll.threshold (one more pass a face)", getattr(scorer, "name", "(none)"))
     return create_scorer("fiqa_fast")
+
+
+def _floors_set(cfg: Config) -> list[str]:
+    """The floors and bands on the predicted utility that ``cfg`` sets away from their defaults, as ``key=value``."""
+    from streamfiqa.config import EnrollConfig, QualityConfig, SelectionConfig
+
+    out = []
+    for key, value, default in (("quality.min_face_score", cfg.quality.min_face_score, QualityConfig.min_face_score),
+                                ("selection.quality_band", cfg.selection.quality_band, SelectionConfig.quality_band),
+                                ("enroll.threshold", cfg.enroll.threshold, EnrollConfig.threshold)):
+        if value is not None and value != default:
+            out.append(f"{key}={value}")
+    return out
 
 
 def face_embedding_model(cfg: Config) -> str:

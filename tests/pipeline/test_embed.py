@@ -96,3 +96,19 @@ def test_another_scorer_s_scale_is_not_held_against_the_face_floor(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["rejected_tracks"] == {"unrecognisable": 1}
     best = [e for e in map(json.loads, (tmp_path / "events.jsonl").read_text().splitlines()) if e["event"] == "best"]
     assert len(best) == 8 and all({"crop_iqa", "fiqa_fast"} <= set(e["quality"]["scores"]) for e in best)
+
+
+def test_a_floor_set_beside_another_scorer_is_said_to_be_on_the_utility_scale(caplog):
+    """A config written when the README said to set the floors on another scorer's own scale is told how they read."""
+    from streamfiqa.pipeline.embed import face_embedder, utility_scorer
+    from streamfiqa.quality.scorers import create_scorer
+
+    for overrides, warned in ((["quality.scorer=crop_iqa"], False),
+                              (["quality.scorer=crop_iqa", "quality.min_face_score=0.6"], True),
+                              (["quality.min_face_score=0.6"], False)):  # fiqa_fast: its own scale is the utility
+        caplog.clear()
+        cfg = load_config(overrides=overrides, base=offline.DEFAULTS)
+        scorer = create_scorer(cfg.quality.scorer, **cfg.quality.scorer_args)
+        utility_scorer(cfg, scorer, face_embedder(cfg, scorer))
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(said) == warned and all("quality.min_face_score=0.6" in m and "crop_iqa" in m for m in said)
