@@ -8,7 +8,8 @@ cases of real footage (``make_paste`` entering at 2 s: another person's clip shr
 height, in the bottom-right corner, pairs of single-person clips without cuts, seeded) and runs the offline pipeline
 on each (second look and face measures off: they decide no cut). Per case: whether a cut was flagged within a frame
 of the insert, the host face's box IoU and look (the student's cosine) against the frame before, and whether the
-inserted person got a track. An analysis of a known failure, not a bench row (README, "Fit on").
+inserted person got a track, and how many frames after the insert it was confirmed (``detector.full_every`` 5 and
+``tracker.min_hits`` 3 with the offline defaults). An analysis of a known failure, not a bench row (README, "Fit on").
 """
 from __future__ import annotations
 
@@ -30,14 +31,14 @@ def case_row(case, enter: int, base: dict) -> dict:
     from streamfiqa.track.matching import iou_matrix
 
     frames: dict = {}
-    newcomer: set = set()
+    newcomer: dict = {}  # the inserted person's confirmed tracks → the first frame each was confirmed on
 
     def observe(sid, sf, assignments, confirmed) -> None:
         frames[sf.frame.index] = (bool(sf.cut), sf.faces.boxes.copy(),
                                   None if sf.embeddings is None else sf.embeddings.copy())
         for tid, d in assignments:
             if tid in confirmed and case.person_of(sf.frame.index, sf.faces.boxes[d]) != case.person:
-                newcomer.add(tid)
+                newcomer.setdefault(tid, sf.frame.index)
 
     observe_clip(str(case.path), observe, ["selection.second_look=null", "quality.face_measures=false"], base)
     cut = any(frames.get(k, (False,))[0] for k in (enter - 1, enter, enter + 1))
@@ -52,7 +53,8 @@ def case_row(case, enter: int, base: dict) -> dict:
                 cos = float(pe[k] @ emb[j])
     return {"case": case.name, "cut_at_insert": cut, "host_iou": round(iou, 3), "host_cos": round(cos, 3),
             "other_cuts": sum(c for k, (c, *_) in frames.items() if abs(k - enter) > 1),
-            "newcomer_tracked": bool(newcomer)}
+            "newcomer_tracked": bool(newcomer),
+            "newcomer_frames_late": min(newcomer.values()) - enter if newcomer else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                       "host_cos_when_cut": sorted(r["host_cos"] for r in cut),
                       "host_iou_when_cut": sorted(r["host_iou"] for r in cut),
                       "other_cuts": sum(r["other_cuts"] for r in rows),
-                      "newcomer_tracked": sum(r["newcomer_tracked"] for r in rows)}))
+                      "newcomer_tracked": sum(r["newcomer_tracked"] for r in rows),
+                      "newcomer_frames_late": sorted(r["newcomer_frames_late"] for r in rows if r["newcomer_tracked"])}))
     return 0
 
 
