@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,22 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     from pipelines.offline import DEFAULTS
-    from streamfiqa.eval.videocases import make_paste
+    from streamfiqa.eval.videocases import case_folder, make_paste
     from streamfiqa.eval.videoset import read_video_set
 
     clips = [c for c in read_video_set().half(args.half, 0) if c.single_person and not c.cuts]
     order = [clips[i] for i in np.random.default_rng(args.seed).permutation(len(clips))]
     pairs = [(a, b) for a, b in zip(order, order[1:] + order[:1]) if a.person != b.person][:args.pairs]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="streamfiqa-inserts-") as tmp:
-        for share in SHARES:
-            folder = Path(tmp) / f"share{int(share * 100)}"
-            folder.mkdir()
-            for a, b in pairs:
-                case = make_paste(a, b, folder, SECONDS, share, ENTER_S)
-                row = {"share": share, **case_row(case, int(round(ENTER_S * case.fps)), DEFAULTS)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+    kept = case_folder(clips, f"inserts-seed{args.seed}")  # made once, the same files for every run
+    for share in SHARES:
+        folder = kept / f"share{int(share * 100)}"
+        folder.mkdir(exist_ok=True)
+        for a, b in pairs:
+            case = make_paste(a, b, folder, SECONDS, share, ENTER_S)
+            row = {"share": share, **case_row(case, int(round(ENTER_S * case.fps)), DEFAULTS)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     cut = [r for r in rows if r["cut_at_insert"]]
     print(json.dumps({"half": args.half, "cases": len(rows), "cut_at_insert": len(cut),
                       "host_cos_when_cut": sorted(r["host_cos"] for r in cut),

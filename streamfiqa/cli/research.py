@@ -117,12 +117,10 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 def _eval_videos(args) -> int:
-    import tempfile
-
     from pipelines import PIPELINES
     from streamfiqa.config import ConfigError, load_config
     from streamfiqa.eval.video import evaluate_videos, recognisers
-    from streamfiqa.eval.videocases import make_cases
+    from streamfiqa.eval.videocases import case_folder, make_cases
     from streamfiqa.eval.videoset import read_video_set
 
     if args.pipeline not in PIPELINES:
@@ -145,10 +143,10 @@ def _eval_videos(args) -> int:
     frs = recognisers(args.fr or ["buffalo_s", "mobilefacenet", "sface"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="streamfiqa-cases-") as tmp:
-        cases = make_cases(clips, tmp, args.cases, args.seed) if args.cases else []
-        result = evaluate_videos(clips, cases, frs, args.overrides, base, out,
-                                 progress=lambda name: log.info("video protocol: %s done", name))
+    folder = case_folder(clips, f"cases-seed{args.seed}-n{args.cases}") if args.cases else None
+    cases = make_cases(clips, folder, args.cases, args.seed) if args.cases else []
+    result = evaluate_videos(clips, cases, frs, args.overrides, base, out,
+                             progress=lambda name: log.info("video protocol: %s done", name))
     result["meta"] = {"videos": args.videos, "half": args.half, "seed": args.seed, "cases_per_kind": args.cases,
                       "pipeline": args.pipeline, "overrides": args.overrides}
     (out / "video.json").write_text(json.dumps(result, indent=1))

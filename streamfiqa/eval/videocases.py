@@ -87,12 +87,39 @@ def _frames(clip: VideoClip, start_s: float = 0.0, seconds: float | None = None)
     return out
 
 
+def case_folder(clips: list[VideoClip], recipe: str) -> Path:
+    """Where the cases of ``recipe`` (a name for how they are made: kind, seed, count) built from ``clips`` are kept:
+    in the model cache (``STREAMFIQA_CACHE``), under a digest of the clips' names and sizes.
+
+    The same frames encoded twice by x264 do not always give the same file (the first encode in a process, and one
+    after other work, differed by up to 37 grey levels on a 224-px clip), so a case made afresh on every run moved
+    the protocol's figures from run to run. Made once and kept, the cases are the same for every run on a machine."""
+    import hashlib
+
+    from streamfiqa.backends import cache_dir
+
+    key = hashlib.sha256("\n".join(f"{c.name}:{Path(c.path).stat().st_size}" for c in clips).encode()).hexdigest()
+    folder = cache_dir() / "videocases" / f"{recipe}-{key[:12]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _write(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    import av
+    """Encode ``frames`` to ``path`` (H.264); a file already there with as many frames of the same size is kept
+    (:func:`case_folder`)."""
+    import os
     from fractions import Fraction
 
+    import av
+
     h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as c:
+    if path.is_file():
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            if (s.frames, s.width, s.height) == (len(frames), w - w % 2, h - h % 2):
+                return
+    part = path.with_name(f".{path.stem}.part{path.suffix}")  # written whole, then renamed: never half a case
+    with av.open(str(part), "w") as c:
         s = c.add_stream("libx264", rate=Fraction(round(fps * 1000), 1000))
         s.width, s.height, s.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         s.options = {"crf": "18", "preset": "veryfast"}
@@ -102,6 +129,7 @@ def _write(path: Path, frames: list[np.ndarray], fps: float) -> None:
                 c.mux(packet)
         for packet in s.encode():
             c.mux(packet)
+    os.replace(part, path)
 
 
 def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
