@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,24 +46,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--half", default="dev", choices=("dev", "test"))
     args = p.parse_args(argv)
     from pipelines.offline import DEFAULTS
-    from streamfiqa.eval.videocases import make_jump
+    from streamfiqa.eval.videocases import case_folder, make_jump
     from streamfiqa.eval.videoset import read_video_set
 
     clips = list(read_video_set().half(args.half, 0))
     others: dict = {"cos": [], "iou": [], "cos_change_2": []}
-    with tempfile.TemporaryDirectory(prefix="streamfiqa-jumps-") as tmp:
-        items = [(c.name, c.path, c.cuts) for c in clips]
-        items += [(j.name, j.path, j.cuts) for j in (make_jump(c, Path(tmp)) for c in clips
-                                                      if c.single_person and not c.cuts)]
-        for name, path, cuts in items:
-            for r in frame_rows(path, DEFAULTS):
-                if r["frame"] in cuts:
-                    print(json.dumps({"clip": name, **r}))
-                elif not np.isnan(r["cos"]):  # both frames had a face
-                    others["cos"].append(r["cos"])
-                    others["iou"].append(r["iou"])
-                    if r["change"] >= 2.0:
-                        others["cos_change_2"].append(r["cos"])
+    folder = case_folder(clips, "jumps")  # made once, the same files for every run
+    items = [(c.name, c.path, c.cuts) for c in clips]
+    items += [(j.name, j.path, j.cuts) for j in (make_jump(c, folder) for c in clips
+                                                  if c.single_person and not c.cuts)]
+    for name, path, cuts in items:
+        for r in frame_rows(path, DEFAULTS):
+            if r["frame"] in cuts:
+                print(json.dumps({"clip": name, **r}))
+            elif not np.isnan(r["cos"]):  # both frames had a face
+                others["cos"].append(r["cos"])
+                others["iou"].append(r["iou"])
+                if r["change"] >= 2.0:
+                    others["cos_change_2"].append(r["cos"])
     q = (0.001, 0.01, 0.05, 0.5)
     print(json.dumps({"other_frames": len(others["cos"]), "quantiles": q,
                       **{k: [round(float(x), 3) for x in np.quantile(v, q)] for k, v in others.items() if v},
