@@ -143,8 +143,8 @@ def _eval_videos(args) -> int:
     frs = recognisers(args.fr or ["buffalo_s", "mobilefacenet", "sface"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    folder = case_folder(clips, f"cases-seed{args.seed}-n{args.cases}") if args.cases else None
-    cases = make_cases(clips, folder, args.cases, args.seed) if args.cases else []
+    cases = (make_cases(clips, case_folder(clips, f"cases-seed{args.seed}-n{args.cases}"), args.cases, args.seed)
+             if args.cases else [])
     result = evaluate_videos(clips, cases, frs, args.overrides, base, out,
                              progress=lambda name: log.info("video protocol: %s done", name))
     result["meta"] = {"videos": args.videos, "half": args.half, "seed": args.seed, "cases_per_kind": args.cases,

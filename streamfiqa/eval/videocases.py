@@ -108,7 +108,6 @@ def _write(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """Encode ``frames`` to ``path`` (H.264); a file already there with as many frames of the same size is kept
     (:func:`case_folder`)."""
     import os
-    from fractions import Fraction
 
     import av
 
@@ -118,8 +117,24 @@ def _write(path: Path, frames: list[np.ndarray], fps: float) -> None:
             s = c.streams.video[0]
             if (s.frames, s.width, s.height) == (len(frames), w - w % 2, h - h % 2):
                 return
-    part = path.with_name(f".{path.stem}.part{path.suffix}")  # written whole, then renamed: never half a case
-    with av.open(str(part), "w") as c:
+    # written whole beside it, then renamed (as the model cache's exports are): never half a case, and two processes
+    # making the same case at once do not write into one file
+    part = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    try:
+        _encode(part, frames, fps)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _encode(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """``frames`` as H.264 in ``path`` (crf 18, even width and height)."""
+    from fractions import Fraction
+
+    import av
+
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=Fraction(round(fps * 1000), 1000))
         s.width, s.height, s.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         s.options = {"crf": "18", "preset": "veryfast"}
@@ -129,7 +144,6 @@ def _write(path: Path, frames: list[np.ndarray], fps: float) -> None:
                 c.mux(packet)
         for packet in s.encode():
             c.mux(packet)
-    os.replace(part, path)
 
 
 def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
