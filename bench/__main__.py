@@ -81,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_cameras > args.max_cameras:
         p.error(f"--min-cameras {args.min_cameras} is above --max-cameras {args.max_cameras}")
     if args.pipeline_config:
-        print(json.dumps(pipeline.pipeline_once(args.pipeline_config, overrides=args.overrides)))
+        from streamfiqa.config import ConfigError
+
+        try:
+            print(json.dumps(pipeline.pipeline_once(args.pipeline_config, overrides=args.overrides)))
+        except ConfigError as exc:  # a config that is not there or not right: one line, as the CLI says it
+            print(f"python -m bench: {exc}", file=sys.stderr)
+            return 2
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)  # the long benches say where they are

@@ -121,10 +121,12 @@ def peak_rss_mb() -> float:
 
 
 def offline_config(name: str, overrides: list[str] | None = None):
+    """The offline defaults with ``name`` (a file under ``configs/``, or a path to one) and ``overrides``."""
     from pipelines import offline
     from streamfiqa.config import load_config
 
-    return load_config(ROOT / "configs" / name, ["stats_interval_s=0", 'progress="false"', *(overrides or [])],
+    path = Path(name) if Path(name).is_file() else ROOT / "configs" / name
+    return load_config(path, ["stats_interval_s=0", 'progress="false"', *(overrides or [])],
                        base=offline.DEFAULTS)
 
 

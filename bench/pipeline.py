@@ -72,7 +72,8 @@ def pipeline_once(name: str, repeats: int = 3, overrides: list[str] | None = Non
         st = runner.stats()
         src = next(iter(st["sources"].values()))
         video_s = src["decoded"] / 25.0
-        runs.append({"bench": "pipeline", "clip": CROWD.name, "config": f"configs/{name}", **_named(overrides),
+        runs.append({"bench": "pipeline", "clip": CROWD.name, "config": name if "/" in name else f"configs/{name}",
+                     **_named(overrides),
                      "wall_s": round(wall, 2),
                      "video_s": video_s, "realtime_factor": round(video_s / wall, 3),
                      "frames_processed": src["processed"], "faces": src["faces"], "tracks_reported": src["events"],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, available, batches, cache_dir, pick_device
+from streamfiqa.backends.base import (BACKENDS, Backend, InputSpec, available, batches, cache_dir, pick_device,
+                                     written_whole)
 
 log = logging.getLogger(__name__)
 
@@ -36,4 +37,5 @@ def create_backend(kind: str = "auto", **kwargs) -> Backend:
     return BACKENDS.create(kind, **kwargs)
 
 
-__all__ = ["BACKENDS", "Backend", "InputSpec", "available", "batches", "cache_dir", "create_backend", "pick_device"]
+__all__ = ["BACKENDS", "Backend", "InputSpec", "available", "batches", "cache_dir", "create_backend", "pick_device",
+           "written_whole"]

@@ -7,8 +7,11 @@ from __future__ import annotations
 import abc
 import importlib.util
 import os
-from pathlib import Path
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -90,6 +93,28 @@ def cache_dir() -> Path:
     if os.environ.get("STREAMFIQA_CACHE"):
         return Path(os.environ["STREAMFIQA_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamfiqa"
+
+
+@contextmanager
+def written_whole(path: str | Path) -> Iterator[Path]:
+    """A file to write ``path``'s content to, renamed onto ``path`` when the block ends and removed if it raises.
+
+    Processes sharing the model cache (a fleet's workers, two runs starting at once) never read half a file, and two
+    processes making the same file at once never write into one: each writes its own (named by process and thread,
+    with ``path``'s suffix, which some writers go by), and the last rename wins with a whole file.
+
+    Example:
+        >>> with written_whole(cache_dir() / "model.onnx") as part:  # doctest: +SKIP
+        ...     export(model, part)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.stem}.{os.getpid()}-{threading.get_ident()}.part{path.suffix}")
+    try:
+        yield part
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def pick_device(device: str = "auto"):

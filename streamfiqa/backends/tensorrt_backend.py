@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches
+from streamfiqa.backends.base import BACKENDS, Backend, InputSpec, batches, written_whole
 from streamfiqa.backends.base import cache_dir as default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", profile: tuple 
     if engine is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
     if timing_cache:
-        Path(timing_cache).parent.mkdir(parents=True, exist_ok=True)
-        Path(timing_cache).write_bytes(bytes(config.get_timing_cache().serialize()))
+        with written_whole(timing_cache) as part:
+            part.write_bytes(bytes(config.get_timing_cache().serialize()))
     return bytes(engine)
 
 
@@ -112,8 +112,8 @@ class TensorRTBackend(Backend):
         else:
             log.info("building TensorRT engine (%s, batch %s) → %s", precision, profile, path)
             blob = build_engine(onnx_path, precision, profile, timing_cache=cache_dir / "timing.cache")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob)
+            with written_whole(path) as part:  # a fleet's workers share the cache: never half an engine
+                part.write_bytes(blob)
         self.engine_file = path
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(blob)

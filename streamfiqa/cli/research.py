@@ -140,6 +140,9 @@ def _eval_videos(args) -> int:
     if len(clips) < len(every):
         log.info("video protocol: the %s half, %d of the %d clips (--half all: every clip)", args.half, len(clips),
                  len(every))
+    if args.fr is not None and len(args.fr) < 2:  # said before any case is made (a minute on a fresh machine)
+        raise ValueError(f"--fr: the video protocol expected at least two recognisers (one of them not the students' "
+                         f"teacher), found {len(args.fr)}: {', '.join(args.fr)}")
     frs = recognisers(args.fr or ["buffalo_s", "mobilefacenet", "sface"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

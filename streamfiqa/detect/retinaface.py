@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamfiqa.backends import cache_dir, create_backend
+from streamfiqa.backends import cache_dir, create_backend, written_whole
 from streamfiqa.detect.base import DETECTORS, Detector, nms, size_floors
 from streamfiqa.types import Faces
 
@@ -175,16 +175,13 @@ def _embedded_path() -> Path:
     engine cache a new key each start.
     """
     import hashlib
-    import os
 
     blob = embedded_model_bytes()
     path = cache_dir() / f"retinaface_mnet025-{hashlib.sha256(blob).hexdigest()[:12]}.onnx"
     if not path.is_file():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)  # processes sharing the cache never read half a model
+            with written_whole(path) as part:
+                part.write_bytes(blob)
         except OSError as exc:
             raise OSError(f"retinaface: expected a writable model cache for the embedded detector, found {exc}; "
                           f"set STREAMFIQA_CACHE to a writable folder") from exc

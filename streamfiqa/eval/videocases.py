@@ -107,9 +107,9 @@ def case_folder(clips: list[VideoClip], recipe: str) -> Path:
 def _write(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """Encode ``frames`` to ``path`` (H.264); a file already there with as many frames of the same size is kept
     (:func:`case_folder`)."""
-    import os
-
     import av
+
+    from streamfiqa.backends import written_whole
 
     h, w = frames[0].shape[:2]
     if path.is_file():
@@ -117,14 +117,8 @@ def _write(path: Path, frames: list[np.ndarray], fps: float) -> None:
             s = c.streams.video[0]
             if (s.frames, s.width, s.height) == (len(frames), w - w % 2, h - h % 2):
                 return
-    # written whole beside it, then renamed (as the model cache's exports are): never half a case, and two processes
-    # making the same case at once do not write into one file
-    part = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
-    try:
+    with written_whole(path) as part:  # never half a case (an .mp4 part: PyAV picks the format by its suffix)
         _encode(part, frames, fps)
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def _encode(path: Path, frames: list[np.ndarray], fps: float) -> None:

@@ -166,10 +166,9 @@ def _facenet_cached(name: str, graph_path: str | None, suffix: str, make, provid
                     threads: int) -> OnnxFR:
     """The FR model ``name``: FaceNet's ONNX model ``suffix`` (:func:`_cache_path`), made by ``make(graph, to)`` into
     the model cache when it is not there yet (or into a temporary folder when the cache cannot be written)."""
-    import os
     import tempfile
-    import threading
 
+    from streamfiqa.backends import written_whole
     from streamfiqa.models.facenet import default_graph_path
 
     graph = Path(graph_path) if graph_path else default_graph_path()
@@ -180,13 +179,8 @@ def _facenet_cached(name: str, graph_path: str | None, suffix: str, make, provid
         return OnnxFR(str(path), ARCFACE, name, providers, threads)
     log.info("%s: making %s (once per model cache)", name, path)
     try:
-        # written beside and renamed into place: another process starting at once never reads half a file
-        part = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.part")
-        try:
+        with written_whole(path) as part:
             make(graph, part)
-            os.replace(part, path)
-        finally:
-            part.unlink(missing_ok=True)
     except OSError as exc:
         # a read-only cache costs this process the work, not the run: the session reads the whole file
         log.warning("%s: the model cache cannot be written (%s), so FaceNet is made again by every process (a few "

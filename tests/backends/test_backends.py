@@ -1,12 +1,13 @@
 """Backends: ONNX Runtime vs torch parity, batch-size invariance, order, engine-cache keys, TensorRT (gpu)."""
 import copy
 import importlib.util
+import threading
 
 import numpy as np
 import pytest
 import torch
 
-from streamfiqa.backends import create_backend
+from streamfiqa.backends import create_backend, written_whole
 from streamfiqa.backends.tensorrt_backend import engine_path
 from streamfiqa.models.ediffiqa import EDifFIQA
 
@@ -27,6 +28,43 @@ def model_and_onnx(tmp_path_factory):
 @pytest.fixture(scope="module")
 def batch():
     return torch.rand(17, 3, 112, 112, generator=torch.Generator().manual_seed(1)) * 2 - 1  # tails of 5 and 8
+
+
+def test_an_export_appears_whole_or_not_at_all_and_a_failed_one_leaves_nothing_behind(model_and_onnx, tmp_path):
+    from engines.export import export_onnx
+
+    model, _ = model_and_onnx
+    out = export_onnx(model, tmp_path / "m.onnx")
+    before = out.read_bytes()
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("broken halfway through the export")
+
+    with pytest.raises(RuntimeError, match="broken halfway"):
+        export_onnx(Broken(), out)
+    assert out.read_bytes() == before  # the model there before is still whole
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # and no part is left beside it
+
+
+def test_two_writers_of_one_cache_file_at_once_never_write_into_one_file(tmp_path):
+    """Two processes (here threads) making the same cache file at once: each writes its own part, the file that
+    stays is one writer's whole content."""
+    target, both_half_done = tmp_path / "cache" / "engine.plan", threading.Barrier(2, timeout=30)
+    blobs = [bytes([k]) * 4096 for k in (1, 2)]
+
+    def write(blob):
+        with written_whole(target) as part, open(part, "wb") as f:
+            f.write(blob[:1000])
+            f.flush()
+            both_half_done.wait()  # both parts are open and half written now
+            f.write(blob[1000:])
+
+    writers = [threading.Thread(target=write, args=(b,)) for b in blobs]
+    [w.start() for w in writers]
+    [w.join() for w in writers]
+    assert target.read_bytes() in blobs
+    assert [p.name for p in target.parent.iterdir()] == ["engine.plan"]
 
 
 def test_onnxruntime_matches_torch(model_and_onnx, batch):

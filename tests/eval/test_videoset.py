@@ -29,3 +29,7 @@ def test_a_manifest_is_checked_and_an_empty_half_is_said(tmp_path):
     out = _eval(tmp_path)
     assert out.returncode == 2 and "found none of its 1 clip(s) of 1 person(s); --half all" in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
+    # one recogniser: said before any case is made or any clip runs, and nothing is written
+    out = _eval(tmp_path, "--half", "all", "--fr", "sface")
+    assert out.returncode == 2 and "expected at least two recognisers" in out.stderr and "found 1: sface" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "out").exists()
