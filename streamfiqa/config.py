@@ -55,6 +55,7 @@ class SourcesConfig:
     cut_change: float = bounded(5.0, 0, above=True)  # structural change (× the clip's own) of a candidate cut
     cut_step: float = bounded(3.5, 0)  # ... or of a one-frame step, the frames around it changing ≤ cut_step_ratio of it (0: off)
     cut_step_ratio: float = bounded(0.35, 0, 1, above=True)
+    cut_face_still: float = bounded(2.5, 0)  # a candidate is no cut for a face whose own pixels changed ≤ this × its usual (0: off)
     realtime: bool = False  # files: deliver frames at the clip's own rate, as a camera would (with live=true: a replay)
     decode_threads: int = bounded(0, 0)  # FFmpeg decoder threads (0 = FFmpeg's choice; 1 = in the decode thread)
     autorotate: bool = True  # turn frames upright as their display matrix says (phone video), as players do

@@ -12,7 +12,9 @@ Two measures of the change from the previous frame, on a 160-px (colour) and a 6
 
 A frame whose ``change`` reaches the runner's ``cut_change`` is a **candidate**: it starts a new shot unless one of the
 faces tracked on the previous frame continues on it unchanged (:meth:`streamfiqa.track.tracker.Tracker.continues`):
-a picture-in-picture insert that changes beside a presenter, or a graphic, is no cut for the faces. Same-set cuts to
+a picture-in-picture insert that changes beside a presenter, or a graphic, is no cut for the faces. Unchanged is
+said by the face's embedding or by its own pixels: :attr:`ShotCutDetector.motion` keeps where in the picture the
+change was, and :func:`region_change` reads it inside each face's box. Same-set cuts to
 another person (colour distance 0.2–0.3) are found this way; jump cuts within one scene are found when their jump
 stands out of the clip's motion (README, "The best crop on real video").
 
@@ -55,6 +57,7 @@ class ShotCutDetector:
         self._recent: collections.deque = collections.deque(maxlen=history)
         self._changes: collections.deque = collections.deque(maxlen=5)  # three before, the frame, the one after
         self.cuts = 0
+        self.motion: np.ndarray | None = None  # the last frame's change per thumbnail pixel (see :func:`region_change`)
 
     @staticmethod
     def signature(image: np.ndarray) -> np.ndarray:
@@ -80,11 +83,13 @@ class ShotCutDetector:
         prev, self._prev = self._prev, (sig, st)
         if prev is None:
             self._changes.append(0.0)
+            self.motion = None
             return False, 0.0
         n = len(sig) - 16
         distance = 0.5 * (cv2.compareHist(prev[0][:n], sig[:n], cv2.HISTCMP_BHATTACHARYYA)
                           + cv2.compareHist(prev[0][n:], sig[n:], cv2.HISTCMP_BHATTACHARYYA))
-        diff = float(np.abs(st - prev[1]).mean()) if st.shape == prev[1].shape else 10.0
+        self.motion = np.abs(st - prev[1]) if st.shape == prev[1].shape else None
+        diff = float(self.motion.mean()) if self.motion is not None else 10.0
         known = len(self._recent) >= self.min_history
         ref = max(float(np.quantile(self._recent, 0.9)) if self._recent else self.floor, self.floor)
         self._recent.append(diff)
@@ -104,3 +109,22 @@ class ShotCutDetector:
     def is_cut(self, image: np.ndarray) -> bool:
         """Whether ``image`` surely starts a new shot (the colour rule alone; candidates need the faces)."""
         return self.observe(image)[0]
+
+
+def region_change(motion: np.ndarray | None, boxes: np.ndarray, shape: tuple, min_cells: int = 3) -> np.ndarray:
+    """How much each box's own pixels changed from the previous frame: the median of ``motion`` (a frame's change
+    per pixel of its standardised 64-px grey thumbnail, :attr:`ShotCutDetector.motion`) inside each of ``boxes``
+    (``(N, 4)`` in the frame's pixels; ``shape``: the frame's ``(H, W)``). A median, so that an inset covering less
+    than half a face leaves its value alone. NaN for a box narrower than ``min_cells`` thumbnail pixels (too few to
+    say) and for every box when ``motion`` is None (no previous frame of the same size)."""
+    out = np.full(len(boxes), np.nan, np.float32)
+    if motion is None:
+        return out
+    h, w = motion.shape
+    sy, sx = h / float(shape[0]), w / float(shape[1])
+    for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
+        c0, c1 = int(np.clip(np.floor(x0 * sx), 0, w - 1)), int(np.clip(np.ceil(x1 * sx), 1, w))
+        r0, r1 = int(np.clip(np.floor(y0 * sy), 0, h - 1)), int(np.clip(np.ceil(y1 * sy), 1, h))
+        if c1 - c0 >= min_cells and r1 > r0:
+            out[k] = float(np.median(motion[r0:r1, c0:c1]))
+    return out

@@ -13,6 +13,7 @@ import time
 from streamfiqa.config import Config
 from streamfiqa.events import Event
 from streamfiqa.io.sinks import delivery_counts, leaf_sinks
+from streamfiqa.io.shots import region_change
 from streamfiqa.io.specs import SourceSpec
 from streamfiqa.pipeline.best_crop import ScoredFrame, track_finisher
 from streamfiqa.pipeline.detect_thread import DetectStage
@@ -254,12 +255,18 @@ class Runner:
         decided_by = s.scorer.name if s.scorer is not None else "tier0"
         st.observe_lag(frame.capture)
         # a candidate cut is one unless a face of the previous frame continues unchanged (an insert changed beside it)
-        sf.cut = frame.cut or (self._candidate(frame) and not st.tracker.continues(sf.faces, sf.embeddings))
+        still, candidate = self.cfg.sources.cut_face_still, self._candidate(frame)
+        changes = (region_change(frame.motion, sf.faces.boxes, frame.image.shape[:2])
+                   if frame.motion is not None and still > 0 else None)
+        sf.cut = frame.cut or (candidate
+                               and not st.tracker.continues(sf.faces, sf.embeddings, changes=changes, still=still))
         st.cuts += int(sf.cut)
         if sf.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track
             self._emit(st, st.selector.select(sid, frame.pts, {}, set(), self._defer(st, st.tracker.flush("cut")), []))
         with self.clock("track"):
-            update = st.tracker.update(sf.faces, sf.embeddings if s.appearance else None, frame.pts, sf.full)
+            # a face's usual change is learnt from ordinary frames: a candidate's (a cut's above all) would inflate it
+            update = st.tracker.update(sf.faces, sf.embeddings if s.appearance else None, frame.pts, sf.full,
+                                       None if candidate or frame.cut else changes)
             confirmed = {t.track_id for t in st.tracker.tracks if t.state is TrackState.CONFIRMED}
             for observe in self.observers:
                 observe(sid, sf, update.assignments, confirmed)

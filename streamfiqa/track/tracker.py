@@ -10,6 +10,7 @@ frame within ``reid_window_s`` of stream time resumes with the same id; so does 
 """
 from __future__ import annotations
 
+import collections
 import enum
 from dataclasses import dataclass, field
 
@@ -42,7 +43,16 @@ class Track:
     last_box: np.ndarray | None = None  # the box of its last matched face
     last_embedding: np.ndarray | None = None  # and that face's embedding
     full_hits: int = 0                  # consecutive full-frame detections (region detection, tentative tracks)
+    # how much its face's own pixels changed from frame to frame, last 25 (:func:`streamfiqa.io.shots.region_change`)
+    changes: collections.deque = field(default_factory=lambda: collections.deque(maxlen=25), repr=False)
     _misses: int = field(default=0, repr=False)
+
+    def usual_change(self) -> float | None:
+        """The 90th percentile of its face's recent changes (at least 0.02, as a clip's own motion is); None before
+        5 are known."""
+        if len(self.changes) < 5:
+            return None
+        return max(float(np.quantile(self.changes, 0.9)), 0.02)
 
     def observe(self, embedding: np.ndarray | None, momentum: float) -> None:
         """Fold a confident face's unit-norm embedding into the track's appearance."""
@@ -167,7 +177,7 @@ class Tracker:
         return out
 
     def update(self, faces: Faces, embeddings: np.ndarray | None = None, now: float | None = None,
-               full: bool | None = None) -> TrackUpdate:
+               full: bool | None = None, changes: np.ndarray | None = None) -> TrackUpdate:
         """Advance one frame with its detections.
 
         Args:
@@ -178,6 +188,8 @@ class Tracker:
             full: with region detection, whether the detector looked at the whole frame (it looks only around known
                 faces on the frames between full ones: a tentative track it did not find there is not taken for gone,
                 and one found on two full frames in a row is confirmed); None: every frame is detected in full.
+            changes: ``(N,)`` how much each face's own pixels changed from the previous frame (NaN where unknown),
+                kept per track as its usual change (:meth:`continues`); None when cuts are not detected.
         """
         emb = None
         if embeddings is not None and len(faces):
@@ -232,6 +244,8 @@ class Tracker:
             t.kalman.update(faces.boxes[d])
             t.last_box = faces.boxes[d].copy()
             t.last_embedding = None if emb is None else emb[d]
+            if changes is not None and np.isfinite(changes[d]):
+                t.changes.append(float(changes[d]))
             if now is not None:
                 t.last_seen = now
             if faces.scores[d] >= self.high_thresh:
@@ -275,11 +289,14 @@ class Tracker:
         return TrackUpdate(assignments, ended, dropped)
 
     def continues(self, faces: Faces, embeddings: np.ndarray | None = None, iou: float = 0.5,
-                  similarity: float = 0.9) -> bool:
+                  similarity: float = 0.9, changes: np.ndarray | None = None, still: float = 0.0) -> bool:
         """Whether a face of ``faces`` continues a track seen on the previous frame unchanged: its box overlaps the
-        track's last one by ``iou`` and (when both have embeddings) its embedding agrees with the last face's by
-        ``similarity`` (the tracked face itself did not jump). Faces of consecutive frames of the development clips
-        agreed at a median of 0.94; across the jump cuts there, at 0.71–0.88."""
+        track's last one by ``iou`` and either (when both have embeddings) its embedding agrees with the last face's by
+        ``similarity`` or (``changes``, ``still`` > 0) its own pixels changed at most ``still`` times the track's
+        usual change (:meth:`Track.usual_change`). Faces of consecutive frames of the development clips agreed at a
+        median of 0.94; across the jump cuts there, at 0.71–0.88 — and a face whose picture did not move can read
+        lower (an embedding of a small, compressed face, or landmarks from another detection pass); its pixels then
+        say it is the same face, where at a jump cut they changed 3.5 times its usual or more."""
         recent = [t for t in self.tracks if t._misses == 0 and t.last_box is not None]
         if not recent or not len(faces):
             return False
@@ -288,6 +305,9 @@ class Tracker:
             for d in np.flatnonzero(ov[r] >= iou):
                 if embeddings is None or t.last_embedding is None or float(embeddings[d] @ t.last_embedding) >= similarity:
                     return True
+                usual = t.usual_change()
+                if still > 0 and changes is not None and usual is not None and changes[d] <= still * usual:
+                    return True  # NaN (a face too small to say) compares False
         return False
 
     def _may_resume(self, t: Track) -> bool:

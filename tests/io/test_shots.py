@@ -1,5 +1,6 @@
 """Shot cuts on real clips of the development half (../shared/data/videos/talking)."""
 import av
+import numpy as np
 import pytest
 
 from conftest import shared_path
@@ -47,3 +48,34 @@ def test_a_same_scene_jump_cut_under_cut_change_is_a_step_and_head_motion_is_not
     assert case.cuts == (120,) and steps == [120] and changes[120] < 5.0
     assert steps_of(clip.path)[0] == []
     assert steps_of(case.path, step=0)[0] == []  # 0: steps are not looked for
+
+
+def test_an_inset_changes_the_picture_where_it_is_not_on_the_face_beside_it():
+    """Two consecutive real frames of andrew_clip_1, the second with a block of another frame pasted into its
+    bottom-right corner (as a news programme's inset): the picture's change jumps, the face's own region changes
+    as little as talking does (the median over its box), the inset's region a lot. A box too narrow to say, or no
+    previous frame, gives NaN."""
+    from streamfiqa.detect import create_detector
+    from streamfiqa.io.shots import region_change
+
+    path = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(200), c.decode(video=0))]
+    a, b, far = frames[100], frames[101].copy(), frames[0]
+    h, w = a.shape[:2]
+    b[h * 2 // 3:, w * 2 // 3:] = far[:h - h * 2 // 3, :w - w * 2 // 3]
+    (face,) = create_detector("retinaface").detect(a).boxes[:1]
+    det, faces, pictures = ShotCutDetector(), [], []
+    det.observe(frames[90])
+    assert np.isnan(region_change(det.motion, face[None], (h, w))).all()  # the first frame: no change known
+    for f in frames[91:101]:  # ordinary frames: him talking (some repeat the one before: a frame-rate conversion)
+        det.observe(f)
+        faces.append(float(region_change(det.motion, face[None], (h, w))[0]))
+        pictures.append(float(det.motion.mean()))
+    usual_face = max(float(np.quantile(faces, 0.9)), 0.02)  # as a track keeps it (Track.usual_change)
+    det.observe(b)
+    inset = np.array([w * 2 // 3, h * 2 // 3, w, h], np.float32)
+    tiny = np.array([0, 0, 2 * w / 64, 2 * h / 64], np.float32)  # two thumbnail pixels wide
+    still, moved, small = region_change(det.motion, np.stack([face, inset, tiny]), (h, w))
+    assert det.motion.mean() > 2 * max(pictures), (det.motion.mean(), pictures)
+    assert still < 2.5 * usual_face and moved > 5 * still and np.isnan(small), (still, usual_face, moved)

@@ -139,6 +139,34 @@ def test_enrolment_refuses_shut_eyes(dev, tmp_path):
     assert got["quality"]["components"]["eyes_open"] >= 0.2 and got["refused"]["eyes_shut"] >= 1
 
 
+def test_an_inset_appearing_beside_a_presenter_whose_face_stays_still_is_no_cut(dev, tmp_path):
+    """andrew_clip_1 with another person's clip inset at 0.35 of its height from 2 s (frame 60) on, as
+    ``bench.inserts`` builds them: the picture changes at once (a cut candidate) and his face's embedding moves
+    (cosine 0.76 to the frame before, under the face rule's 0.9), but his face's own pixels changed no more than they
+    usually do: no cut, one track for him across the insert. With that look at the pixels off
+    (``sources.cut_face_still=0``) the inset ended his track, as it did before."""
+    from streamfiqa.eval.tracking import track_clip
+    from streamfiqa.eval.videocases import make_paste
+
+    host = dev("FuxiVirtualHuman__styletalk__andrew_clip_1")
+    case = make_paste(host, dev("ali-vilab__dreamtalk__M030_front_surprised_level3_001"), tmp_path, seconds=5.0,
+                      share=0.35, enter_s=2.0)
+    enter = min(case.paste)
+    assert enter == 60
+    light = ["selection.second_look=null", "quality.face_measures=false", "quality.heavy=null"]
+
+    def host_tracks(*overrides):
+        rows, _ = track_clip(str(case.path), [*light, *overrides], offline.DEFAULTS)
+        ids = [{t for t, *box in rows[i] if case.person_of(i, np.asarray(box)) == host.person} for i in (55, 65)]
+        assert all(len(x) == 1 for x in ids), ids
+        return ids
+
+    before, after = host_tracks()
+    assert before == after  # the same track on both sides of the insert
+    before, after = host_tracks("sources.cut_face_still=0")
+    assert before != after
+
+
 def test_a_newcomer_between_full_frames_gets_a_track_within_full_every_frames(dev, tmp_path):
     """andrew_clip_1 pasted into reagan_clip1 from frame 7 on, between the full frames of ``detector.full_every`` 5
     (0, 5, 10, …): a face found on a full frame must become a track within ``full_every`` frames. Issue #17 measured

@@ -143,3 +143,25 @@ def test_shot_cut_detector_flags_a_change_of_scene_not_motion():
 def test_first_id_lets_a_resumed_source_continue_above_its_old_ids():
     tr = Tracker(min_hits=1, first_id=7)
     assert tr.update(faces([[10, 10, 60, 60]])).assignments == [(7, 0)]
+
+
+def test_a_face_whose_look_moved_continues_only_while_its_pixels_stay_within_its_usual_change():
+    """The cut rule's face check: a face at the same place whose embedding moved (a small compressed face, another
+    detection pass) still continues when its own pixels changed no more than ``still`` times its usual (the 90th
+    percentile of its recent changes); a jump of its pixels, or no usual known yet, leaves it to the embedding."""
+    tr = Tracker(min_hits=1)
+    a, b = np.eye(4, dtype=np.float32)[0], np.array([0.7, 0.71, 0, 0], np.float32)  # cosine 0.7 < 0.9
+    box = [[100, 100, 200, 220]]
+    for k in range(3):
+        tr.update(faces(box), a[None], changes=np.array([0.10 + 0.01 * k]))
+    assert not tr.continues(faces(box), b[None], changes=np.array([0.1]), still=2.5)  # fewer than 5 known
+    for k in range(5):
+        tr.update(faces(box), a[None], changes=np.array([0.10 + 0.01 * k]))
+    usual = tr.tracks[0].usual_change()
+    assert 0.1 < usual < 0.15
+    assert tr.continues(faces(box), a[None])  # the look agrees: continues whatever the pixels
+    assert tr.continues(faces(box), b[None], changes=np.array([2.4 * usual]), still=2.5)
+    assert not tr.continues(faces(box), b[None], changes=np.array([2.6 * usual]), still=2.5)
+    assert not tr.continues(faces(box), b[None], changes=np.array([np.nan]), still=2.5)  # too small to say
+    assert not tr.continues(faces(box), b[None], changes=np.array([0.0]), still=0)  # the pixel check off
+    assert not tr.continues(faces([[400, 100, 500, 220]]), a[None], changes=np.array([0.0]), still=2.5)  # elsewhere
