@@ -80,8 +80,8 @@ class Frame:
         capture: estimated wall time the frame was captured (live sources: anchored on the earliest
             arrival); 0 for a recording read at the pipeline's pace (files, HLS VOD, a file over HTTP).
         name: the image's file name when the frame is a photo of an image folder; empty for video frames.
-        motion: its change from the previous frame per pixel of a 64-px standardised grey thumbnail (where in the
-            picture it changed: :func:`streamfiqa.io.shots.region_change`); None when cuts are not detected.
+        thumbs: ``(2, h, 64)`` the previous frame's and its own standardised 64-px grey thumbnails (how much each
+            face changed: :func:`streamfiqa.io.shots.region_change`); None when cuts are not detected.
     """
 
     source_id: str
@@ -94,7 +94,7 @@ class Frame:
     step: bool = False
     capture: float = 0.0
     name: str = ""
-    motion: np.ndarray | None = None
+    thumbs: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:

@@ -13,8 +13,8 @@ Two measures of the change from the previous frame, on a 160-px (colour) and a 6
 A frame whose ``change`` reaches the runner's ``cut_change`` is a **candidate**: it starts a new shot unless one of the
 faces tracked on the previous frame continues on it unchanged (:meth:`streamfiqa.track.tracker.Tracker.continues`):
 a picture-in-picture insert that changes beside a presenter, or a graphic, is no cut for the faces. Unchanged is
-said by the face's embedding or by its own pixels: :attr:`ShotCutDetector.motion` keeps where in the picture the
-change was, and :func:`region_change` reads it inside each face's box. Same-set cuts to
+said by the face's embedding or by its own pixels: :attr:`ShotCutDetector.thumbs` keeps the last two thumbnails,
+and :func:`region_change` reads how much each face's box changed between them. Same-set cuts to
 another person (colour distance 0.2–0.3) are found this way; jump cuts within one scene are found when their jump
 stands out of the clip's motion (README, "The best crop on real video").
 
@@ -57,7 +57,7 @@ class ShotCutDetector:
         self._recent: collections.deque = collections.deque(maxlen=history)
         self._changes: collections.deque = collections.deque(maxlen=5)  # three before, the frame, the one after
         self.cuts = 0
-        self.motion: np.ndarray | None = None  # the last frame's change per thumbnail pixel (see :func:`region_change`)
+        self.thumbs: np.ndarray | None = None  # the last two frames' thumbnails (:func:`region_change`)
 
     @staticmethod
     def signature(image: np.ndarray) -> np.ndarray:
@@ -83,13 +83,13 @@ class ShotCutDetector:
         prev, self._prev = self._prev, (sig, st)
         if prev is None:
             self._changes.append(0.0)
-            self.motion = None
+            self.thumbs = None
             return False, 0.0
         n = len(sig) - 16
         distance = 0.5 * (cv2.compareHist(prev[0][:n], sig[:n], cv2.HISTCMP_BHATTACHARYYA)
                           + cv2.compareHist(prev[0][n:], sig[n:], cv2.HISTCMP_BHATTACHARYYA))
-        self.motion = np.abs(st - prev[1]) if st.shape == prev[1].shape else None
-        diff = float(self.motion.mean()) if self.motion is not None else 10.0
+        self.thumbs = np.stack([prev[1], st]) if st.shape == prev[1].shape else None
+        diff = float(np.abs(st - prev[1]).mean()) if self.thumbs is not None else 10.0
         known = len(self._recent) >= self.min_history
         ref = max(float(np.quantile(self._recent, 0.9)) if self._recent else self.floor, self.floor)
         self._recent.append(diff)
@@ -111,20 +111,27 @@ class ShotCutDetector:
         return self.observe(image)[0]
 
 
-def region_change(motion: np.ndarray | None, boxes: np.ndarray, shape: tuple, min_cells: int = 3) -> np.ndarray:
-    """How much each box's own pixels changed from the previous frame: the median of ``motion`` (a frame's change
-    per pixel of its standardised 64-px grey thumbnail, :attr:`ShotCutDetector.motion`) inside each of ``boxes``
-    (``(N, 4)`` in the frame's pixels; ``shape``: the frame's ``(H, W)``). A median, so that an inset covering less
-    than half a face leaves its value alone. NaN for a box narrower than ``min_cells`` thumbnail pixels (too few to
-    say) and for every box when ``motion`` is None (no previous frame of the same size)."""
+def region_change(thumbs: np.ndarray | None, boxes: np.ndarray, shape: tuple, min_cells: int = 3) -> np.ndarray:
+    """How much each box's own pixels changed from the previous frame to this one.
+
+    ``thumbs`` holds both frames' standardised 64-px grey thumbnails (:attr:`ShotCutDetector.thumbs`), ``boxes`` is
+    ``(N, 4)`` in the frame's pixels and ``shape`` the frame's ``(H, W)``. Per box, the median absolute difference
+    inside it, read two ways and the smaller one kept: on the thumbnails as the frame standardised them, and on the
+    box's pixels standardised by their own mean and spread. Each way has its leak: an inset whose content changes
+    elsewhere in the picture moves the frame's mean and spread (every pixel of a still face then reads as changed),
+    and an inset over part of the box moves the box's own. A median, so that an inset covering less than half of the
+    box leaves it alone. NaN for a box narrower than ``min_cells`` thumbnail pixels (too few to say) and for every box
+    when ``thumbs`` is None (no previous frame of the same size)."""
     out = np.full(len(boxes), np.nan, np.float32)
-    if motion is None:
+    if thumbs is None:
         return out
-    h, w = motion.shape
+    h, w = thumbs.shape[1:]
     sy, sx = h / float(shape[0]), w / float(shape[1])
     for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
         c0, c1 = int(np.clip(np.floor(x0 * sx), 0, w - 1)), int(np.clip(np.ceil(x1 * sx), 1, w))
         r0, r1 = int(np.clip(np.floor(y0 * sy), 0, h - 1)), int(np.clip(np.ceil(y1 * sy), 1, h))
         if c1 - c0 >= min_cells and r1 > r0:
-            out[k] = float(np.median(motion[r0:r1, c0:c1]))
+            a, b = thumbs[:, r0:r1, c0:c1]
+            own = [(x - x.mean()) / (x.std() + 1e-3) for x in (a, b)]
+            out[k] = min(float(np.median(np.abs(b - a))), float(np.median(np.abs(own[1] - own[0]))))
     return out

@@ -201,7 +201,7 @@ class Source:
     def _put(self, frame: Frame) -> None:
         if self._shots is not None and self.spec.kind != "folder":
             frame.cut, frame.change = self._shots.observe(frame.image)
-            frame.motion = self._shots.motion
+            frame.thumbs = self._shots.thumbs
             if self._shots.step > 0:  # whether a frame is a step is known from the next one: each goes on one late
                 frame, self._held = self._held, frame
                 if frame is None:

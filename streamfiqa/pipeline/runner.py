@@ -256,8 +256,8 @@ class Runner:
         st.observe_lag(frame.capture)
         # a candidate cut is one unless a face of the previous frame continues unchanged (an insert changed beside it)
         still, candidate = self.cfg.sources.cut_face_still, self._candidate(frame)
-        changes = (region_change(frame.motion, sf.faces.boxes, frame.image.shape[:2])
-                   if frame.motion is not None and still > 0 else None)
+        changes = (region_change(frame.thumbs, sf.faces.boxes, frame.image.shape[:2])
+                   if frame.thumbs is not None and still > 0 else None)
         sf.cut = frame.cut or (candidate
                                and not st.tracker.continues(sf.faces, sf.embeddings, changes=changes, still=still))
         st.cuts += int(sf.cut)

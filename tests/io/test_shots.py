@@ -51,31 +51,38 @@ def test_a_same_scene_jump_cut_under_cut_change_is_a_step_and_head_motion_is_not
 
 
 def test_an_inset_changes_the_picture_where_it_is_not_on_the_face_beside_it():
-    """Two consecutive real frames of andrew_clip_1, the second with a block of another frame pasted into its
-    bottom-right corner (as a news programme's inset): the picture's change jumps, the face's own region changes
-    as little as talking does (the median over its box), the inset's region a lot. A box too narrow to say, or no
-    previous frame, gives NaN."""
+    """Real frames of andrew_clip_1, one with a block of another frame pasted into its bottom-right corner (as a news
+    programme's inset): the picture's change jumps, the face's own region changes no more than talking does (the
+    median over its box), the inset's region a lot. A face that did not change at all (the same frame again) reads
+    less change than talking makes, however much the inset beside it changed the picture's brightness and contrast.
+    A box too narrow to say, or no previous frame, gives NaN."""
     from streamfiqa.detect import create_detector
     from streamfiqa.io.shots import region_change
 
     path = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
     with av.open(str(path)) as c:
         frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(200), c.decode(video=0))]
-    a, b, far = frames[100], frames[101].copy(), frames[0]
-    h, w = a.shape[:2]
-    b[h * 2 // 3:, w * 2 // 3:] = far[:h - h * 2 // 3, :w - w * 2 // 3]
-    (face,) = create_detector("retinaface").detect(a).boxes[:1]
+    h, w = frames[100].shape[:2]
+
+    def inset(frame, fill):
+        out = frame.copy()
+        out[h * 2 // 3:, w * 2 // 3:] = fill
+        return out
+
+    (face,) = create_detector("retinaface").detect(frames[100]).boxes[:1]
+    corner = np.array([w * 2 // 3, h * 2 // 3, w, h], np.float32)
+    tiny = np.array([0, 0, 2 * w / 64, 2 * h / 64], np.float32)  # two thumbnail pixels wide
     det, faces, pictures = ShotCutDetector(), [], []
     det.observe(frames[90])
-    assert np.isnan(region_change(det.motion, face[None], (h, w))).all()  # the first frame: no change known
+    assert np.isnan(region_change(det.thumbs, face[None], (h, w))).all()  # the first frame: no change known
     for f in frames[91:101]:  # ordinary frames: him talking (some repeat the one before: a frame-rate conversion)
         det.observe(f)
-        faces.append(float(region_change(det.motion, face[None], (h, w))[0]))
-        pictures.append(float(det.motion.mean()))
+        faces.append(float(region_change(det.thumbs, face[None], (h, w))[0]))
+        pictures.append(float(np.abs(det.thumbs[1] - det.thumbs[0]).mean()))
     usual_face = max(float(np.quantile(faces, 0.9)), 0.02)  # as a track keeps it (Track.usual_change)
-    det.observe(b)
-    inset = np.array([w * 2 // 3, h * 2 // 3, w, h], np.float32)
-    tiny = np.array([0, 0, 2 * w / 64, 2 * h / 64], np.float32)  # two thumbnail pixels wide
-    still, moved, small = region_change(det.motion, np.stack([face, inset, tiny]), (h, w))
-    assert det.motion.mean() > 2 * max(pictures), (det.motion.mean(), pictures)
+    det.observe(inset(frames[101], frames[0][:h - h * 2 // 3, :w - w * 2 // 3]))
+    still, moved, small = region_change(det.thumbs, np.stack([face, corner, tiny]), (h, w))
+    assert np.abs(det.thumbs[1] - det.thumbs[0]).mean() > 2 * max(pictures), pictures
     assert still < 2.5 * usual_face and moved > 5 * still and np.isnan(small), (still, usual_face, moved)
+    det.observe(inset(frames[101], 0))  # the same frame, the inset gone black
+    assert region_change(det.thumbs, face[None], (h, w))[0] < 0.5 * usual_face  # less than talking changes it
