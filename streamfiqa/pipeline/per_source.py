@@ -42,7 +42,7 @@ class SourceRun:
         lag / max_lag: live: now − estimated capture time of the newest processed frame (s), and its maximum.
         last_pts: stream time of the newest processed frame.
         detected_pts: stream time of the newest detected frame (the detection stage's own).
-        cuts: shot cuts found.
+        cuts: shot cuts found; cuts_held: candidate cuts a face went on unchanged across (no cut).
         recent_pts: stream times of the newest (up to 50) processed frames: the source's processed rate in its own
             clock (a catch-up burst does not quicken it), and so how long a live source's silence is a stall
             (:meth:`stalled`).
@@ -65,6 +65,7 @@ class SourceRun:
     first_pts: float | None = None
     detected_pts: float | None = None
     cuts: int = 0
+    cuts_held: int = 0
     progress: object = None
     show_progress: bool = False
     rate: RateWindow = field(default_factory=RateWindow)
@@ -172,7 +173,7 @@ class SourceRun:
                             round(1000 * src.decode_s / max(src.decoded, 1), 2), self.cuts, self.done, src.error,
                             dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost,
                             src.turned or 0, round(src.sample_aspect, 4),
-                            src.interlaced, self.unprocessed, src.timestamps_repaired, src.unread)
+                            src.interlaced, self.unprocessed, src.timestamps_repaired, src.unread, self.cuts_held)
 
     @property
     def unprocessed(self) -> int:

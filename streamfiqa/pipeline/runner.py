@@ -261,6 +261,7 @@ class Runner:
         sf.cut = frame.cut or (candidate
                                and not st.tracker.continues(sf.faces, sf.embeddings, changes=changes, still=still))
         st.cuts += int(sf.cut)
+        st.cuts_held += int(candidate and not sf.cut)
         if sf.cut and self.cfg.tracker.end_at_cut:  # a new shot: nobody on screen is the same track
             self._emit(st, st.selector.select(sid, frame.pts, {}, set(), self._defer(st, st.tracker.flush("cut")), []))
         with self.clock("track"):

@@ -31,6 +31,8 @@ class SourceStatus:
         queue: decoded frames waiting.
         decode_ms: decoding time per decoded frame.
         cuts: shot cuts detected.
+        cuts_held: frames whose picture changed like a cut's where a face went on unchanged (an inset, a graphic, a
+            flash over the same person): no cut, no track ended.
         done: the source has ended.
         error: why it failed, if it did.
         rejected: tracks not published, by reason (``unrecognisable``, ``duplicate``, ``face_part``).
@@ -75,6 +77,7 @@ class SourceStatus:
     unprocessed: int = 0
     timestamps_repaired: int = 0
     unread: int = 0
+    cuts_held: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -197,6 +200,7 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "realtime_factor": round(stream_s / elapsed_s, 3) if elapsed_s > 0 else None,
         "frames_decoded": sum(s["decoded"] for s in src), "frames_processed": sum(s["processed"] for s in src),
         "faces": sum(s["faces"] for s in src), "tracks_started": tracks_started, "cuts": sum(s["cuts"] for s in src),
+        "cuts_held": sum(s.get("cuts_held", 0) for s in src),
         "events_by_kind": kinds,
         "dropped": {**{k: sum(d[k] for d in drops.values()) for k in _SOURCE_DROPS},
                     "heavy_keyframes": heavy.get("skipped", 0), "events_unsent": stats["publish_dropped"],
@@ -207,7 +211,8 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
         "publish_close_complete": stats.get("publish_close_complete", True),
         # each source's own counts under the same names as the totals: which camera dropped what
         "sources": {sid: {"decoded": s["decoded"], "processed": s["processed"], "faces": s["faces"],
-                          "events": s["events"], "cuts": s["cuts"], "reconnects": s["reconnects"],
+                          "events": s["events"], "cuts": s["cuts"], "cuts_held": s.get("cuts_held", 0),
+                          "reconnects": s["reconnects"],
                           "max_lag_s": s["max_lag_s"], "dropped": drops[sid], "error": s.get("error"),
                           "rotation": s.get("rotation", 0), "sample_aspect": s.get("sample_aspect", 1.0),
                           "interlaced": s.get("interlaced", False),

@@ -143,28 +143,28 @@ def test_an_inset_appearing_beside_a_presenter_whose_face_stays_still_is_no_cut(
     """andrew_clip_1 with another person's clip inset at 0.35 of its height from 2 s (frame 60) on, as
     ``bench.inserts`` builds them: the picture changes at once (a cut candidate) and his face's embedding moves
     (cosine 0.76 to the frame before, under the face rule's 0.9), but his face's own pixels changed no more than they
-    usually do: no cut, one track for him across the insert. With that look at the pixels off
-    (``sources.cut_face_still=0``) the inset ended his track, as it did before."""
-    from streamfiqa.eval.tracking import track_clip
+    usually do: no cut (the summary counts it held), one track and one crop for him across the insert. With that look
+    at the pixels off (``sources.cut_face_still=0``) the inset ended his track, as it did before."""
     from streamfiqa.eval.videocases import make_paste
 
     host = dev("FuxiVirtualHuman__styletalk__andrew_clip_1")
     case = make_paste(host, dev("ali-vilab__dreamtalk__M030_front_surprised_level3_001"), tmp_path, seconds=5.0,
                       share=0.35, enter_s=2.0)
-    enter = min(case.paste)
-    assert enter == 60
+    assert min(case.paste) == 60
     light = ["selection.second_look=null", "quality.face_measures=false", "quality.heavy=null"]
 
-    def host_tracks(*overrides):
-        rows, _ = track_clip(str(case.path), [*light, *overrides], offline.DEFAULTS)
-        ids = [{t for t, *box in rows[i] if case.person_of(i, np.asarray(box)) == host.person} for i in (55, 65)]
-        assert all(len(x) == 1 for x in ids), ids
-        return ids
+    def his_crops(out, *overrides):
+        events = run(case.path, out, *light, *overrides)
+        summary = json.loads((out / "manifest.json").read_text())
+        mine = [e for e in events if e["event"] == "best"
+                and case.person_of(e["frame_index"], np.asarray(e["box"])) == host.person]
+        return mine, summary
 
-    before, after = host_tracks()
-    assert before == after  # the same track on both sides of the insert
-    before, after = host_tracks("sources.cut_face_still=0")
-    assert before != after
+    mine, summary = his_crops(tmp_path / "on")
+    assert len(mine) == 1 and mine[0]["track"]["first_pts"] < 55 / host.fps < 65 / host.fps < mine[0]["track"]["last_pts"]
+    assert summary["cuts"] == 0 and summary["cuts_held"] >= 1, summary
+    mine, summary = his_crops(tmp_path / "off", "sources.cut_face_still=0")
+    assert len(mine) == 2 and summary["cuts"] >= 1, summary
 
 
 def test_a_newcomer_between_full_frames_gets_a_track_within_full_every_frames(dev, tmp_path):
