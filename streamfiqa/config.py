@@ -224,7 +224,7 @@ class FleetConfig:
     """Scale-out on Ray (see streamfiqa/cluster/fleet.py); off while ``workers`` is 0."""
 
     workers: int = bounded(0, 0)
-    address: str | None = None        # Ray cluster address (auto, ray://head:10001); None = a local Ray
+    address: str | None = None        # Ray cluster address (auto, ray://head:10001); None = a new local Ray of its own
     cpus_per_worker: float = bounded(1.0, 0)
     gpus_per_worker: float = bounded(0.0, 0)
     spread: bool = True               # place workers on different nodes where possible

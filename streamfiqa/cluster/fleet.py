@@ -330,7 +330,10 @@ class Fleet:
         started = time.monotonic()
         if not ray.is_initialized():
             before = signal.getsignal(signal.SIGTERM)
-            ray.init(address=self.cfg.fleet.address, include_dashboard=False, log_to_driver=True,
+            # no address: a Ray of its own ("local"). Ray's own default joins the cluster started last on this
+            # machine (/tmp/ray/ray_current_cluster), anyone's: a fleet run beside another Ray job joined that job's
+            # cluster and died with a traceback when its actor could not be placed
+            ray.init(address=self.cfg.fleet.address or "local", include_dashboard=False, log_to_driver=True,
                      configure_logging=False)
             if before is not None and threading.current_thread() is threading.main_thread():
                 # ray.init installs a SIGTERM handler that exits with 15 wherever the loop is; the caller's (the

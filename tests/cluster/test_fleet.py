@@ -195,3 +195,18 @@ def test_more_workers_than_sources_says_how_many_start(caplog, synth_clip):
     with caplog.at_level("WARNING", logger="streamfiqa.cluster.fleet"):
         fleet = Fleet(cfg, [f"a={synth_clip[0]}", f"b={synth_clip[0]}"], sinks=[])
     assert len(fleet.workers) == 2 and "3 workers asked for, 2 source(s) to run: starting 2" in caplog.text
+
+
+def test_a_fleet_beside_another_ray_cluster_starts_its_own(tmp_path, synth_clip, cluster):
+    """Another Ray cluster runs on the machine (here this test's own, the latest started). Ray's default address
+    joins it; a fleet with no ``fleet.address`` joined that cluster, its actor was never placed and the run died
+    with a traceback. It starts a Ray of its own now, and publishes."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "streamfiqa.cli", str(synth_clip[0]), "--workers", "1", "--set",
+                           "publish.endpoint=null", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert json.loads((out / "manifest.json").read_text())["events_by_kind"].get("best", 0) >= 1
