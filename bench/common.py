@@ -120,13 +120,17 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def config_path(name: str) -> Path:
+    """``name``: a path to a config file, else a file under ``configs/``."""
+    return Path(name) if Path(name).is_file() else ROOT / "configs" / name
+
+
 def offline_config(name: str, overrides: list[str] | None = None):
-    """The offline defaults with ``name`` (a file under ``configs/``, or a path to one) and ``overrides``."""
+    """The offline defaults with ``name`` (:func:`config_path`) and ``overrides``."""
     from pipelines import offline
     from streamfiqa.config import load_config
 
-    path = Path(name) if Path(name).is_file() else ROOT / "configs" / name
-    return load_config(path, ["stats_interval_s=0", 'progress="false"', *(overrides or [])],
+    return load_config(config_path(name), ["stats_interval_s=0", 'progress="false"', *(overrides or [])],
                        base=offline.DEFAULTS)
 
 

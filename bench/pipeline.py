@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 
-from bench.common import (CROWD, ROOT, SCRFD_2_5G, CountSink, cpu_s, emit, found_of, loop_clip, offline_config,
-                          peak_rss_mb, rss_mb, timed)
+from bench.common import (CROWD, ROOT, SCRFD_2_5G, CountSink, config_path, cpu_s, emit, found_of, loop_clip,
+                          offline_config, peak_rss_mb, rss_mb, timed)
 
 
 def bench_pipeline(results: list, quick: bool, overrides: list[str] | None = None) -> None:
@@ -45,6 +45,12 @@ def bench_pipeline(results: list, quick: bool, overrides: list[str] | None = Non
                            "ratio_ours_vs_naive": round(ours["realtime_factor"] / naive_rtf, 2)})
 
 
+def _shown(name: str) -> str:
+    """The config a row names: relative to the repository where it lies inside it (``configs/offline.yaml``)."""
+    path = config_path(name).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _named(overrides: list[str] | None) -> dict:
     """A row's ``overrides`` when there are any (``bench --update`` then replaces only rows of the same ones)."""
     return {"overrides": list(overrides)} if overrides else {}
@@ -72,7 +78,7 @@ def pipeline_once(name: str, repeats: int = 3, overrides: list[str] | None = Non
         st = runner.stats()
         src = next(iter(st["sources"].values()))
         video_s = src["decoded"] / 25.0
-        runs.append({"bench": "pipeline", "clip": CROWD.name, "config": name if "/" in name else f"configs/{name}",
+        runs.append({"bench": "pipeline", "clip": CROWD.name, "config": _shown(name),
                      **_named(overrides),
                      "wall_s": round(wall, 2),
                      "video_s": video_s, "realtime_factor": round(video_s / wall, 3),

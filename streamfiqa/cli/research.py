@@ -119,7 +119,7 @@ def cmd_eval(argv: list[str]) -> int:
 def _eval_videos(args) -> int:
     from pipelines import PIPELINES
     from streamfiqa.config import ConfigError, load_config
-    from streamfiqa.eval.video import evaluate_videos, recognisers
+    from streamfiqa.eval.video import check_recognisers, evaluate_videos, recognisers
     from streamfiqa.eval.videocases import case_folder, make_cases
     from streamfiqa.eval.videoset import read_video_set
 
@@ -140,10 +140,9 @@ def _eval_videos(args) -> int:
     if len(clips) < len(every):
         log.info("video protocol: the %s half, %d of the %d clips (--half all: every clip)", args.half, len(clips),
                  len(every))
-    if args.fr is not None and len(args.fr) < 2:  # said before any case is made (a minute on a fresh machine)
-        raise ValueError(f"--fr: the video protocol expected at least two recognisers (one of them not the students' "
-                         f"teacher), found {len(args.fr)}: {', '.join(args.fr)}")
-    frs = recognisers(args.fr or ["buffalo_s", "mobilefacenet", "sface"])
+    names = args.fr or ["buffalo_s", "mobilefacenet", "sface"]
+    check_recognisers(names)  # said before any case is made (a minute on a fresh machine)
+    frs = recognisers(names)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cases = (make_cases(clips, case_folder(clips, f"cases-seed{args.seed}-n{args.cases}"), args.cases, args.seed)

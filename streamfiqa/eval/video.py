@@ -395,8 +395,7 @@ def evaluate_videos(clips: list, cases: list, recognisers: dict, overrides: list
         ``{"summary": {recogniser: {...}}, "gallery_edc": {recogniser: {...}}, "tracks": [...], "clips": [...],
         "cuts": {...}}`` (:func:`gallery_edc`).
     """
-    if len(recognisers) < 2:
-        raise ValueError(f"video protocol: expected at least two recognisers, found {list(recognisers)}")
+    check_recognisers(recognisers)
     first = next(iter(recognisers))
     runs, infos = [], []
     for item in [*clips, *cases]:
@@ -442,6 +441,18 @@ def evaluate_videos(clips: list, cases: list, recognisers: dict, overrides: list
                       "people_without_crop": sum(len(i["people_without_crop"]) for i in infos),
                       "without_crop_at": [f"{i['clip']}:{p}" for i in infos for p in i["people_without_crop"]]}
     return result
+
+
+def check_recognisers(names) -> None:
+    """The protocol needs at least two recognisers (``names``: their names or specs), one of them not the students'
+    teacher.
+
+    Raises:
+        ValueError: fewer than two (the message says how many and which)."""
+    names = list(names)
+    if len(names) < 2:
+        raise ValueError(f"video protocol: expected at least two recognisers (one of them not the students' teacher), "
+                         f"found {len(names)}: {', '.join(names) or 'none'}")
 
 
 def recognisers(names: list[str]) -> dict:
