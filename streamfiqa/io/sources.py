@@ -7,6 +7,7 @@ backoff; files and folders never drop and end at EOF.
 from __future__ import annotations
 
 import collections
+import heapq
 import logging
 import threading
 import time
@@ -24,6 +25,10 @@ from streamfiqa.types import Frame
 
 log = logging.getLogger(__name__)
 
+#: Recordings: decoded frames held back so that their times can be put in order, and how far behind the newest
+#: (seconds) a time may be to be put in order rather than taken for a clock that started again
+#: (:meth:`Source._in_time_order`).
+REORDER_WINDOW, REORDER_REACH_S = 8, 1.0
 #: A display rotation (degrees counter-clockwise, as PyAV reads it) → the OpenCV turn that shows the frame upright.
 _TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 _TURN_WORDS = {90: "a quarter turn counter-clockwise", 180: "a half turn", 270: "a quarter turn clockwise"}
@@ -120,6 +125,7 @@ class Source:
         self.decode_errors = 0    # packets that failed to decode (skipped)
         self.frames_lost = 0      # files: frames short of the container's count at the end (a corrupt stretch)
         self.unread = 0           # files and folders: frames not reached because the run was stopped
+        self.timestamps_reordered = 0  # a damaged recording's frames whose own time came out of order, put in order
         self.timestamps_repaired = 0  # frames whose own time went back or repeated, timed after the last instead
         self._last_failure: str | None = None  # a live source's last reason to reconnect (scrubbed)
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
@@ -368,7 +374,12 @@ class Source:
             packets = container.demux(stream)
             if self._real_time:
                 packets = self._catch_up(packets, stream)
-            frames = self._resumed(self._timed(self._decoded(packets), rate), start)
+            decoded = self._decoded(packets)
+            if self._real_time:
+                decoded = ((f, f.time) for f in decoded)
+            else:  # a recording: a few frames held back cost nothing (live: they would be lag)
+                decoded = self._in_time_order(decoded)
+            frames = self._resumed(self._timed(decoded, rate), start)
             if self.cfg.realtime and self.spec.kind == "file":
                 frames = self._paced(frames, start)
             t0 = time.perf_counter()
@@ -528,16 +539,51 @@ class Source:
                 continue
             yield from decoded
 
+    def _in_time_order(self, frames):
+        """``(frame, time)`` of a recording's decoded frames, in the order decoded, with their own times put in order
+        within :data:`REORDER_WINDOW` frames. A healthy file's frames come with their times in order and nothing
+        moves. A damaged one's (bytes lost or zeroed, a DVR export cut mid-GOP) still come in the order they are shown,
+        but the decoder pairs them with the wrong times after a broken reference, up to 6 frames behind the newest
+        (checked against the clean clip's frames: the pictures in order, their times shuffled). Taken as they came,
+        each frame behind the last was timed a frame after it (:meth:`_timed`) and the timeline stretched: a 25-s
+        talking-head clip with 40 zeroed spots read as 44 s (141 of its 730 frames moved on), and its real-time
+        factor, track ages and re-ID windows with it. Each frame now takes the earliest time held, as its place in
+        the order says: it reads 25.1 s (4 frames still moved on). A time more than :data:`REORDER_REACH_S` behind
+        the newest is a clock that started again (recordings joined end to end): what is held goes first, and
+        :meth:`_timed` times it on from there. Frames whose own time came behind the newest are counted
+        (``timestamps_reordered``)."""
+        held: collections.deque = collections.deque()  # frames, in the order decoded
+        times: list = []  # their times, a heap
+        newest = -np.inf
+        for av_frame in frames:
+            t = av_frame.time
+            if t is None or t < newest - REORDER_REACH_S:
+                while held:
+                    yield held.popleft(), heapq.heappop(times)
+                newest = -np.inf
+                if t is None:
+                    yield av_frame, None
+                    continue
+            if t < newest:
+                self.timestamps_reordered += 1
+            newest = max(newest, t)
+            held.append(av_frame)
+            heapq.heappush(times, t)
+            if len(held) > REORDER_WINDOW:
+                yield held.popleft(), heapq.heappop(times)
+        while held:
+            yield held.popleft(), heapq.heappop(times)
+
     def _timed(self, frames, rate: float):
-        """``(frame, pts)``: the frame's own time (else its index at ``rate``), before the session offset. A
+        """``(frame, pts)`` of ``(frame, its own time or None)``: the frame's own time (else its index at ``rate``), before the session offset. A
         reconnect that restarts the stream clock moves the offset so our timestamps stay monotonic; so does a frame
         of one session whose time does not come after the last one's (a damaged or concatenated file: every frame at
         0, a clock reset mid-file), which is then timed one frame period after it, counted in ``timestamps_repaired``
         and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything.
         A live frame less than a frame period behind the last (a camera's clock wavering by milliseconds as an RTSP
         session starts) is timed just after it, uncounted."""
-        for n, av_frame in enumerate(frames):
-            pts = av_frame.time if av_frame.time is not None else n / rate
+        for n, (av_frame, own) in enumerate(frames):
+            pts = own if own is not None else n / rate
             if n and self.spec.live and self._last_pts - 1.0 / rate < pts + self._pts_offset <= self._last_pts:
                 # a camera's clock wavers by a few milliseconds as an RTSP session starts (RTCP): just after the last
                 yield av_frame, self._last_pts + 1e-3 - self._pts_offset

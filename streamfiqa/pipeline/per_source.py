@@ -173,7 +173,8 @@ class SourceRun:
                             round(1000 * src.decode_s / max(src.decoded, 1), 2), self.cuts, self.done, src.error,
                             dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost,
                             src.turned or 0, round(src.sample_aspect, 4),
-                            src.interlaced, self.unprocessed, src.timestamps_repaired, src.unread, self.cuts_held)
+                            src.interlaced, self.unprocessed, src.timestamps_repaired, src.unread, self.cuts_held,
+                            src.timestamps_reordered)
 
     @property
     def unprocessed(self) -> int:

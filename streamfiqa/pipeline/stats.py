@@ -48,6 +48,9 @@ class SourceStatus:
         unread: files and folders: frames never decoded because the run was stopped before their end.
         timestamps_repaired: frames whose own timestamp went back or repeated (a damaged or concatenated file),
             timed one frame period after the frame before instead.
+        timestamps_reordered: recordings: frames whose own time came out of order (a damaged file's decoder pairs
+            frames with the wrong times), given the time their place in the order takes (a few frames held back;
+            what is still out of order after that is in ``timestamps_repaired``).
     """
 
     id: str
@@ -78,6 +81,7 @@ class SourceStatus:
     timestamps_repaired: int = 0
     unread: int = 0
     cuts_held: int = 0
+    timestamps_reordered: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -216,7 +220,8 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
                           "max_lag_s": s["max_lag_s"], "dropped": drops[sid], "error": s.get("error"),
                           "rotation": s.get("rotation", 0), "sample_aspect": s.get("sample_aspect", 1.0),
                           "interlaced": s.get("interlaced", False),
-                          "timestamps_repaired": s.get("timestamps_repaired", 0)}
+                          "timestamps_repaired": s.get("timestamps_repaired", 0),
+                          "timestamps_reordered": s.get("timestamps_reordered", 0)}
                     for sid, s in stats["sources"].items()},
         "versions": versions()}
     if summary["faces"] and not tracks_started:

@@ -95,21 +95,66 @@ def test_interlaced_frames_are_said_and_counted(synth_clip, tmp_path, caplog):
 
 def test_a_clock_that_goes_back_mid_file_is_timed_on_and_counted(synth_clip, tmp_path, caplog):
     """Two MPEG-TS recordings joined end to end (``cat a.ts b.ts``, as DVR exports are): the second one's clock starts
-    again. Its frames follow the first one's at the frame rate instead of going back in time, and that is said."""
-    frames = clip_frames(synth_clip[0], 12)
-    a = write_clip(tmp_path / "a.ts", frames[:6], container="mpegts")
-    b = write_clip(tmp_path / "b.ts", frames[6:], container="mpegts")
+    again. Its frames follow the first one's at the frame rate instead of going back in time, and that is said. (Each
+    recording runs longer than the second within which frames out of order are put back in order: a DVR export runs
+    minutes.)"""
+    frames = clip_frames(synth_clip[0])  # 40 frames, 1.6 s
+    a = write_clip(tmp_path / "a.ts", frames, container="mpegts")
+    b = write_clip(tmp_path / "b.ts", frames[::-1], container="mpegts")
     joined = tmp_path / "joined.ts"
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     (spec,) = parse_sources([str(joined)])
     src = Source(spec, SourcesConfig())
     with caplog.at_level("WARNING", logger="streamfiqa.io.sources"):
         pts = [f.pts for f in drain(src.start())]
-    assert len(pts) == 12 and src.timestamps_repaired == 1 and "go back or repeat" in caplog.text
+    assert len(pts) == 80 and src.timestamps_repaired == 1 and "go back or repeat" in caplog.text
     np.testing.assert_allclose(np.diff(pts), 1 / 25, atol=1e-3)  # one clock, one frame apart throughout
     src = Source(parse_sources([str(synth_clip[0])])[0], SourcesConfig())
     drain(src.start())
     assert src.timestamps_repaired == 0
+
+
+def test_a_damaged_recording_keeps_its_frames_in_order_and_its_own_timeline(tmp_path, monkeypatch):
+    """A real talking-head clip (andrew_clip_1, 25 s at 30 fps) with 40 runs of 200 bytes zeroed, as a damaged
+    recording: after a broken reference its decoder pairs frames with the wrong times (the pictures in order, the
+    times shuffled). The frames stay in the order decoded, and the clip reads as long as it is; taken as they came
+    (each frame behind the last timed a frame after it), it read 44 s."""
+    from conftest import shared_path
+    from streamfiqa.io import sources
+
+    clean = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
+    data = bytearray(clean.read_bytes())
+    rng = np.random.default_rng(0)
+    for at in rng.integers(5000, len(data) - 200, 40):
+        data[at:at + 200] = bytes(200)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+
+    def read(path):
+        src = Source(parse_sources([str(path)])[0], SourcesConfig(decode_threads=1))  # as offline.yaml decodes
+        frames = drain(src.start())
+        pts = [f.pts for f in frames]
+        assert np.all(np.diff(pts) > 0)
+        return pts[-1] - pts[0], src, [cv2.resize(f.image, (32, 32)).astype(np.float32) for f in frames]
+
+    truth, _, _ = read(clean)
+    span, src, pictures = read(damaged)
+    assert src.decode_errors > 0 and src.timestamps_reordered > 50, (src.decode_errors, src.timestamps_reordered)
+    assert abs(span - truth) < 0.02 * truth and src.timestamps_repaired < 10, (span, truth, src.timestamps_repaired)
+    decoded = []  # the same file decoded plainly: the order its decoder hands the pictures out in
+    with av.open(str(damaged)) as c:
+        c.streams.video[0].thread_type = "NONE"
+        for packet in c.demux(c.streams.video[0]):
+            try:
+                decoded += [cv2.resize(to_bgr(f), (32, 32)).astype(np.float32)
+                            for f in packet.decode()]
+            except av.error.InvalidDataError:
+                pass
+    assert len(decoded) == len(pictures)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, pictures))
+    monkeypatch.setattr(sources, "REORDER_WINDOW", 0)  # as before: each frame with the time it came with
+    stretched, before, _ = read(damaged)
+    assert stretched > 1.3 * truth and before.timestamps_repaired > 100, (stretched, before.timestamps_repaired)
 
 
 def test_a_cover_track_before_the_video_is_not_what_is_read(synth_clip, tmp_path, caplog):
