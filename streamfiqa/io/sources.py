@@ -357,7 +357,8 @@ class Source:
         return self._anchor + pts
 
     def _av_frames(self) -> Iterator[Frame]:
-        """A PyAV session, as small steps: demux → (live) catch up → decode → timestamps → resume → pace → keep."""
+        """A PyAV session, as small steps: demux → (live) catch up → decode → (recordings) times in order →
+        timestamps → resume → pace → keep."""
         container = self._open()
         try:
             stream = self._video_stream(container)
@@ -575,8 +576,9 @@ class Source:
             yield held.popleft(), heapq.heappop(times)
 
     def _timed(self, frames, rate: float):
-        """``(frame, pts)`` of ``(frame, its own time or None)``: the frame's own time (else its index at ``rate``), before the session offset. A
-        reconnect that restarts the stream clock moves the offset so our timestamps stay monotonic; so does a frame
+        """``(frame, pts)`` of ``(frame, its own time or None)``: that time (else the frame's index at ``rate``), before
+        the session offset. A reconnect that restarts the stream clock moves the offset so our timestamps stay
+        monotonic; so does a frame
         of one session whose time does not come after the last one's (a damaged or concatenated file: every frame at
         0, a clock reset mid-file), which is then timed one frame period after it, counted in ``timestamps_repaired``
         and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything.
