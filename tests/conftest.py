@@ -112,15 +112,3 @@ def make_event(i: int):
     c = Candidate(0.5 + i / 100, "tier0", {"tier0": 0.5}, {"yaw": 0.0}, True, [], i, i / 25, time.time(),
                   np.array([1, 2, 30, 40]), np.zeros((5, 2)), 0.99, np.zeros((112, 112, 3), np.uint8), disp)
     return Event("best", "cam1", i, c, {"end_reason": "eof"})
-
-
-#: Test files whose tests run longest (live RTSP served in real time, many CLI processes): collected last by name,
-#: they left one of two test processes idle at the end of the run while the other finished them.
-_LONG_FIRST = ("tests/test_cli.py", "tests/test_reliability.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    """The longest-running test files first (a stable sort: every other test keeps its place), so that the short
-    tests fill in beside them rather than one long test running alone at the end."""
-    items.sort(key=lambda item: not any(item.nodeid.startswith(f.removeprefix("tests/")) or
-                                        item.nodeid.startswith(f) for f in _LONG_FIRST))
