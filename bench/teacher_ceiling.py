@@ -2,15 +2,17 @@
 
     python -m bench.teacher_ceiling [--split train] [--scorer fiqa_fast]     # ≈ 3 min on 2 cores; JSON lines
 
-A student learns a face's **utility** by its teacher: the mean cosine of the face's embedding to the other clean
-photos of its person (``streamfiqa distil``'s labels). Here each photo's utility is computed exactly, by each of
-MobileFaceNet (the shipped students' teacher), ``buffalo_s`` and SFace, alone and averaged as standardised scores,
-and used as the photo's quality in the EDC of every recogniser (normalised pAUC, as ``streamfiqa eval``: FMR 1e-3,
-pair quality the lower of the two, 1.0 = random discard). Off the diagonal is the ceiling of distillation from
-recognisers that disagree: what a student that predicted its teachers' utility without error would reach with a
-recogniser that taught it nothing. ``--scorer`` rows show a real scorer on the same photos beside them. On the
-``train`` half (the default: the identities the students learnt from, so their rows there are in-sample) nothing of
-the held-out half is touched. An analysis, not a bench row (README, "Recognisers that taught nothing").
+A student learns a face's **utility** by its teacher: ``streamfiqa distil``'s label, the mean cosine of the face's
+embedding to the other clean photos of its person, a degraded copy's capped below its clean original's
+(``utility_labels`` with the fast recipe's margin). Here each photo's label is computed as ``distil`` computes it, by
+each of MobileFaceNet (the shipped students' teacher), ``buffalo_s`` and SFace, alone and two at a time
+(``several_teachers``, as ``--label-fr`` does), and used as the photo's quality in the EDC of every recogniser
+(normalised pAUC, as ``streamfiqa eval``: FMR 1e-3, pair quality the lower of the two, 1.0 = random discard). Off
+the diagonal is the ceiling of distillation from recognisers that disagree: what a student that predicted its
+teachers' labels without error would reach with a recogniser that taught it nothing. ``--scorer`` rows show a real
+scorer on the same photos beside them. On the ``train`` half (the default: the identities the students learnt from,
+so their rows there are in-sample) nothing of the held-out half is touched. An analysis, not a bench row (README,
+"Recognisers that taught nothing").
 """
 from __future__ import annotations
 
@@ -23,15 +25,25 @@ import numpy as np
 RECOGNISERS = ("mobilefacenet", "buffalo_s", "sface")
 
 
-def utilities(emb: np.ndarray, clean: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Per photo, the mean cosine of ``emb[i]`` to the clean embeddings of the other photos of its person (0 for a
-    person with one photo)."""
-    out = np.zeros(len(ids))
-    for i in range(len(ids)):
-        same = ids == ids[i]
-        same[i] = False
-        if same.any():
-            out[i] = float((clean[same] @ emb[i]).mean())
+def labels(ids: np.ndarray, clean: dict, degraded: dict, kinds: list, strengths: np.ndarray) -> dict:
+    """Per photo and recogniser, ``distil``'s utility label of the photo as the protocol shows it: ``clean`` and
+    ``degraded`` are each recogniser's embeddings of the clean photos and of the protocol's crops, ``kinds`` and
+    ``strengths`` the protocol's plan (a photo it left clean is labelled as a clean one)."""
+    from streamfiqa.train.distil import DistilConfig, TrainingSet, utility_labels
+
+    n = len(ids)
+    deg = np.flatnonzero([k != "clean" for k in kinds])
+    ts = TrainingSet(np.zeros(0), np.concatenate([np.arange(n), deg]), np.concatenate([ids, ids[deg]]),
+                     ["clean"] * n + [kinds[i] for i in deg],
+                     np.concatenate([np.zeros(n, np.float32), np.asarray(strengths, np.float32)[deg]]))
+    row = np.arange(n)
+    row[deg] = n + np.arange(len(deg))  # a degraded photo's own row
+    out = {}
+    for name in clean:
+        lab = utility_labels(np.concatenate([clean[name], degraded[name][deg]]), ts, DistilConfig().margin)[row]
+        if not np.isfinite(lab).all():  # a person with one photo: nothing vouches for it, it goes first
+            lab = np.where(np.isfinite(lab), lab, np.nanmin(lab))
+        out[name] = lab.astype(np.float64)
     return out
 
 
@@ -44,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from streamfiqa.eval.facedata import celeba_ids_dir, load_crops, pairs, read_identities
     from streamfiqa.models.fr import create_fr
     from streamfiqa.quality.scorers import create_scorer
+    from streamfiqa.train.distil import several_teachers
 
     ids = read_identities(celeba_ids_dir()).split(args.split, 0)
     a, b, genuine = pairs(ids.ids, 50_000, 0)
@@ -54,11 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     for protocol in ("clean", "mixed"):
         crops = clean if protocol == "clean" else load_crops(ids.paths, protocol=protocol, seed=0)
         emb = clean_emb if protocol == "clean" else {n: m.embed(crops.aligned) for n, m in frs.items()}
-        util = {n: utilities(emb[n], clean_emb[n], ids.ids) for n in frs}
-        z = {n: (u - u.mean()) / u.std() for n, u in util.items()}
+        util = labels(ids.ids, clean_emb, emb, crops.kinds, crops.strengths)
         qualities = {f"utility:{n}": u for n, u in util.items()}
         for x, y in itertools.combinations(RECOGNISERS, 2):
-            qualities[f"utility:{x}+{y}"] = z[x] + z[y]
+            qualities[f"utility:{x}+{y}"] = several_teachers([util[x], util[y]]).astype(np.float64)
         qualities.update({s: np.asarray(m.score(crops.aligned), np.float64) for s, m in scorers.items()})
         for fr in RECOGNISERS:
             sim = (emb[fr][a] * emb[fr][b]).sum(1)
