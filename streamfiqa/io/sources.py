@@ -578,10 +578,9 @@ class Source:
     def _timed(self, frames, rate: float):
         """``(frame, pts)`` of ``(frame, its own time or None)``: that time (else the frame's index at ``rate``), before
         the session offset. A reconnect that restarts the stream clock moves the offset so our timestamps stay
-        monotonic; so does a frame
-        of one session whose time does not come after the last one's (a damaged or concatenated file: every frame at
-        0, a clock reset mid-file), which is then timed one frame period after it, counted in ``timestamps_repaired``
-        and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything.
+        monotonic; so does a frame of one session whose time does not come after the last one's (a damaged or
+        concatenated file: every frame at 0, a clock reset mid-file), which is then timed one frame period after it,
+        counted in ``timestamps_repaired`` and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything.
         A live frame less than a frame period behind the last (a camera's clock wavering by milliseconds as an RTSP
         session starts) is timed just after it, uncounted."""
         for n, (av_frame, own) in enumerate(frames):
