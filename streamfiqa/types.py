@@ -82,6 +82,8 @@ class Frame:
         name: the image's file name when the frame is a photo of an image folder; empty for video frames.
         thumbs: ``(2, h, 64)`` the previous frame's and its own standardised 64-px grey thumbnails (how much each
             face changed: :func:`streamfiqa.io.shots.region_change`); None when cuts are not detected.
+        damaged: decoded from a damaged stretch of the stream (bytes lost or broken since the last whole keyframe):
+            parts of the picture may be the decoder's guesses. Its faces are tracked but fail the ``damaged`` gate.
     """
 
     source_id: str
@@ -95,6 +97,7 @@ class Frame:
     capture: float = 0.0
     name: str = ""
     thumbs: np.ndarray | None = None
+    damaged: bool = False
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:

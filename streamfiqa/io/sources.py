@@ -126,6 +126,7 @@ class Source:
         self.frames_lost = 0      # files: frames short of the container's count at the end (a corrupt stretch)
         self.unread = 0           # files and folders: frames not reached because the run was stopped
         self.timestamps_reordered = 0  # a damaged recording's frames whose own time came out of order, put in order
+        self.frames_damaged = 0   # frames kept that were decoded from a damaged stretch (Frame.damaged)
         self.timestamps_repaired = 0  # frames whose own time went back or repeated, timed after the last instead
         self._last_failure: str | None = None  # a live source's last reason to reconnect (scrubbed)
         cuts = cfg.shot_cuts == "true" or (cfg.shot_cuts == "auto" and not spec.live)
@@ -377,14 +378,14 @@ class Source:
                 packets = self._catch_up(packets, stream)
             decoded = self._decoded(packets)
             if self._real_time:
-                decoded = ((f, f.time) for f in decoded)
+                decoded = ((f, f.time, damaged) for f, damaged in decoded)
             else:  # a recording: a few frames held back cost nothing (live: they would be lag)
                 decoded = self._in_time_order(decoded)
             frames = self._resumed(self._timed(decoded, rate), start)
             if self.cfg.realtime and self.spec.kind == "file":
                 frames = self._paced(frames, start)
             t0 = time.perf_counter()
-            for av_frame, pts in frames:
+            for av_frame, pts, damaged in frames:
                 pts += self._pts_offset
                 self._last_pts = pts
                 self.decoded += 1
@@ -395,7 +396,8 @@ class Source:
                 self.decode_s += time.perf_counter() - t0
                 # only a stream that runs in real time has a capture time (a recording is read at our pace)
                 capture = self._capture_time(pts) if self._real_time else 0.0
-                yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(), capture=capture)
+                self.frames_damaged += damaged
+                yield Frame(self.spec.id, self.decoded - 1, pts, image, time.time(), capture=capture, damaged=damaged)
                 t0 = time.perf_counter()
                 if self._stop.is_set():
                     return
@@ -469,6 +471,10 @@ class Source:
         if self.frames_lost:
             log.warning("%s: %d frames could not be decoded (%d undecodable packets)", self.spec.id, self.frames_lost,
                         self.decode_errors)
+        if self.frames_damaged:
+            log.warning("%s: %d of its %d frames were decoded from damaged stretches (bytes lost or broken since the "
+                        "last whole keyframe): their faces are published only for a track with no face from a whole "
+                        "frame, then failing the gate \"damaged\"", self.spec.id, self.frames_damaged, self.decoded)
 
     def _video_stream(self, container):
         """The video stream to read (the largest picture; cover pictures skipped), its decoder threads set and (files)
@@ -526,22 +532,35 @@ class Source:
             yield packet
 
     def _decoded(self, packets):
-        """Decoded frames; a corrupt packet is skipped (counted) and decoding resumes at the next decodable one."""
+        """``(frame, damaged)`` of the decoded frames; a corrupt packet is skipped (counted) and decoding resumes at the
+        next decodable one. Where bytes were lost the decoder conceals the gap with guesses (smeared blocks, a face
+        from the frame before), and every frame predicted from a concealed one carries the guesses on: a frame is
+        ``damaged`` from a packet that failed or a frame FFmpeg marks corrupt until a keyframe decodes whole (with
+        :meth:`_in_time_order`'s frames held before it). What the decoder does not report is not seen: on a talking-head
+        clip with 4 runs of 200 bytes zeroed, every visibly damaged frame was marked for two seeds, about half for a
+        third; FFmpeg's HEVC decoder reports nothing (README, "Guarantees")."""
         import av
 
+        damaged = False
         for packet in packets:
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as exc:
                 self.decode_errors += 1
+                damaged = True
                 if self.decode_errors <= 3 or self.decode_errors % 100 == 0:
                     log.warning("%s: undecodable packet skipped (%d so far): %s", self.spec.id, self.decode_errors,
                                 self.spec.scrub(str(exc)))
                 continue
-            yield from decoded
+            for av_frame in decoded:
+                if av_frame.is_corrupt:
+                    damaged = True
+                elif av_frame.key_frame:
+                    damaged = False
+                yield av_frame, damaged
 
     def _in_time_order(self, frames):
-        """``(frame, time)`` of a recording's decoded frames, in the order decoded, with their own times put in order
+        """``(frame, time, damaged)`` of a recording's ``(frame, damaged)``, in the order decoded, with their own times put in order
         within :data:`REORDER_WINDOW` frames. A healthy file's frames come with their times in order and nothing
         moves. A damaged one's (bytes lost or zeroed, a DVR export cut mid-GOP) still come in the order they are shown,
         but the decoder pairs them with the wrong times after a broken reference, up to 6 frames behind the newest
@@ -552,42 +571,51 @@ class Source:
         the order says: it reads 25.1 s (4 frames still moved on). A time more than :data:`REORDER_REACH_S` behind
         the newest is a clock that started again (recordings joined end to end): what is held goes first, and
         :meth:`_timed` times it on from there. Frames whose own time came behind the newest are counted
-        (``timestamps_reordered``)."""
-        held: collections.deque = collections.deque()  # frames, in the order decoded
+        (``timestamps_reordered``). When a damaged stretch begins, the frames held are marked damaged too: a frame
+        shown before a broken one may be predicted from it, and comes out of the decoder first (seen: 4 such frames
+        before a broken one; a live source, held nowhere, marks from the broken one on)."""
+        held: collections.deque = collections.deque()  # [frame, damaged], in the order decoded
         times: list = []  # their times, a heap
-        newest = -np.inf
-        for av_frame in frames:
+        newest, was_damaged = -np.inf, False
+        for av_frame, damaged in frames:
+            if damaged and not was_damaged:
+                for item in held:
+                    item[1] = True
+            was_damaged = damaged
             t = av_frame.time
             if t is None or t < newest - REORDER_REACH_S:
                 while held:
-                    yield held.popleft(), heapq.heappop(times)
+                    av_frame_held, damaged_held = held.popleft()
+                    yield av_frame_held, heapq.heappop(times), damaged_held
                 newest = -np.inf
                 if t is None:
-                    yield av_frame, None
+                    yield av_frame, None, damaged
                     continue
             if t < newest:
                 self.timestamps_reordered += 1
             newest = max(newest, t)
-            held.append(av_frame)
+            held.append([av_frame, damaged])
             heapq.heappush(times, t)
             if len(held) > REORDER_WINDOW:
-                yield held.popleft(), heapq.heappop(times)
+                av_frame, damaged = held.popleft()
+                yield av_frame, heapq.heappop(times), damaged
         while held:
-            yield held.popleft(), heapq.heappop(times)
+            av_frame, damaged = held.popleft()
+            yield av_frame, heapq.heappop(times), damaged
 
     def _timed(self, frames, rate: float):
-        """``(frame, pts)`` of ``(frame, its own time or None)``: that time (else the frame's index at ``rate``), before
-        the session offset. A reconnect that restarts the stream clock moves the offset so our timestamps stay
+        """``(frame, pts, damaged)`` of ``(frame, its own time or None, damaged)``: that time (else the frame's index at
+        ``rate``), before the session offset. A reconnect that restarts the stream clock moves the offset so our timestamps stay
         monotonic; so does a frame of one session whose time does not come after the last one's (a damaged or
         concatenated file: every frame at 0, a clock reset mid-file), which is then timed one frame period after it,
         counted in ``timestamps_repaired`` and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything.
         A live frame less than a frame period behind the last (a camera's clock wavering by milliseconds as an RTSP
         session starts) is timed just after it, uncounted."""
-        for n, (av_frame, own) in enumerate(frames):
+        for n, (av_frame, own, damaged) in enumerate(frames):
             pts = own if own is not None else n / rate
             if n and self.spec.live and self._last_pts - 1.0 / rate < pts + self._pts_offset <= self._last_pts:
                 # a camera's clock wavers by a few milliseconds as an RTSP session starts (RTCP): just after the last
-                yield av_frame, self._last_pts + 1e-3 - self._pts_offset
+                yield av_frame, self._last_pts + 1e-3 - self._pts_offset, damaged
                 continue
             if pts + self._pts_offset <= self._last_pts:
                 if n:  # not a new session's first frame: the stream's own clock went back or stood still
@@ -598,25 +626,26 @@ class Source:
                                     "the stats as timestamps_repaired", self.spec.id, pts + self._pts_offset,
                                     self._last_pts, rate)
                 self._pts_offset = self._last_pts + 1.0 / rate - pts
-            yield av_frame, pts
+            yield av_frame, pts, damaged
 
     @staticmethod
     def _resumed(frames, start: float):
         """Frames from ``start`` on (a seek lands on the keyframe before it)."""
-        for av_frame, pts in frames:
-            if pts >= start - 1e-6:
-                yield av_frame, pts
+        for item in frames:
+            if item[1] >= start - 1e-6:
+                yield item
 
     def _paced(self, frames, start: float):
         """A recording standing in for a camera: frames arrive at the clip's own rate."""
         clock0 = None
-        for av_frame, pts in frames:
+        for item in frames:
+            pts = item[1]
             if clock0 is None:
                 clock0 = time.monotonic() - (pts - start)
             wait = clock0 + (pts - start) - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
-            yield av_frame, pts
+            yield item
 
     def _folder_images(self) -> list[Path]:
         """The folder source's images, in the order they are read."""

@@ -2,7 +2,8 @@
 scale they are ranked, and the ``best`` / ``update`` events that carry the winner.
 
 1. A face of a frame becomes a :class:`~streamfiqa.events.Candidate` (:meth:`ScoredFrame.candidate`): it passed when
-   every tier-0 gate holds and its fast score reaches ``quality.min_score``.
+   every tier-0 gate holds, its fast score reaches ``quality.min_score`` and its frame was not decoded from a damaged
+   stretch of the stream (:attr:`~streamfiqa.types.Frame.damaged`).
 2. A track keeps passing candidates and, apart, its best failed one (:class:`~streamfiqa.pipeline.track_pool.
    TrackPool`), ranked by typicality (default) or by quality score: one scale per track, never a mix.
 3. At its end a track holding two people is split, a second track of a person already tracked in the same frames
@@ -71,6 +72,8 @@ class ScoredFrame:
         passed, reasons = bool(self.quality.passed[d]), self.quality.reasons[d]
         if min_score is not None and decided_by in self.scores and self.scores[decided_by][d] < min_score:
             passed, reasons = False, [*reasons, "min_score"]
+        if self.frame.damaged:  # decoded from a damaged stretch: the face may be the decoder's guesses
+            passed, reasons = False, [*reasons, "damaged"]
         f, faces = self.frame, self.faces
         return Candidate(
             float(self.scores[decided_by][d]), decided_by, {k: float(v[d]) for k, v in self.scores.items()},

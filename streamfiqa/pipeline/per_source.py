@@ -174,7 +174,7 @@ class SourceRun:
                             dict(self.selector.rejected), self.tracker.unconfirmed, src.frames_lost,
                             src.turned or 0, round(src.sample_aspect, 4),
                             src.interlaced, self.unprocessed, src.timestamps_repaired, src.unread, self.cuts_held,
-                            src.timestamps_reordered)
+                            src.timestamps_reordered, src.frames_damaged)
 
     @property
     def unprocessed(self) -> int:

@@ -51,6 +51,9 @@ class SourceStatus:
         timestamps_reordered: recordings: frames whose own time came out of order (a damaged file's decoder pairs
             frames with the wrong times), given the time their place in the order takes (a few frames held back;
             what is still out of order after that is in ``timestamps_repaired``).
+        frames_damaged: frames decoded from a damaged stretch of the stream (bytes lost or broken since the last
+            whole keyframe; :attr:`streamfiqa.types.Frame.damaged`): their faces are tracked, never published while
+            a face of the track from a whole frame passes.
     """
 
     id: str
@@ -82,6 +85,7 @@ class SourceStatus:
     unread: int = 0
     cuts_held: int = 0
     timestamps_reordered: int = 0
+    frames_damaged: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain dict (without the id: stats are keyed by it)."""
@@ -221,7 +225,8 @@ def run_summary(stats: dict, elapsed_s: float, stream_s: float, tracks_started: 
                           "rotation": s.get("rotation", 0), "sample_aspect": s.get("sample_aspect", 1.0),
                           "interlaced": s.get("interlaced", False),
                           "timestamps_repaired": s.get("timestamps_repaired", 0),
-                          "timestamps_reordered": s.get("timestamps_reordered", 0)}
+                          "timestamps_reordered": s.get("timestamps_reordered", 0),
+                          "frames_damaged": s.get("frames_damaged", 0)}
                     for sid, s in stats["sources"].items()},
         "versions": versions()}
     if summary["faces"] and not tracks_started:

@@ -157,6 +157,41 @@ def test_a_damaged_recording_keeps_its_frames_in_order_and_its_own_timeline(tmp_
     assert stretched > 1.3 * truth and before.timestamps_repaired > 100, (stretched, before.timestamps_repaired)
 
 
+def test_frames_decoded_from_a_damaged_stretch_are_marked_until_a_whole_keyframe(tmp_path):
+    """andrew_clip_1 (H.264, keyframes every ~250 frames) with 4 runs of 200 bytes zeroed: every frame whose picture
+    differs visibly from the clean clip's at the same time (any 16-px block off by more than 20 grey levels on
+    average) is marked ``damaged``, frames before the first damage are not, and a keyframe that decodes whole ends
+    the marking."""
+    from conftest import shared_path
+
+    clean = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
+    data = bytearray(clean.read_bytes())
+    for at in np.random.default_rng(0).integers(5000, len(data) - 200, 4):
+        data[at:at + 200] = bytes(200)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+
+    def read(path):
+        src = Source(parse_sources([str(path)])[0], SourcesConfig(decode_threads=1))
+        return drain(src.start()), src
+
+    whole, plain = read(clean)
+    assert plain.frames_damaged == 0 and not any(f.damaged for f in whole)
+    truth = {round(f.pts, 3): f.image for f in whole}
+    frames, src = read(damaged)
+    marked = np.array([f.damaged for f in frames])
+    visible = []
+    for f in frames:
+        diff = np.abs(f.image.astype(np.int16) - truth[round(f.pts, 3)]).max(axis=2)
+        h, w = (s - s % 16 for s in diff.shape)
+        visible.append(bool((diff[:h, :w].reshape(h // 16, 16, w // 16, 16).mean(axis=(1, 3)) > 20).any()))
+    visible = np.array(visible)
+    assert visible.sum() > 100 and not (visible & ~marked).any(), np.flatnonzero(visible & ~marked)
+    assert src.frames_damaged == marked.sum() < 0.6 * len(frames)
+    assert np.flatnonzero(marked)[0] > 100
+    assert (marked[:-1] & ~marked[1:]).any()  # a keyframe that decoded whole ended a damaged stretch
+
+
 def test_a_cover_track_before_the_video_is_not_what_is_read(synth_clip, tmp_path, caplog):
     """An MKV whose first video track is a one-frame 64-px MJPEG cover (as tagging tools write them): the clip is read,
     not the cover, and the choice is logged."""

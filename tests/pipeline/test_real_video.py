@@ -218,3 +218,19 @@ def test_a_face_cut_by_the_frame_edge_never_beats_the_whole_faces(dev, tmp_path)
     (off,) = [e for e in run(path, tmp_path / "off", "quality.min_in_frame=0") if e["event"] == "best"]
     assert off["frame_index"] % 2 == 0 and off["quality"]["components"]["in_frame"] < 0.9
 
+
+
+def test_a_face_from_a_damaged_stretch_is_published_only_as_failing_its_gate(dev, tmp_path):
+    """LivePortrait s18 with 6 runs of 200 bytes zeroed: its one keyframe is among them, so every frame decodes from
+    a damaged stretch (its face smeared in places: 6.5 grey levels from the clean clip's at the frame published
+    before). The track is still published, but as failing the ``damaged`` gate, and the frames are counted."""
+    clip = dev("KwaiVGI__LivePortrait__s18")
+    data = bytearray(clip.path.read_bytes())
+    for at in np.random.default_rng(1).integers(5000, len(data) - 200, 6):
+        data[at:at + 200] = bytes(200)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    (best,) = [e for e in run(damaged, tmp_path / "out") if e["event"] == "best"]
+    assert best["quality"]["gates_passed"] is False and best["quality"]["failed_gates"] == ["damaged"]
+    (stats,) = json.loads((tmp_path / "out" / "manifest.json").read_text())["sources"].values()
+    assert stats["frames_damaged"] == stats["decoded"] == 282
