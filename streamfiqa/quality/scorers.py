@@ -5,8 +5,9 @@ name                what                                                      we
 ==================  ========================================================  ==============================
 fiqa_fast           **fast embedded default**: distilled student, MobileFace-  ``streamfiqa/weights/`` (repo)
                     Net at 80 px + MLP head, FR-utility labels
-fiqa_heavy          **heavy embedded default**: the same recipe at 112 px,    ``streamfiqa/weights/`` (repo)
-                    averaged with fiqa_fast (a two-student ensemble)
+fiqa_heavy          **heavy embedded default**: two students whose labels     ``streamfiqa/weights/`` (repo)
+                    add a second recogniser's feature norm, at 112 and 80 px,
+                    averaged (a two-student ensemble)
 student             any ``distil`` checkpoint                                 ``weights=`` .pt
 faceqan             FaceQAN on a torch FR model (default: fiqa_heavy's         ``fr=``/``fr_args``
                     backbone)
@@ -117,12 +118,13 @@ def fiqa_fast(backend: str = "onnxruntime", device: str = "auto", batch_size: in
 @SCORERS.register("fiqa_heavy")
 def fiqa_heavy(backend: str = "onnxruntime", device: str = "auto", batch_size: int = 128, flip: bool = False,
                jitter: int = 0, threads: int = 0, precision: str | None = None):
-    """Heavy embedded default: the distilled 112-px MobileFaceNet student and the 80-px one, averaged (an
-    ensemble of two students of the same label ranks better than either; README)."""
+    """Heavy embedded default: two distilled MobileFaceNet students of the same labels (utility and a second
+    recogniser's feature norm; model card), at 112 px and at 80 px, averaged (an ensemble of two students of the same
+    label ranks better than either; README)."""
     from streamfiqa.models.student import StudentEnsemble, StudentScorer
 
     return StudentEnsemble([StudentScorer(None, name, backend, device, batch_size, flip, jitter, threads, precision)
-                            for name in ("fiqa_heavy", "fiqa_fast")], "fiqa_heavy")
+                            for name in ("fiqa_heavy", "fiqa_heavy_80")], "fiqa_heavy")
 
 
 @SCORERS.register("student")

@@ -12,7 +12,11 @@ Labels (``--labels``):
   ``--label-fr`` (repeatable) the utility of each further recogniser is computed the same way, every
   recogniser's labels are standardised, averaged, and put back on the teacher's scale
   (:func:`several_teachers`): the student learns what makes a face recognisable to several networks, not
-  what one of them likes; the embedding loss stays with ``--teacher-fr``.
+  what one of them likes; the embedding loss stays with ``--teacher-fr``. With ``--label-norm`` (repeatable) the
+  log of a recogniser's feature norm (its embedding before normalisation) is averaged in the same way: a
+  margin-trained recogniser's norm grows with the face's quality (MagFace), a property of the photo alone, which
+  a student can learn for people it has never seen, where a utility is relative to the person's other photos
+  (README, "Recognisers that taught nothing").
 * ``consistency`` (any faces): cosine of the degraded copy's embedding to its clean original's (1 for
   the clean crop minus the flip disagreement), i.e. how much recognition survives the degradation.
 * ``scorer:NAME`` (any faces): a heavy scorer's output (e.g. ``scorer:diffiqa`` with its ``--arg``s).
@@ -59,6 +63,7 @@ class DistilConfig:
     teacher_fr: str = "mobilefacenet"
     teacher_fr_args: dict = field(default_factory=dict)
     label_frs: list = field(default_factory=list)  # (name, args) of further recognisers whose utility is averaged in
+    label_norms: list = field(default_factory=list)  # (name, args) of recognisers whose log feature norm is averaged in
     init: str | None = None          # teacher FR weights to initialise the backbone from (same family)
     variants: int = 4
     margin: float = 0.3
@@ -76,12 +81,13 @@ class DistilConfig:
     def __post_init__(self) -> None:
         if not (self.labels in ("utility", "consistency") or self.labels.startswith("scorer:")):
             raise ValueError(f"distil: --labels must be utility, consistency or scorer:NAME, found {self.labels!r}")
-        if self.label_frs and self.labels != "utility":
-            raise ValueError(f"distil: --label-fr averages utility labels; it needs --labels utility, found "
-                             f"{self.labels!r}")
+        for flag, given in (("--label-fr", self.label_frs), ("--label-norm", self.label_norms)):
+            if given and self.labels != "utility":
+                raise ValueError(f"distil: {flag} averages into utility labels; it needs --labels utility, found "
+                                 f"{self.labels!r}")
         from streamfiqa.models.fr import FR_MODELS
 
-        for name, _ in self.label_frs:
+        for name, _ in self.label_frs + self.label_norms:
             FR_MODELS.get(name)  # an unknown name fails now, listing the valid ones, not after the crops are built
         for name in ("variants", "epochs", "batch_size", "every"):
             if getattr(self, name) < (0 if name == "variants" else 1):
@@ -211,6 +217,28 @@ def several_teachers(labels: list[np.ndarray]) -> np.ndarray:
     return (mean * (first.std() + 1e-6) + first.mean()).astype(np.float32)
 
 
+def norm_labels(fr, aligned: np.ndarray) -> np.ndarray:
+    """The log of ``fr``'s feature norm per crop (its embedding before normalisation; module docstring).
+
+    Raises:
+        ValueError: ``fr`` gives no features before normalisation, or gives them all of one norm.
+    """
+    if not hasattr(fr, "features"):
+        raise ValueError(f"distil: --label-norm needs a recogniser whose embeddings can be read before normalisation; "
+                         f"{fr.name} gives only unit-norm ones")
+    log_norm = np.log(np.maximum(np.linalg.norm(fr.features(aligned), axis=1), 1e-12)).astype(np.float32)
+    if len(log_norm) > 1 and log_norm.std() < 1e-4:
+        raise ValueError(f"distil: --label-norm {fr.name}: its features all have the norm {np.exp(log_norm[0]):.4g} "
+                         "(normalised inside the network): their norm says nothing about the face")
+    return log_norm
+
+
+def _agree(each: list[np.ndarray]) -> float:
+    """Spearman between the first and the last labels where both are finite."""
+    both = np.isfinite(each[0]) & np.isfinite(each[-1])
+    return spearman(each[0][both], each[-1][both])
+
+
 def consistency_labels(emb: np.ndarray, flip_emb: np.ndarray, ts: TrainingSet) -> np.ndarray:
     """Cosine of each crop's embedding to its clean original's; the clean crop gets its flip agreement."""
     clean = np.array([k == "clean" for k in ts.kinds])
@@ -230,8 +258,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 #: The labelled training set, kept beside the checkpoints so that ``--resume`` does not detect and label again.
 SET_FILE = "training_set.npz"
 #: The options the training set depends on (a resumed run with other values builds it again).
-_SET_OPTIONS = ("labels", "teacher_fr", "teacher_fr_args", "label_frs", "variants", "margin", "split", "seed",
-                "max_photos", "every")
+_SET_OPTIONS = ("labels", "teacher_fr", "teacher_fr_args", "label_frs", "label_norms", "variants", "margin", "split",
+                "seed", "max_photos", "every")
 
 
 def _set_key(inputs: list[str], cfg: DistilConfig, scorer_args: dict | None) -> str:
@@ -266,14 +294,15 @@ def label_set(ts: TrainingSet, cfg: DistilConfig, scorer_args: dict | None = Non
     ts.teacher_emb = fr.embed(ts.aligned)
     if cfg.labels == "utility":
         ts.labels = utility_labels(ts.teacher_emb, ts, cfg.margin)
-        if cfg.label_frs:
-            each = [ts.labels]
-            for name, args in cfg.label_frs:
-                each.append(utility_labels(create_fr(name, **args).embed(ts.aligned), ts, cfg.margin))
-                both = np.isfinite(each[0]) & np.isfinite(each[-1])
-                log.info("labels: %s's utility agrees with the teacher's at Spearman %.3f", name,
-                         spearman(each[0][both], each[-1][both]))
-            ts.labels = several_teachers(each)
+        each = [ts.labels]
+        for name, args in cfg.label_frs:
+            each.append(utility_labels(create_fr(name, **args).embed(ts.aligned), ts, cfg.margin))
+            log.info("labels: %s's utility agrees with the teacher's at Spearman %.3f", name, _agree(each))
+        for name, args in cfg.label_norms:
+            each.append(norm_labels(create_fr(name, **args), ts.aligned))
+            log.info("labels: %s's log feature norm agrees with the teacher's utility at Spearman %.3f", name,
+                     _agree(each))
+        ts.labels = several_teachers(each)
     elif cfg.labels == "consistency":
         ts.labels = consistency_labels(ts.teacher_emb, fr.embed(np.ascontiguousarray(ts.aligned[:, :, ::-1])), ts)
     else:
@@ -338,7 +367,8 @@ def distil(inputs: list[str], out: str | Path, cfg: DistilConfig, resume: bool =
         sched.load_state_dict(state["sched"])
         start, history, best = int(state["epoch"]), json.loads(state["history"]), float(state["best"])
         log.info("resumed from %s at epoch %d", last, start)
-    teachers = "+".join([cfg.teacher_fr, *(name for name, _ in cfg.label_frs)])
+    teachers = "+".join([cfg.teacher_fr, *(name for name, _ in cfg.label_frs),
+                         *(f"norm:{name}" for name, _ in cfg.label_norms)])
     meta = {"name": out.name, "teacher": cfg.labels if cfg.labels != "utility" else f"utility:{teachers}",
             "labels": cfg.labels, "label_mean": mu, "label_std": sd, "config": asdict(cfg),
             "training_photos": len(paths), "training_crops": int(is_train.sum()), "inputs": [str(i) for i in inputs]}

@@ -14,9 +14,10 @@ def test_distil_tiny_run_lowers_its_loss_and_writes_loadable_outputs(tmp_path, c
     pt = shared_path("models/mobilefacenet/mobilefacenet_ms1m_arcface.pt")
     cfg = DistilConfig(arch="mfn80", teacher_fr="mobilefacenet", teacher_fr_args={"weights": str(pt), "device": "cpu"},
                        label_frs=[("facenet", {})],  # a second teacher's utility averaged into the labels
+                       label_norms=[("buffalo_s", {})],  # and a feature norm
                        init=str(pt), epochs=3, variants=1, max_photos=48, batch_size=16, lr=1e-3, val_fraction=0.2)
     out = distil([str(celeba_ids_dir())], tmp_path / "st", cfg, progress=False)
-    assert out["teacher"] == "utility:mobilefacenet+facenet"
+    assert out["teacher"] == "utility:mobilefacenet+facenet+norm:buffalo_s"
     losses = [h["train_loss"] for h in out["history"]]
     assert losses[-1] < losses[0]
     scorer = create_scorer("student", weights=out["out"])
@@ -57,3 +58,26 @@ def test_an_unknown_label_recogniser_is_refused_before_any_work():
         DistilConfig(label_frs=[("nosuchnet", {})])
     with pytest.raises(ValueError, match="--labels utility"):
         DistilConfig(labels="consistency", label_frs=[("facenet", {})])
+    with pytest.raises(ValueError, match="--label-norm .*--labels utility"):
+        DistilConfig(labels="consistency", label_norms=[("buffalo_s", {})])
+
+
+def test_a_feature_norm_falls_with_the_face_s_quality_and_a_normalised_one_is_refused(group_photo):
+    """The premise of ``--label-norm``, on the real faces of the insightface wheel's group photo: a margin-trained
+    recogniser's (``buffalo_s``') feature norm falls when a face is blurred; foamliu's MobileFaceNet normalises
+    inside its network, so its norm says nothing and is refused."""
+    import cv2
+    import pytest
+    from streamfiqa.align import Aligner
+    from streamfiqa.detect import create_detector
+    from streamfiqa.models.fr import create_fr
+    from streamfiqa.train.distil import norm_labels
+
+    crops = Aligner().align(group_photo, create_detector("retinaface").detect(group_photo)).aligned
+    blurred = np.stack([cv2.GaussianBlur(c, (0, 0), 2.5) for c in crops])
+    fr = create_fr("buffalo_s")
+    sharp, soft = norm_labels(fr, crops), norm_labels(fr, blurred)
+    assert len(crops) >= 5 and (soft < sharp).mean() >= 0.8, (sharp, soft)
+    with pytest.raises(ValueError, match="says nothing"):
+        pt = shared_path("models/mobilefacenet/mobilefacenet_ms1m_arcface.pt")
+        norm_labels(create_fr("mobilefacenet", weights=str(pt), device="cpu"), crops)
