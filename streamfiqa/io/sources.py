@@ -560,20 +560,20 @@ class Source:
                 yield av_frame, damaged
 
     def _in_time_order(self, frames):
-        """``(frame, time, damaged)`` of a recording's ``(frame, damaged)``, in the order decoded, with their own times put in order
-        within :data:`REORDER_WINDOW` frames. A healthy file's frames come with their times in order and nothing
-        moves. A damaged one's (bytes lost or zeroed, a DVR export cut mid-GOP) still come in the order they are shown,
-        but the decoder pairs them with the wrong times after a broken reference, up to 6 frames behind the newest
-        (checked against the clean clip's frames: the pictures in order, their times shuffled). Taken as they came,
-        each frame behind the last was timed a frame after it (:meth:`_timed`) and the timeline stretched: a 25-s
-        talking-head clip with 40 zeroed spots read as 44 s (141 of its 730 frames moved on), and its real-time
-        factor, track ages and re-ID windows with it. Each frame now takes the earliest time held, as its place in
-        the order says: it reads 25.1 s (4 frames still moved on). A time more than :data:`REORDER_REACH_S` behind
-        the newest is a clock that started again (recordings joined end to end): what is held goes first, and
-        :meth:`_timed` times it on from there. Frames whose own time came behind the newest are counted
-        (``timestamps_reordered``). When a damaged stretch begins, the frames held are marked damaged too: a frame
-        shown before a broken one may be predicted from it, and comes out of the decoder first (seen: 4 such frames
-        before a broken one; a live source, held nowhere, marks from the broken one on)."""
+        """``(frame, time, damaged)`` of a recording's ``(frame, damaged)``, in the order decoded, with their own times
+        put in order within :data:`REORDER_WINDOW` frames. A healthy file's frames come with their times in order and
+        nothing moves. A damaged one's (bytes lost or zeroed, a DVR export cut mid-GOP) still come in the order they are
+        shown, but the decoder pairs them with the wrong times after a broken reference, up to 6 frames behind the
+        newest (checked against the clean clip's frames: the pictures in order, their times shuffled). Taken as they
+        came, each frame behind the last was timed a frame after it (:meth:`_timed`) and the timeline stretched: a 25-s
+        talking-head clip with 40 zeroed spots read as 44 s (141 of its 730 frames moved on), and its real-time factor,
+        track ages and re-ID windows with it. Each frame now takes the earliest time held, as its place in the order
+        says: it reads 25.1 s (4 frames still moved on). A time more than :data:`REORDER_REACH_S` behind the newest is a
+        clock that started again (recordings joined end to end): what is held goes first, and :meth:`_timed` times it on
+        from there. Frames whose own time came behind the newest are counted (``timestamps_reordered``). When a damaged
+        stretch begins, the frames held are marked damaged too: a frame shown before a broken one may be predicted from
+        it, and comes out of the decoder first (seen: 4 such frames before a broken one; a live source, held nowhere,
+        marks from the broken one on)."""
         held: collections.deque = collections.deque()  # [frame, damaged], in the order decoded
         times: list = []  # their times, a heap
         newest, was_damaged = -np.inf, False
@@ -605,12 +605,12 @@ class Source:
 
     def _timed(self, frames, rate: float):
         """``(frame, pts, damaged)`` of ``(frame, its own time or None, damaged)``: that time (else the frame's index at
-        ``rate``), before the session offset. A reconnect that restarts the stream clock moves the offset so our timestamps stay
-        monotonic; so does a frame of one session whose time does not come after the last one's (a damaged or
-        concatenated file: every frame at 0, a clock reset mid-file), which is then timed one frame period after it,
-        counted in ``timestamps_repaired`` and said once. Left as they were, equal times stop rate limits, track ages and speeds from meaning anything.
-        A live frame less than a frame period behind the last (a camera's clock wavering by milliseconds as an RTSP
-        session starts) is timed just after it, uncounted."""
+        ``rate``), before the session offset. A reconnect that restarts the stream clock moves the offset so our
+        timestamps stay monotonic; so does a frame of one session whose time does not come after the last one's (a
+        damaged or concatenated file: every frame at 0, a clock reset mid-file), which is then timed one frame period
+        after it, counted in ``timestamps_repaired`` and said once. Left as they were, equal times stop rate limits,
+        track ages and speeds from meaning anything. A live frame less than a frame period behind the last (a camera's
+        clock wavering by milliseconds as an RTSP session starts) is timed just after it, uncounted."""
         for n, (av_frame, own, damaged) in enumerate(frames):
             pts = own if own is not None else n / rate
             if n and self.spec.live and self._last_pts - 1.0 / rate < pts + self._pts_offset <= self._last_pts:
