@@ -58,6 +58,18 @@ def synth_clip(tmp_path_factory):
     return path, truth
 
 
+def damaged_copy(src: Path, dst: Path, runs: int, seed: int) -> Path:
+    """``src`` written to ``dst`` with ``runs`` stretches of 200 bytes zeroed at seeded places past its first 5,000
+    bytes (the container's header), as a recording with lost bytes."""
+    import numpy as np
+
+    data = bytearray(Path(src).read_bytes())
+    for at in np.random.default_rng(seed).integers(5000, len(data) - 200, runs):
+        data[at:at + 200] = bytes(200)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
 def clip_frames(path, n: int | None = None) -> list:
     """The first ``n`` (None: all) frames of a clip, BGR as stored."""
     import itertools

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: arch → (input size, embedding size)
 ARCHS = {"mfn80": (80, 128), "mfn112": (112, 128), "iresnet18": (112, 512)}
-#: Embedded students shipped in ``streamfiqa/weights/``.
-#: The embedded students: the fast tier's, and the heavy tier's two (at 112 px and at 80 px, of the same labels).
+#: Embedded students shipped in ``streamfiqa/weights/``: the fast tier's, and the heavy tier's two (at 112 px and at
+#: 80 px, of the same labels).
 EMBEDDED = {"fiqa_fast": "fiqa_fast.pt", "fiqa_heavy": "fiqa_heavy.pt", "fiqa_heavy_80": "fiqa_heavy_80.pt"}
 
 

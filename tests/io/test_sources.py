@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import clip_frames, write_clip
+from conftest import clip_frames, damaged_copy, write_clip
 from streamfiqa.config import SourcesConfig
 from streamfiqa.io.sources import Source, to_bgr
 from streamfiqa.io.specs import parse_sources
@@ -123,12 +123,7 @@ def test_a_damaged_recording_keeps_its_frames_in_order_and_its_own_timeline(tmp_
     from streamfiqa.io import sources
 
     clean = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
-    data = bytearray(clean.read_bytes())
-    rng = np.random.default_rng(0)
-    for at in rng.integers(5000, len(data) - 200, 40):
-        data[at:at + 200] = bytes(200)
-    damaged = tmp_path / "damaged.mp4"
-    damaged.write_bytes(bytes(data))
+    damaged = damaged_copy(clean, tmp_path / "damaged.mp4", runs=40, seed=0)
 
     def read(path):
         src = Source(parse_sources([str(path)])[0], SourcesConfig(decode_threads=1))  # as offline.yaml decodes
@@ -165,11 +160,7 @@ def test_frames_decoded_from_a_damaged_stretch_are_marked_until_a_whole_keyframe
     from conftest import shared_path
 
     clean = shared_path("data/videos/talking/FuxiVirtualHuman__styletalk__andrew_clip_1.mp4")
-    data = bytearray(clean.read_bytes())
-    for at in np.random.default_rng(0).integers(5000, len(data) - 200, 4):
-        data[at:at + 200] = bytes(200)
-    damaged = tmp_path / "damaged.mp4"
-    damaged.write_bytes(bytes(data))
+    damaged = damaged_copy(clean, tmp_path / "damaged.mp4", runs=4, seed=0)
 
     def read(path):
         src = Source(parse_sources([str(path)])[0], SourcesConfig(decode_threads=1))

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import damaged_copy, shared_path
 from streamfiqa.config import load_config
 from pipelines import offline
 
@@ -225,11 +225,7 @@ def test_a_face_from_a_damaged_stretch_is_published_only_as_failing_its_gate(dev
     a damaged stretch (its face smeared in places: 6.5 grey levels from the clean clip's at the frame published
     before). The track is still published, but as failing the ``damaged`` gate, and the frames are counted."""
     clip = dev("KwaiVGI__LivePortrait__s18")
-    data = bytearray(clip.path.read_bytes())
-    for at in np.random.default_rng(1).integers(5000, len(data) - 200, 6):
-        data[at:at + 200] = bytes(200)
-    damaged = tmp_path / "damaged.mp4"
-    damaged.write_bytes(bytes(data))
+    damaged = damaged_copy(clip.path, tmp_path / "damaged.mp4", runs=6, seed=1)
     (best,) = [e for e in run(damaged, tmp_path / "out") if e["event"] == "best"]
     assert best["quality"]["gates_passed"] is False and best["quality"]["failed_gates"] == ["damaged"]
     (stats,) = json.loads((tmp_path / "out" / "manifest.json").read_text())["sources"].values()
